@@ -1,0 +1,33 @@
+"""tempera: a config-driven OpenTelemetry host for Python services.
+
+    import tempera
+    with tempera.configure("app.toml"):
+        run()
+"""
+
+from __future__ import annotations
+
+from ._errors import ConfigError
+from ._loading import load_settings
+from ._telemetry import Telemetry, active, configure
+from .hookspecs import hookimpl
+from .settings import Settings
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "Telemetry",
+    "__version__",
+    "active",
+    "configure",
+    "hookimpl",
+    "load_settings",
+]
+
+
+def __getattr__(name: str) -> str:
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("tempera")
+    raise AttributeError(f"module 'tempera' has no attribute {name!r}")

@@ -1,0 +1,217 @@
+"""A bounded export queue with one worker thread, shared by spans and log records.
+
+The caller's thread does as little as possible: a length check, one ``deque.append`` and, when
+a batch is full, one ``Event.set``. Everything else (batching, export, retries, accounting)
+happens on the worker. Drops are counted by reason, never logged per item, and ``shutdown``
+returns within its deadline whatever the exporter does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+
+from ._stats import Stats
+
+__all__ = ["ExportQueue"]
+
+log = logging.getLogger("tempera")
+T = TypeVar("T")
+
+
+def _succeeded(result: Any) -> bool:
+    # SpanExportResult / LogRecordExportResult: SUCCESS is the first member, value 0.
+    return result is None or getattr(result, "value", result) == 0 or result is True
+
+
+class ExportQueue(Generic[T]):
+    """Bounded queue + worker that calls ``exporter.export(batch)``.
+
+    Counters (under ``{signal}.``): ``queued``, ``exported``, ``dropped.queue_full``,
+    ``dropped.shutdown``, ``dropped.export_failed``.
+    """
+
+    def __init__(
+        self,
+        exporter: Any,
+        *,
+        signal: str,
+        stats: Stats,
+        batch_size: int,
+        delay_ms: int,
+        max_queue_size: int,
+        name: str = "",
+    ) -> None:
+        self.exporter = exporter
+        self.signal = signal
+        self.batch_size = batch_size
+        self.delay = delay_ms / 1000
+        self.max_queue_size = max_queue_size
+        self.name = name or type(exporter).__name__
+        self._queue: deque[T] = deque()
+        self._wake = threading.Event()
+        self._flushed = threading.Condition()
+        self._flush_requests = 0
+        self._flush_done = 0
+        self._closed = False
+        self._failure_logged = False
+        self._queued = stats.counter(f"{signal}.queued")
+        self._exported = stats.counter(f"{signal}.exported")
+        self._dropped_full = stats.counter(f"{signal}.dropped.queue_full")
+        self._dropped_shutdown = stats.counter(f"{signal}.dropped.shutdown")
+        self._failed = stats.counter(f"{signal}.dropped.export_failed")
+        self._pid = os.getpid()
+        self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._after_fork)
+
+            def after_in_child() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=after_in_child)
+
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(
+            target=self._run, name=f"tempera-export-{self.signal}-{self.name}", daemon=True
+        )
+        self._worker.start()
+
+    def _after_fork(self) -> None:
+        # The parent's queue is the parent's to send: a child starts empty, with its own thread.
+        self._queue.clear()
+        self._wake = threading.Event()
+        self._flushed = threading.Condition()
+        self._flush_requests = self._flush_done = 0
+        self._pid = os.getpid()
+        if not self._closed:
+            self._start_worker()
+
+    # -- caller's thread ---------------------------------------------------------------------
+
+    def put(self, item: T) -> None:
+        """Queue one item; never blocks, never raises."""
+        if self._closed:
+            self._dropped_shutdown.incr()
+            return
+        queue = self._queue
+        if len(queue) >= self.max_queue_size:
+            self._dropped_full.incr()
+            return
+        queue.append(item)
+        self._queued.incr()
+        if len(queue) >= self.batch_size:
+            self._wake.set()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    # -- worker ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            while True:
+                # Woken early means a batch filled up: send full batches only. A timeout
+                # means the delay passed: send everything, partial batch included.
+                woken = self._wake.wait(self.delay)
+                self._wake.clear()
+                with self._flushed:
+                    flush_to = self._flush_requests
+                flushing = flush_to != self._flush_done
+                self._drain(everything=not woken or flushing or self._closed)
+                if flush_to != self._flush_done:
+                    with self._flushed:
+                        self._flush_done = flush_to
+                        self._flushed.notify_all()
+                if self._closed:
+                    return
+        finally:
+            detach(token)
+
+    def _drain(self, everything: bool) -> None:
+        queue = self._queue
+        while queue:
+            n = min(len(queue), self.batch_size)
+            if n < self.batch_size and not everything:
+                return
+            batch = [queue.popleft() for _ in range(n)]
+            self._export(batch)
+
+    def _export(self, batch: Sequence[T]) -> None:
+        try:
+            result = self.exporter.export(batch)
+        except Exception as exc:
+            result = exc
+        if _succeeded(result) and not isinstance(result, Exception):
+            self._exported.add(len(batch))
+            return
+        self._failed.add(len(batch))
+        if not self._failure_logged:
+            self._failure_logged = True
+            log.warning(
+                "tempera: %s export through %s failed (%s); failures are counted in stats(), "
+                "this warning is not repeated",
+                self.signal,
+                self.name,
+                result,
+            )
+
+    # -- control -----------------------------------------------------------------------------
+
+    def force_flush(self, timeout: float) -> bool:
+        """Export everything queued; False if the deadline passed first."""
+        if self._closed or not self._worker.is_alive():
+            return not self._queue
+        deadline = time.monotonic() + timeout
+        with self._flushed:
+            self._flush_requests += 1
+            ticket = self._flush_requests
+            self._wake.set()
+            while self._flush_done < ticket:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._flushed.wait(remaining)
+        return True
+
+    def shutdown(self, timeout: float, exporter_shutdown: Callable[[], Any] | None = None) -> bool:
+        """Send what is queued, stop the worker and the exporter; return by the deadline.
+
+        Items still queued when the deadline passes are counted as ``dropped.shutdown``.
+        """
+        if self._closed:
+            return True
+        deadline = time.monotonic() + timeout
+        self._closed = True
+        self._wake.set()
+        self._worker.join(max(0.0, deadline - time.monotonic()))
+        clean = not self._worker.is_alive()
+        left = len(self._queue)
+        if left:
+            self._queue.clear()
+            self._dropped_shutdown.add(left)
+            clean = False
+        stop = exporter_shutdown or getattr(self.exporter, "shutdown", None)
+        if stop is not None:
+            closer = threading.Thread(target=_quietly, args=(stop,), daemon=True)
+            closer.start()
+            closer.join(max(0.0, deadline - time.monotonic()))
+            clean = clean and not closer.is_alive()
+        return clean
+
+
+def _quietly(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except Exception:
+        log.debug("tempera: exporter shutdown raised", exc_info=True)

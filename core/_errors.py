@@ -1,0 +1,75 @@
+"""The one error type for bad configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from difflib import get_close_matches
+from pathlib import Path
+
+__all__ = ["ConfigError", "did_you_mean"]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ``did you mean 'x'?`` suffix, or an empty string when nothing is close."""
+    close = get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class ConfigError(ValueError):
+    """Bad configuration: names where (file, line:column, dotted key), what was expected,
+    and what is allowed.
+
+    ``str(error)`` is one line a user can act on, e.g.::
+
+        app.toml:7:1: telemetry.batch_size: expected an integer >= 1, got 0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        key: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.column = column
+        self.key = key
+        # Where the value came from when it is not the file: "environment variable X", ...
+        self.source = source
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.source:
+            where = self.source
+        elif self.path:
+            where = self.path
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+        parts = [p for p in (where, self.key) if p]
+        return ": ".join([*parts, self.message])
+
+    def located(
+        self,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        key: str | None = None,
+    ) -> ConfigError:
+        """The same error with location fields filled in where they were unknown."""
+        return ConfigError(
+            self.message,
+            path=self.path or path,
+            line=self.line if self.line is not None else line,
+            column=self.column if self.column is not None else column,
+            key=self.key or key,
+            source=self.source,
+        )

@@ -1,0 +1,298 @@
+"""The plugin host: entry-point discovery, lazy loading, and the pluggy hook relay."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import pluggy
+from importlib_metadata import EntryPoint, entry_points
+from pydantic import BaseModel, ConfigDict
+
+from . import hookspecs
+from ._errors import ConfigError, did_you_mean
+from .plugin import Backend, BuildContext, Exporter, NoOptions, SamplerContext, SamplerPlugin
+from .settings import Signal
+
+__all__ = ["GROUPS", "Kind", "PluginHost", "PluginInfo"]
+
+log = logging.getLogger("tempera")
+
+Kind = Literal["backend", "exporter", "sampler", "hooks"]
+GROUPS: dict[Kind, str] = {
+    "backend": "tempera.backends",
+    "exporter": "tempera.exporters",
+    "sampler": "tempera.samplers",
+    "hooks": "tempera.plugins",
+}
+# The OpenTelemetry SDK's own groups: their entries are usable by name too.
+_OTEL_EXPORTER_GROUPS: dict[Signal, str] = {
+    "traces": "opentelemetry_traces_exporter",
+    "metrics": "opentelemetry_metrics_exporter",
+    "logs": "opentelemetry_logs_exporter",
+}
+_OTEL_SAMPLER_GROUP = "opentelemetry_traces_sampler"
+_BASES: dict[Kind, type] = {"backend": Backend, "exporter": Exporter, "sampler": SamplerPlugin}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One discovered plugin, described without importing it."""
+
+    kind: Kind
+    name: str
+    value: str
+    group: str
+    distribution: str
+    version: str
+    disabled: bool = False
+
+    @property
+    def origin(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+def _info(kind: Kind, ep: EntryPoint, disabled: bool) -> PluginInfo:
+    dist = ep.dist
+    return PluginInfo(
+        kind=kind,
+        name=ep.name,
+        value=ep.value,
+        group=ep.group,
+        distribution=dist.name if dist is not None else "unknown",
+        version=dist.version if dist is not None else "unknown",
+        disabled=disabled,
+    )
+
+
+class _PassThroughOptions(BaseModel):
+    """Options of an adapted OpenTelemetry class: passed as keyword arguments."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _OtelSamplerOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    arg: float | str | None = None
+
+
+class _OtelSamplerFactory(SamplerPlugin):
+    """An entry of ``opentelemetry_traces_sampler``, called as the SDK does: factory(arg)."""
+
+    Options: ClassVar[type[BaseModel]] = _OtelSamplerOptions
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+
+    def build(self, options: Any, context: SamplerContext) -> Any:
+        return self.factory(options.arg)
+
+
+class _OtelSamplerClass(SamplerPlugin):
+    """A ``Sampler`` subclass named by ``module:Class``: built with its options as kwargs."""
+
+    Options: ClassVar[type[BaseModel]] = _PassThroughOptions
+
+    def __init__(self, cls: Any) -> None:
+        self.cls = cls
+
+    def build(self, options: Any, context: SamplerContext) -> Any:
+        return self.cls(**(options.model_extra or {}))
+
+
+class _OtelExporterClasses(Exporter):
+    """OpenTelemetry exporter classes, one per signal, built with options as kwargs."""
+
+    Options: ClassVar[type[BaseModel]] = _PassThroughOptions
+
+    def __init__(self, classes: dict[Signal, Any]) -> None:
+        self.classes = classes
+        self.signals = frozenset(classes)  # type: ignore[misc]
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        return self.classes[signal](**(options.model_extra or {}))
+
+
+def _adapt(kind: Kind, obj: Any, signal_hint: Signal | None = None) -> Any:
+    """Turn what an entry point or import path gave into a plugin instance."""
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
+
+    if kind == "sampler" and inspect.isclass(obj) and issubclass(obj, Sampler):
+        return _OtelSamplerClass(obj)
+    if kind == "exporter" and inspect.isclass(obj) and issubclass(obj, SpanExporter):
+        return _OtelExporterClasses({"traces": obj})
+    if inspect.isclass(obj):
+        obj = obj()
+    base = _BASES.get(kind)
+    if base is not None and not isinstance(obj, base):
+        required = {"backend": "plan", "exporter": "create", "sampler": "build"}[kind]
+        if not callable(getattr(obj, required, None)):
+            raise TypeError(
+                f"{type(obj).__name__} is not a {kind} plugin: it has no {required}() "
+                f"(subclass tempera.plugin.{base.__name__})"
+            )
+    return obj
+
+
+class PluginHost:
+    """Finds plugins by entry point and loads only the ones asked for."""
+
+    def __init__(
+        self,
+        *,
+        disabled: Iterable[str] = (),
+        allow_import_paths: bool = True,
+    ) -> None:
+        self.disabled = {d.strip() for d in disabled if d.strip()}
+        self.allow_import_paths = allow_import_paths
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self._loaded: dict[tuple[Kind, str], Any] = {}
+        self._discovered: dict[str, list[EntryPoint]] = {}
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def _entry_points(self, group: str) -> list[EntryPoint]:
+        if group not in self._discovered:
+            self._discovered[group] = list(entry_points(group=group))
+        return self._discovered[group]
+
+    def is_disabled(self, kind: Kind, name: str) -> bool:
+        return name in self.disabled or f"{kind}:{name}" in self.disabled
+
+    def discover(self, kind: Kind) -> list[PluginInfo]:
+        """Every plugin of ``kind`` installed, tempera's groups first, nothing imported."""
+        seen: set[str] = set()
+        found: list[PluginInfo] = []
+        groups = [GROUPS[kind]]
+        if kind == "exporter":
+            groups += list(_OTEL_EXPORTER_GROUPS.values())
+        elif kind == "sampler":
+            groups.append(_OTEL_SAMPLER_GROUP)
+        for group in groups:
+            for ep in self._entry_points(group):
+                if ep.name in seen:
+                    continue
+                seen.add(ep.name)
+                found.append(_info(kind, ep, self.is_disabled(kind, ep.name)))
+        return sorted(found, key=lambda p: p.name)
+
+    def names(self, kind: Kind) -> list[str]:
+        return [p.name for p in self.discover(kind) if not p.disabled]
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def load(self, kind: Kind, name: str, key: str) -> Any:
+        """The plugin instance named ``name``; ConfigError at ``key`` when it cannot be had."""
+        cached = self._loaded.get((kind, name))
+        if cached is not None:
+            return cached
+        if self.is_disabled(kind, name):
+            raise ConfigError(
+                f"{kind} plugin '{name}' is disabled (telemetry.plugins.disable or "
+                "TEMPERA_DISABLE_PLUGINS)",
+                key=key,
+            )
+        if ":" in name:
+            plugin = self._load_import_path(kind, name, key)
+        else:
+            plugin = self._load_entry_point(kind, name, key)
+        self._loaded[(kind, name)] = plugin
+        self.register(plugin, f"{kind}:{name}")
+        return plugin
+
+    def register(self, plugin: Any, name: str | None = None) -> None:
+        """Join a plugin object to the hooks (no-op when it implements none)."""
+        if self.pm.is_registered(plugin) or (name and self.pm.get_plugin(name) is not None):
+            return
+        if inspect.isclass(plugin) or isinstance(plugin, (int, float, str)):
+            return
+        self.pm.register(plugin, name=name)
+
+    def _load_import_path(self, kind: Kind, name: str, key: str) -> Any:
+        if not self.allow_import_paths:
+            raise ConfigError(
+                f"'{name}' is an import path, and telemetry.plugins.allow_import_paths is "
+                "false: install the plugin and name it by its entry point",
+                key=key,
+            )
+        if kind not in ("sampler", "exporter"):
+            raise ConfigError(f"a {kind} must be named by its entry point, not '{name}'", key=key)
+        module_name, _, attr = name.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            return _adapt(kind, obj)
+        except Exception as exc:
+            raise ConfigError(
+                f"cannot load {kind} '{name}': {type(exc).__name__}: {exc}", key=key
+            ) from None
+
+    def _load_entry_point(self, kind: Kind, name: str, key: str) -> Any:
+        own = [ep for ep in self._entry_points(GROUPS[kind]) if ep.name == name]
+        if own:
+            return self._from_entry_point(kind, own[0], key)
+        if kind == "exporter":
+            classes: dict[Signal, Any] = {}
+            for signal, group in _OTEL_EXPORTER_GROUPS.items():
+                for ep in self._entry_points(group):
+                    if ep.name == name:
+                        classes[signal] = self._import(kind, ep, key)
+            if classes:
+                return _OtelExporterClasses(classes)
+        if kind == "sampler":
+            for ep in self._entry_points(_OTEL_SAMPLER_GROUP):
+                if ep.name == name:
+                    return _OtelSamplerFactory(self._import(kind, ep, key))
+        installed = self.names(kind)
+        raise ConfigError(
+            f"unknown {kind} '{name}'{did_you_mean(name, installed)} "
+            f"(installed: {', '.join(installed) or 'none'})",
+            key=key,
+        )
+
+    def _import(self, kind: Kind, ep: EntryPoint, key: str) -> Any:
+        try:
+            return ep.load()
+        except Exception as exc:
+            info = _info(kind, ep, False)
+            raise ConfigError(
+                f"{kind} plugin '{ep.name}' ({info.origin}) failed to import: "
+                f"{type(exc).__name__}: {exc}",
+                key=key,
+            ) from None
+
+    def _from_entry_point(self, kind: Kind, ep: EntryPoint, key: str) -> Any:
+        obj = self._import(kind, ep, key)
+        try:
+            return _adapt(kind, obj)
+        except Exception as exc:
+            info = _info(kind, ep, False)
+            raise ConfigError(
+                f"{kind} plugin '{ep.name}' ({info.origin}) failed to load: "
+                f"{type(exc).__name__}: {exc}",
+                key=key,
+            ) from None
+
+    def load_hook_plugins(self) -> None:
+        """Register every enabled plugin of the ``tempera.plugins`` group (hooks only)."""
+        for ep in self._entry_points(GROUPS["hooks"]):
+            if not self.is_disabled("hooks", ep.name):
+                self.register(self._from_entry_point("hooks", ep, "telemetry.plugins"), ep.name)
+
+    def origin_of(self, kind: Kind, name: str) -> str:
+        for info in self.discover(kind):
+            if info.name == name:
+                return info.origin
+        return "import path" if ":" in name else "unknown"
+
+
+def options_model(plugin: Any) -> type[BaseModel]:
+    model = getattr(plugin, "Options", NoOptions)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else NoOptions

@@ -1,0 +1,57 @@
+"""``${VAR}``, ``${VAR:-default}`` and ``$$`` substitution into parsed string values.
+
+Substitution runs on values the TOML parser has already produced, never on raw text, so a
+variable's content can never add keys, tables or quotes to the document.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ._errors import ConfigError
+
+__all__ = ["interpolate"]
+
+_PATTERN = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\{[^}]*\}?)")
+
+
+def _substitute(text: str, env: Mapping[str, str], key: str) -> str:
+    if "$" not in text:
+        return text
+
+    def replace(match: re.Match[str]) -> str:
+        whole = match.group(0)
+        if whole == "$$":
+            return "$"
+        name, default = match.group(1), match.group(2)
+        if name is None:
+            raise ConfigError(
+                f"malformed substitution {whole!r}: expected ${{NAME}}, ${{NAME:-default}} "
+                "or $$ for a literal dollar",
+                key=key,
+            )
+        value = env.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is None:
+                raise ConfigError(
+                    f"environment variable {name} is not set and ${{{name}}} has no default "
+                    f"(write ${{{name}:-value}} to give one)",
+                    key=key,
+                )
+            return default
+        return value
+
+    return _PATTERN.sub(replace, text)
+
+
+def interpolate(value: Any, env: Mapping[str, str], key: str = "telemetry") -> Any:
+    """A copy of ``value`` with every string substituted; ``key`` is its dotted path."""
+    if isinstance(value, str):
+        return _substitute(value, env, key)
+    if isinstance(value, dict):
+        return {k: interpolate(v, env, f"{key}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
+    return value

@@ -1,0 +1,66 @@
+"""Bridge Python ``logging`` records to OpenTelemetry logs, with trace and span ids."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.context import get_current
+from opentelemetry.sdk._logs import LoggerProvider
+
+__all__ = ["OtelLogHandler"]
+
+# Attributes every LogRecord has; anything else was passed through ``extra=``.
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_SEVERITY = {
+    logging.DEBUG: (SeverityNumber.DEBUG, "DEBUG"),
+    logging.INFO: (SeverityNumber.INFO, "INFO"),
+    logging.WARNING: (SeverityNumber.WARN, "WARN"),
+    logging.ERROR: (SeverityNumber.ERROR, "ERROR"),
+    logging.CRITICAL: (SeverityNumber.FATAL, "FATAL"),
+}
+# Loggers whose records would loop back into the export path.
+_IGNORED_PREFIXES = ("tempera", "opentelemetry", "grpc", "urllib3")
+
+
+def _severity(levelno: int) -> tuple[SeverityNumber, str]:
+    for level in (logging.CRITICAL, logging.ERROR, logging.WARNING, logging.INFO):
+        if levelno >= level:
+            return _SEVERITY[level]
+    return _SEVERITY[logging.DEBUG]
+
+
+class OtelLogHandler(logging.Handler):
+    """A ``logging.Handler`` that emits each record through a LoggerProvider."""
+
+    def __init__(self, provider: LoggerProvider, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.provider = provider
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(_IGNORED_PREFIXES):
+            return
+        try:
+            attributes: dict[str, Any] = {
+                k: v if isinstance(v, (str, bool, int, float)) else repr(v)
+                for k, v in vars(record).items()
+                if k not in _RESERVED and not k.startswith("_")
+            }
+            attributes["code.file.path"] = record.pathname
+            attributes["code.function.name"] = record.funcName
+            attributes["code.line.number"] = record.lineno
+            number, text = _severity(record.levelno)
+            exc = record.exc_info[1] if record.exc_info else None
+            self.provider.get_logger(record.name).emit(
+                timestamp=int(record.created * 1e9),
+                context=get_current(),
+                severity_number=number,
+                severity_text=text,
+                body=record.getMessage(),
+                attributes=attributes,
+                exception=exc,
+            )
+        except Exception:
+            # Telemetry never raises into the application; logging's own error hook is noisy.
+            pass

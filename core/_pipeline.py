@@ -1,0 +1,189 @@
+"""Build the SDK providers for traces, metrics and logs from a resolved plan."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.sampling import Sampler
+
+from ._batch import ExportQueue
+from ._errors import ConfigError
+from ._processors import FanOutSpanProcessor, QueueLogProcessor, QueueSpanProcessor, SyncSpanProcessor
+from ._resolve import Plan, SamplerNode
+from ._stats import Stats
+from .plugin import BuildContext, SamplerContext, SamplerSpec, TailStage
+from .settings import Settings, Signal
+
+__all__ = ["Pipelines", "build_pipelines", "build_resource", "build_sampler"]
+
+log = logging.getLogger("tempera")
+
+
+@dataclass
+class Pipelines:
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider | None
+    logger_provider: LoggerProvider | None
+    sampler: Sampler
+    queues: list[ExportQueue[Any]] = field(default_factory=list)
+    readers: list[MetricReader] = field(default_factory=list)
+    exporters: dict[tuple[str, Signal], Any] = field(default_factory=dict)
+
+
+def build_resource(plan: Plan) -> Resource:
+    settings = plan.settings
+    attributes: dict[str, Any] = {}
+    for extra in plan.host.pm.hook.tempera_resource_attributes(settings=settings):
+        attributes.update(extra or {})
+    attributes["service.name"] = settings.service_name
+    if settings.service_version:
+        attributes["service.version"] = settings.service_version
+    if settings.environment:
+        attributes["deployment.environment.name"] = settings.environment
+    attributes.update(settings.resource)
+    return Resource.create(attributes)
+
+
+def build_sampler(node: SamplerNode, settings: Settings, stats: Stats) -> Sampler:
+    def build_nested(spec: SamplerSpec) -> Sampler:
+        if spec._node is None:
+            raise ConfigError("nested sampler was not resolved", key=node.key)
+        return build_sampler(spec._node, settings, stats)
+
+    context = SamplerContext(settings=settings, stats=stats, build=build_nested, path=node.key)
+    try:
+        sampler: Sampler = node.plugin.build(node.options, context)
+    except ConfigError as exc:
+        raise exc.located(key=node.key) from None
+    except Exception as exc:
+        raise ConfigError(
+            f"sampler '{node.name}' failed to build: {type(exc).__name__}: {exc}", key=node.key
+        ) from None
+    return sampler
+
+
+def _create(node: Any, signal: Signal, context: BuildContext) -> Any:
+    try:
+        made = node.plugin.create(signal, node.options, context)
+        context.built.setdefault((node.name, signal), made)
+        return made
+    except ConfigError as exc:
+        raise exc.located(key=node.key) from None
+    except Exception as exc:
+        raise ConfigError(
+            f"exporter '{node.name}' failed to build its {signal} exporter: "
+            f"{type(exc).__name__}: {exc}",
+            key=node.key,
+        ) from None
+
+
+def _views(settings: Settings) -> list[View]:
+    views = []
+    for name, view in settings.metrics.views.items():
+        kwargs: dict[str, Any] = {"instrument_name": name}
+        if view.buckets is not None:
+            kwargs["aggregation"] = ExplicitBucketHistogramAggregation(boundaries=view.buckets)
+        if view.name:
+            kwargs["name"] = view.name
+        if view.description:
+            kwargs["description"] = view.description
+        views.append(View(**kwargs))
+    return views
+
+
+def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
+    settings = plan.settings
+    context = BuildContext(settings=settings, stats=stats)
+    resource = build_resource(plan)
+    sampler = build_sampler(plan.sampler, settings, stats)
+    queues: list[ExportQueue[Any]] = []
+
+    def queue(exporter: Any, signal: str, name: str) -> ExportQueue[Any]:
+        q: ExportQueue[Any] = ExportQueue(
+            exporter,
+            signal=signal,
+            stats=stats,
+            batch_size=settings.batch_size,
+            delay_ms=settings.batch_timeout_ms,
+            max_queue_size=settings.max_queue_size,
+            name=name,
+        )
+        queues.append(q)
+        return q
+
+    # Traces.
+    span_processors: list[SpanProcessor] = []
+    for node in plan.exporters:
+        if "traces" not in node.signals:
+            continue
+        exporter = _create(node, "traces", context)
+        if getattr(node.plugin, "batched", True):
+            span_processors.append(QueueSpanProcessor(queue(exporter, "traces", node.name)))
+        else:
+            span_processors.append(SyncSpanProcessor(exporter, stats))
+    export: SpanProcessor = (
+        span_processors[0] if len(span_processors) == 1 else FanOutSpanProcessor(span_processors)
+    )
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+    if isinstance(sampler, TailStage):
+        tracer_provider.add_span_processor(sampler.tail_processor(export, stats))
+    elif span_processors:
+        tracer_provider.add_span_processor(export)
+    for extra in plan.host.pm.hook.tempera_span_processors(settings=settings):
+        for processor in extra or ():
+            tracer_provider.add_span_processor(processor)
+
+    # Metrics.
+    meter_provider = None
+    readers: list[MetricReader] = []
+    if settings.metrics.enabled:
+        for node in plan.exporters:
+            if "metrics" not in node.signals:
+                continue
+            made = _create(node, "metrics", context)
+            if isinstance(made, MetricReader):
+                readers.append(made)
+            else:
+                readers.append(
+                    PeriodicExportingMetricReader(
+                        made,
+                        export_interval_millis=settings.metrics.export_interval_ms,
+                        export_timeout_millis=settings.export_timeout_ms,
+                    )
+                )
+        for extra in plan.host.pm.hook.tempera_metric_readers(settings=settings):
+            readers.extend(extra or ())
+        meter_provider = MeterProvider(
+            metric_readers=readers, resource=resource, views=_views(settings),
+            shutdown_on_exit=False,
+        )
+
+    # Logs.
+    logger_provider = None
+    if settings.logs.enabled and any("logs" in n.signals for n in plan.exporters):
+        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        for node in plan.exporters:
+            if "logs" in node.signals:
+                exporter = _create(node, "logs", context)
+                logger_provider.add_log_record_processor(
+                    QueueLogProcessor(queue(exporter, "logs", node.name))
+                )
+    for notice in context.notices:
+        plan.notices.append(notice)
+    return Pipelines(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        sampler=sampler,
+        queues=queues,
+        readers=readers,
+        exporters=context.built,
+    )

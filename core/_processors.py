@@ -1,0 +1,136 @@
+"""Span and log-record processors that hand items to an export queue."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from ._batch import ExportQueue
+from ._stats import Stats
+
+__all__ = ["FanOutSpanProcessor", "QueueLogProcessor", "QueueSpanProcessor", "SyncSpanProcessor"]
+
+log = logging.getLogger("tempera")
+
+
+class QueueSpanProcessor(SpanProcessor):
+    """Puts each ended, sampled span on a bounded export queue."""
+
+    def __init__(self, queue: ExportQueue[ReadableSpan]) -> None:
+        self.queue = queue
+        self._put = queue.put
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def _on_ending(self, span: Span) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is not None and context.trace_flags.sampled:
+            self._put(span)
+
+    def shutdown(self) -> None:
+        # The handle shuts queues down with its deadline; the provider's call is a no-op then.
+        self.queue.shutdown(timeout=5.0)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.queue.force_flush(timeout_millis / 1000)
+
+
+class SyncSpanProcessor(SpanProcessor):
+    """Exports each sampled span on the caller's thread (in-memory exporters for tests)."""
+
+    def __init__(self, exporter: Any, stats: Stats) -> None:
+        self.exporter = exporter
+        self._exported = stats.counter("traces.exported")
+        self._failed = stats.counter("traces.dropped.export_failed")
+        self._queued = stats.counter("traces.queued")
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def _on_ending(self, span: Span) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if context is None or not context.trace_flags.sampled:
+            return
+        self._queued.incr()
+        try:
+            self.exporter.export((span,))
+            self._exported.incr()
+        except Exception:
+            self._failed.incr()
+
+    def shutdown(self) -> None:
+        try:
+            self.exporter.shutdown()
+        except Exception:
+            log.debug("tempera: exporter shutdown raised", exc_info=True)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class FanOutSpanProcessor(SpanProcessor):
+    """Hands each span to several processors; one processor's failure does not stop the rest."""
+
+    def __init__(self, processors: Sequence[SpanProcessor]) -> None:
+        self.processors = tuple(processors)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for p in self.processors:
+            p.on_start(span, parent_context)
+
+    def _on_ending(self, span: Span) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for p in self.processors:
+            try:
+                p.on_end(span)
+            except Exception:
+                log.debug("tempera: span processor raised", exc_info=True)
+
+    def shutdown(self) -> None:
+        for p in self.processors:
+            p.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all([p.force_flush(timeout_millis) for p in self.processors])
+
+
+class QueueLogProcessor(LogRecordProcessor):
+    """Puts each emitted log record on a bounded export queue."""
+
+    def __init__(self, queue: ExportQueue[ReadableLogRecord]) -> None:
+        self.queue = queue
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        # Same detachment as the SDK's batch processor: drop the (possibly large) context.
+        record = copy.copy(log_record.log_record)
+        record.context = Context()
+        self.queue.put(
+            ReadableLogRecord(
+                log_record=record,
+                resource=log_record.resource or Resource.get_empty(),
+                instrumentation_scope=log_record.instrumentation_scope,
+                limits=log_record.limits,
+            )
+        )
+
+    def shutdown(self) -> None:
+        self.queue.shutdown(timeout=5.0)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.queue.force_flush(timeout_millis / 1000)

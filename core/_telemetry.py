@@ -1,0 +1,275 @@
+"""``configure()`` and the handle it returns."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from opentelemetry import _logs as logs_api
+from opentelemetry import metrics as metrics_api
+from opentelemetry import propagate
+from opentelemetry import trace as trace_api
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util._once import Once
+
+from ._loading import load_settings
+from ._logging import OtelLogHandler
+from ._pipeline import Pipelines, build_pipelines
+from ._resolve import Plan, resolve
+from ._stats import Stats
+from .settings import Settings, Signal
+
+__all__ = ["Telemetry", "active", "configure"]
+
+log = logging.getLogger("tempera")
+
+_lock = threading.Lock()
+_active: Telemetry | None = None
+_PROPAGATORS: dict[str, type[TextMapPropagator]] = {
+    "tracecontext": TraceContextTextMapPropagator,
+    "baggage": W3CBaggagePropagator,
+}
+
+
+def _install_globals(pipes: Pipelines | None) -> None:
+    """Install (or, with None, uninstall) the global providers.
+
+    The OpenTelemetry API lets a provider be set once per process. tempera owns that slot:
+    after ``shutdown()`` a new ``configure()`` may install new providers, so the set-once
+    guard is reset here rather than letting the API warn and keep the dead provider.
+    """
+    trace_api._TRACER_PROVIDER_SET_ONCE = Once()
+    trace_api._TRACER_PROVIDER = None
+    metrics_api._internal._METER_PROVIDER_SET_ONCE = Once()
+    metrics_api._internal._METER_PROVIDER = None
+    logs_api._internal._LOGGER_PROVIDER_SET_ONCE = Once()
+    logs_api._internal._LOGGER_PROVIDER = None
+    if pipes is None:
+        return
+    trace_api.set_tracer_provider(pipes.tracer_provider)
+    if pipes.meter_provider is not None:
+        metrics_api.set_meter_provider(pipes.meter_provider)
+    if pipes.logger_provider is not None:
+        logs_api.set_logger_provider(pipes.logger_provider)
+
+
+class Telemetry:
+    """The running telemetry of a process: providers, counters and a bounded shutdown.
+
+    Use it as a context manager; leaving the block flushes and shuts down.
+    """
+
+    def __init__(self, settings: Settings, plan: Plan | None, pipes: Pipelines | None, stats: Stats) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.stats_registry = stats
+        self._pipes = pipes
+        self._handler: logging.Handler | None = None
+        self._closed = False
+        self._pid = os.getpid()
+
+    # -- what is running ---------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        return self._pipes is not None
+
+    @property
+    def tracer_provider(self) -> Any:
+        return self._pipes.tracer_provider if self._pipes else trace_api.NoOpTracerProvider()
+
+    @property
+    def meter_provider(self) -> Any:
+        return (self._pipes.meter_provider if self._pipes else None) or metrics_api.NoOpMeterProvider()
+
+    @property
+    def logger_provider(self) -> Any:
+        return self._pipes.logger_provider if self._pipes else None
+
+    @property
+    def sampler(self) -> Any:
+        return self._pipes.sampler if self._pipes else None
+
+    @property
+    def notices(self) -> list[str]:
+        return list(self.plan.notices) if self.plan else []
+
+    def exporter(self, name: str, signal: Signal = "traces") -> Any:
+        """The exporter object built for plugin ``name`` and ``signal`` (e.g. ``memory``)."""
+        if self._pipes is None or (name, signal) not in self._pipes.exporters:
+            raise KeyError(f"no {signal} exporter named {name!r} is running")
+        return self._pipes.exporters[(name, signal)]
+
+    def tracer(self, name: str = "tempera") -> trace_api.Tracer:
+        return self.tracer_provider.get_tracer(name)  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, int]:
+        """Counters: spans and log records queued, exported and dropped by reason, ..."""
+        snapshot = self.stats_registry.snapshot()
+        if self._pipes is not None:
+            for signal in ("traces", "logs"):
+                snapshot[f"{signal}.in_queue"] = sum(
+                    len(q) for q in self._pipes.queues if q.signal == signal
+                )
+        return snapshot
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        pipes = self._pipes
+        if pipes is None:
+            return
+        _install_globals(pipes)
+        propagate.set_global_textmap(
+            CompositePropagator([_PROPAGATORS[name]() for name in self.settings.propagators])
+        )
+        if pipes.logger_provider is not None:
+            level = getattr(logging, self.settings.logs.level)
+            self._handler = OtelLogHandler(pipes.logger_provider, level)
+            logging.getLogger().addHandler(self._handler)
+        if self.plan is not None:
+            for notice in self.plan.notices:
+                log.info("tempera: %s", notice)
+            self.plan.host.pm.hook.tempera_configured(telemetry=self)
+        atexit.register(self._at_exit)
+
+    def _at_exit(self) -> None:
+        self.shutdown()
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Export everything queued; False when ``timeout`` seconds pass first."""
+        if self._pipes is None or self._closed:
+            return True
+        deadline = time.monotonic() + (
+            timeout if timeout is not None else self.settings.shutdown_timeout_ms / 1000
+        )
+        ok = True
+        for q in self._pipes.queues:
+            ok = q.force_flush(max(0.0, deadline - time.monotonic())) and ok
+        if self._pipes.meter_provider is not None:
+            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            ok = _bounded(lambda: self._pipes.meter_provider.force_flush(remaining_ms), deadline) and ok  # type: ignore[union-attr]
+        return ok
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and stop everything; returns within ``timeout`` seconds (default:
+        ``shutdown_timeout_ms``) even when the backend is unreachable. True when all of it
+        finished in time; what could not be sent is counted as ``*.dropped.shutdown``.
+        """
+        global _active
+        if self._closed:
+            return True
+        self._closed = True
+        with _lock:
+            if _active is self:
+                _active = None
+        try:
+            atexit.unregister(self._at_exit)
+        except Exception:
+            pass
+        pipes = self._pipes
+        if pipes is None:
+            return True
+        budget = timeout if timeout is not None else self.settings.shutdown_timeout_ms / 1000
+        deadline = time.monotonic() + budget
+        if self.plan is not None:
+            try:
+                self.plan.host.pm.hook.tempera_shutdown(telemetry=self)
+            except Exception:
+                log.warning("tempera: a plugin's shutdown hook raised", exc_info=True)
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
+        clean = True
+        # The sampler's tail stage (if any) hands its decided spans to the queues first.
+        clean = _bounded(pipes.tracer_provider.force_flush, deadline) and clean
+        for q in pipes.queues:
+            clean = q.shutdown(max(0.0, deadline - time.monotonic())) and clean
+        if pipes.meter_provider is not None:
+            mp = pipes.meter_provider
+            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            clean = _bounded(lambda: mp.shutdown(timeout_millis=remaining_ms), deadline) and clean
+        clean = _bounded(pipes.tracer_provider.shutdown, deadline) and clean
+        if pipes.logger_provider is not None:
+            clean = _bounded(pipes.logger_provider.shutdown, deadline) and clean
+        _install_globals(None)
+        if not clean:
+            log.warning(
+                "tempera: shutdown reached its %.1fs deadline; unsent telemetry is counted "
+                "as dropped.shutdown",
+                budget,
+            )
+        return clean
+
+    def __enter__(self) -> Telemetry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._closed else ("running" if self.enabled else "disabled")
+        return f"<Telemetry {self.settings.service_name!r} backend={self.settings.backend!r} {state}>"
+
+
+def _bounded(call: Any, deadline: float) -> bool:
+    """Run ``call`` on a helper thread; give up waiting at ``deadline``."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except Exception:
+            log.debug("tempera: shutdown step raised", exc_info=True)
+            result.append(False)
+
+    worker = threading.Thread(target=run, name="tempera-shutdown", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()))
+    return bool(result) and result[0] is not False
+
+
+def active() -> Telemetry | None:
+    """The handle of the running ``configure()``, if any."""
+    return _active
+
+
+def configure(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Telemetry:
+    """Read ``path``'s ``[telemetry]`` table, build the pipelines and install them globally.
+
+    Keyword arguments override the file and the environment (``service_name="x"``).
+    Raises ConfigError for bad configuration, and RuntimeError when tempera is already
+    configured in this process (call ``shutdown()`` on the running handle first).
+    """
+    global _active
+    with _lock:
+        if _active is not None and not _active._closed and _active._pid == os.getpid():
+            where = _active.settings.path or "keyword arguments"
+            raise RuntimeError(
+                f"tempera is already configured in this process (from {where}); "
+                "call shutdown() on that handle before configuring again"
+            )
+        settings = load_settings(path, **overrides)
+        stats = Stats()
+        if not settings.enabled:
+            handle = Telemetry(settings, None, None, stats)
+        else:
+            plan: Plan = settings._plan if settings._plan is not None else resolve(settings)
+            pipes = build_pipelines(plan, stats)
+            handle = Telemetry(settings, plan, pipes, stats)
+            handle._start()
+        _active = handle
+        return handle
+

@@ -1,0 +1,143 @@
+"""What a plugin author implements: backends, exporters and samplers.
+
+A plugin is a class registered under an entry point; its entry-point name is the name written
+in TOML. The host instantiates it with no arguments and validates the plugin's TOML table with
+its ``Options`` model (pydantic), so a plugin's errors read like the core's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from .settings import SIGNALS, Settings, Signal
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.sampling import Sampler
+
+    from ._stats import Stats
+
+__all__ = [
+    "Backend",
+    "BuildContext",
+    "Exporter",
+    "ExporterUse",
+    "NoOptions",
+    "SamplerContext",
+    "SamplerPlugin",
+    "SamplerSpec",
+    "TailStage",
+]
+
+
+class NoOptions(BaseModel):
+    """Options model of a plugin that takes none: any key is an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamplerSpec(BaseModel):
+    """A nested sampler inside a sampler's options: ``type`` plus that sampler's options.
+
+    Declare fields of this type in a sampler's ``Options`` (``otherwise: SamplerSpec``); the
+    host validates the nested table with the named sampler's own model, and
+    ``SamplerContext.build(spec)`` builds it.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    _node: Any = PrivateAttr(default=None)  # the resolved node, set by the host
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+@dataclass(frozen=True)
+class ExporterUse:
+    """One exporter a backend uses: its plugin name, the signals it carries, its options."""
+
+    exporter: str
+    signals: frozenset[Signal]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildContext:
+    """What an exporter or backend may read while building."""
+
+    settings: Settings
+    stats: Stats
+    notices: list[str] = field(default_factory=list)
+    built: dict[tuple[str, Signal], Any] = field(default_factory=dict)
+
+    def notice(self, message: str) -> None:
+        """Tell the user something once at configure time (printed by the CLI, logged)."""
+        self.notices.append(message)
+
+
+class Backend:
+    """A preset over exporters: which exporters, endpoints and headers per signal.
+
+    ``signals`` are the signals the backend can take; the others are switched off with one
+    notice.
+    """
+
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    signals: ClassVar[frozenset[Signal]] = frozenset(SIGNALS)
+
+    def plan(self, settings: Settings, options: Any, context: BuildContext) -> list[ExporterUse]:
+        raise NotImplementedError
+
+
+class Exporter:
+    """Builds an SDK exporter for one signal.
+
+    ``create`` returns a ``SpanExporter`` for traces, a ``MetricExporter`` (push, wrapped in a
+    periodic reader by the host) or a ``MetricReader`` (pull) for metrics, and a
+    ``LogRecordExporter`` for logs. ``batched = False`` exports spans on the caller's thread
+    (the in-memory exporter for tests); everything else goes through the export queue.
+    """
+
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    signals: ClassVar[frozenset[Signal]] = frozenset(SIGNALS)
+    batched: ClassVar[bool] = True
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        raise NotImplementedError
+
+
+@dataclass
+class SamplerContext:
+    """Handed to ``SamplerPlugin.build``: settings, stats and a way to build nested samplers."""
+
+    settings: Settings
+    stats: Stats
+    build: Callable[[SamplerSpec], Sampler]
+    path: str = "telemetry.sampler"
+
+
+class SamplerPlugin:
+    """Builds an OpenTelemetry ``Sampler`` from validated options."""
+
+    Options: ClassVar[type[BaseModel]] = NoOptions
+
+    def build(self, options: Any, context: SamplerContext) -> Sampler:
+        raise NotImplementedError
+
+
+@runtime_checkable
+class TailStage(Protocol):
+    """A sampler that decides again when a trace's local root ends.
+
+    When the root of the sampler tree has this method, the pipeline puts the returned
+    processor in front of the export processors: it sees every recorded span and forwards
+    only those of kept traces.
+    """
+
+    def tail_processor(self, downstream: SpanProcessor, stats: Stats) -> SpanProcessor: ...

@@ -1,0 +1,190 @@
+"""The ``[telemetry]`` table as pydantic models.
+
+Every model forbids unknown keys. Plugin-owned tables (``sampler``, ``exporters``,
+``backend_options``) are kept as plain data here and validated by the plugin's own options
+model when the plugin host resolves them (see :mod:`tempera._resolve`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+
+__all__ = [
+    "SIGNALS",
+    "ExporterSettings",
+    "HttpSettings",
+    "LogsSettings",
+    "MetricsSettings",
+    "PluginSettings",
+    "Settings",
+    "Signal",
+    "ViewSettings",
+]
+
+Signal = Literal["traces", "metrics", "logs"]
+SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
+
+ResourceValue = str | bool | int | float
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=False)
+
+
+class ViewSettings(_Strict):
+    """Per-instrument view: histogram bucket boundaries, or a rename."""
+
+    buckets: list[float] | None = Field(
+        default=None, description="Explicit histogram bucket boundaries, ascending."
+    )
+    name: str | None = Field(default=None, description="Export the instrument under this name.")
+    description: str | None = None
+
+    @field_validator("buckets")
+    @classmethod
+    def _ascending(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and any(b <= a for a, b in zip(value, value[1:])):
+            raise ValueError("bucket boundaries must be strictly ascending")
+        return value
+
+
+class MetricsSettings(_Strict):
+    enabled: bool = Field(default=True, description="Build a MeterProvider.")
+    export_interval_ms: Annotated[int, Field(ge=100)] = Field(
+        default=60_000, description="How often push backends export metrics."
+    )
+    views: dict[str, ViewSettings] = Field(
+        default_factory=dict, description="Per-instrument views keyed by instrument name."
+    )
+
+
+class LogsSettings(_Strict):
+    enabled: bool = Field(default=True, description="Bridge Python logging to OpenTelemetry logs.")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Lowest level of log records exported."
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class PluginSettings(_Strict):
+    disable: list[str] = Field(
+        default_factory=list,
+        description="Plugin names (or 'kind:name') not to load; also TEMPERA_DISABLE_PLUGINS.",
+    )
+    allow_import_paths: bool = Field(
+        default=True,
+        description="Allow 'module:attr' references to code in sampler and exporter types.",
+    )
+
+
+class HttpSettings(_Strict):
+    enabled: bool = False
+    host: str = Field(default="127.0.0.1", description="Bind address; loopback by default.")
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+
+
+class ExporterSettings(BaseModel):
+    """One ``[[telemetry.exporters]]`` entry: ``type`` plus the exporter's own options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="Exporter plugin name, or 'module:attr'.")
+    signals: list[Signal] | None = Field(
+        default=None, description="Signals to send through it; default: all it supports."
+    )
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Settings(_Strict):
+    """The validated ``[telemetry]`` table."""
+
+    enabled: bool = Field(default=True, description="Master switch; false installs nothing.")
+    service_name: str = Field(default="unknown_service", min_length=1)
+    service_version: str | None = None
+    environment: str | None = Field(
+        default=None, description="Deployment environment (resource deployment.environment)."
+    )
+    backend: str = Field(default="stdout", description="Backend plugin name.")
+    backend_options: dict[str, Any] = Field(
+        default_factory=dict, description="Options validated by the backend plugin's own model."
+    )
+    otlp_endpoint: str | None = Field(default=None, description="OTLP endpoint URL.")
+    protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Headers sent to the backend. Secret: always redacted."
+    )
+    insecure: bool = Field(default=False, description="Plaintext gRPC / unverified TLS.")
+    compression: Literal["none", "gzip"] = "none"
+    sampling_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+        default=None, description="Shorthand for a parent_based sampler over ratio(x)."
+    )
+    export_console: bool = Field(default=False, description="Also print telemetry to stdout.")
+    batch_size: Annotated[int, Field(ge=1)] = Field(
+        default=512, description="Spans per export batch."
+    )
+    batch_timeout_ms: Annotated[int, Field(ge=1)] = Field(
+        default=5000, description="Longest a span waits in the queue before export."
+    )
+    max_queue_size: Annotated[int, Field(ge=1)] = Field(
+        default=2048, description="Spans held for export; beyond it, spans are dropped and counted."
+    )
+    export_timeout_ms: Annotated[int, Field(ge=1)] = Field(
+        default=10_000, description="Deadline for one export call."
+    )
+    shutdown_timeout_ms: Annotated[int, Field(ge=0)] = Field(
+        default=5000, description="shutdown() returns within this, backend reachable or not."
+    )
+    propagators: list[Literal["tracecontext", "baggage"]] = Field(
+        default_factory=lambda: ["tracecontext", "baggage"]
+    )
+    resource: dict[str, ResourceValue] = Field(
+        default_factory=dict, description="Extra resource attributes."
+    )
+    sampler: dict[str, Any] | None = Field(
+        default=None, description="Sampler tree: 'type' plus options and nested samplers."
+    )
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
+    plugins: PluginSettings = Field(default_factory=PluginSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    exporters: list[ExporterSettings] = Field(
+        default_factory=list, description="Extra exporters beside the backend's."
+    )
+
+    # Filled by the loader: where each dotted key came from, and the file read.
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    _path: str | None = PrivateAttr(default=None)
+    _plan: Any = PrivateAttr(default=None)  # the resolved build plan, set by the loader
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler_has_type(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not isinstance(value.get("type"), str):
+            raise ValueError("a sampler table needs a 'type' string, e.g. type = \"ratio\"")
+        return value
+
+    @property
+    def path(self) -> str | None:
+        """The file these settings were read from, if any."""
+        return self._path
+
+    def source_of(self, key: str) -> str:
+        """Where a dotted key's value came from: default, file, env:NAME or argument."""
+        while key:
+            if key in self._sources:
+                return self._sources[key]
+            key = key.rpartition(".")[0]
+        return "default"
+
+    def header_values(self) -> dict[str, str]:
+        """The headers with their secret values, for exporters only."""
+        return {k: v.get_secret_value() for k, v in self.headers.items()}

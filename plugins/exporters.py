@@ -1,0 +1,169 @@
+"""Exporter plugins: ``console``, ``memory``, ``otlp-grpc`` and ``otlp-http``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from tempera.plugin import BuildContext, Exporter
+from tempera.settings import Settings, Signal
+
+from .otlp_endpoints import DEFAULT_GRPC, DEFAULT_HTTP, grpc_target, http_signal_url
+
+__all__ = ["ConsoleExporter", "InMemoryExporter", "MemoryExporter", "OtlpGrpcExporter", "OtlpHttpExporter"]
+
+
+class ConsoleExporter(Exporter):
+    """Prints spans, metrics and log records to stdout."""
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        if signal == "traces":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            return ConsoleSpanExporter()
+        if signal == "metrics":
+            from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+            return ConsoleMetricExporter()
+        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+        return ConsoleLogRecordExporter()
+
+
+class InMemoryExporter:
+    """Keeps what it is given (spans or log records), for tests."""
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+        self._lock = threading.Lock()
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        with self._lock:
+            self._items.extend(batch)
+        return None
+
+    def get_finished_spans(self) -> tuple[Any, ...]:
+        with self._lock:
+            return tuple(self._items)
+
+    items = property(get_finished_spans)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class MemoryExporter(Exporter):
+    """In-memory exporters for tests: spans and log records kept in lists, metrics read on
+    demand. Spans are exported on the caller's thread, so a test sees them at once."""
+
+    batched: ClassVar[bool] = False
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        if signal == "metrics":
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+            return InMemoryMetricReader()
+        return InMemoryExporter()
+
+
+class OtlpOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str | None = Field(default=None, description="Default: telemetry.otlp_endpoint.")
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="Merged over telemetry.headers. Secret."
+    )
+    insecure: bool | None = Field(default=None, description="Default: telemetry.insecure.")
+    compression: Literal["none", "gzip"] | None = Field(
+        default=None, description="Default: telemetry.compression."
+    )
+    certificate_file: str | None = Field(default=None, description="CA bundle for https.")
+    timeout_ms: int | None = Field(default=None, ge=1, description="Default: export_timeout_ms.")
+
+
+def _common(options: OtlpOptions, settings: Settings) -> tuple[dict[str, str], bool, str, float]:
+    headers = settings.header_values()
+    headers.update({k: v.get_secret_value() for k, v in options.headers.items()})
+    insecure = options.insecure if options.insecure is not None else settings.insecure
+    compression = options.compression or settings.compression
+    timeout = (options.timeout_ms or settings.export_timeout_ms) / 1000
+    return headers, insecure, compression, timeout
+
+
+class OtlpGrpcExporter(Exporter):
+    """OTLP over gRPC for all three signals."""
+
+    Options: ClassVar[type[BaseModel]] = OtlpOptions
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        import grpc
+
+        settings = context.settings
+        headers, insecure, compression, timeout = _common(options, settings)
+        endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_GRPC
+        target, plaintext = grpc_target(endpoint, insecure)
+        kwargs: dict[str, Any] = {
+            "endpoint": target,
+            "insecure": plaintext,
+            "headers": headers or None,
+            "timeout": timeout,
+            "compression": grpc.Compression.Gzip if compression == "gzip" else None,
+        }
+        if options.certificate_file and not plaintext:
+            with open(options.certificate_file, "rb") as f:
+                kwargs["credentials"] = grpc.ssl_channel_credentials(f.read())
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            return OTLPSpanExporter(**kwargs)
+        if signal == "metrics":
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+            return OTLPMetricExporter(**kwargs)
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(**kwargs)
+
+
+class OtlpHttpExporter(Exporter):
+    """OTLP over HTTP (protobuf) for all three signals; ``/v1/<signal>`` paths added."""
+
+    Options: ClassVar[type[BaseModel]] = OtlpOptions
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        from opentelemetry.exporter.otlp.proto.http import Compression
+
+        settings = context.settings
+        headers, insecure, compression, timeout = _common(options, settings)
+        endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_HTTP
+        kwargs: dict[str, Any] = {
+            "endpoint": http_signal_url(endpoint, signal),
+            "headers": headers or None,
+            "timeout": timeout,
+            "compression": Compression.Gzip if compression == "gzip" else Compression.NoCompression,
+        }
+        if options.certificate_file:
+            kwargs["certificate_file"] = options.certificate_file
+        elif insecure and endpoint.startswith("https"):
+            kwargs["certificate_file"] = False  # requests' verify=False, only when asked
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            return OTLPSpanExporter(**kwargs)
+        if signal == "metrics":
+            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+            return OTLPMetricExporter(**kwargs)
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+        return OTLPLogExporter(**kwargs)

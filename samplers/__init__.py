@@ -1,0 +1,1 @@
+"""tempera's sampler plugins and the tail-decision processor."""
