@@ -63,6 +63,11 @@ class ExportQueue(Generic[T]):
         self._flush_done = 0
         self._closed = False
         self._failure_logged = False
+        # The batch inside exporter.export(): counted as dropped.shutdown if shutdown gives up
+        # on it, and then not counted again when (if ever) the export returns.
+        self._inflight = 0
+        self._abandoned = False
+        self._account = threading.Lock()
         self._queued = stats.counter(f"{signal}.queued")
         self._exported = stats.counter(f"{signal}.exported")
         self._dropped_full = stats.counter(f"{signal}.dropped.queue_full")
@@ -140,18 +145,30 @@ class ExportQueue(Generic[T]):
 
     def _drain(self, everything: bool) -> None:
         queue = self._queue
-        while queue:
+        while queue and not self._abandoned:
             n = min(len(queue), self.batch_size)
             if n < self.batch_size and not everything:
                 return
-            batch = [queue.popleft() for _ in range(n)]
-            self._export(batch)
+            batch: list[T] = []
+            with self._account:
+                try:
+                    for _ in range(n):
+                        batch.append(queue.popleft())
+                except IndexError:  # shutdown cleared the queue meanwhile
+                    pass
+                self._inflight = len(batch)
+            if batch:
+                self._export(batch)
 
     def _export(self, batch: Sequence[T]) -> None:
         try:
             result = self.exporter.export(batch)
         except Exception as exc:
             result = exc
+        with self._account:
+            self._inflight = 0
+            if self._abandoned:
+                return
         if _succeeded(result) and not isinstance(result, Exception):
             self._exported.add(len(batch))
             return
@@ -194,17 +211,32 @@ class ExportQueue(Generic[T]):
         deadline = time.monotonic() + timeout
         self._closed = True
         self._wake.set()
-        self._worker.join(max(0.0, deadline - time.monotonic()))
-        clean = not self._worker.is_alive()
-        left = len(self._queue)
-        if left:
-            self._queue.clear()
-            self._dropped_shutdown.add(left)
-            clean = False
         stop = exporter_shutdown or getattr(self.exporter, "shutdown", None)
-        if stop is not None:
+        closer: threading.Thread | None = None
+        # Most of the budget goes to sending what is queued. If the worker is still inside
+        # an export near the end (backend down, retrying), the exporter is told to stop
+        # early: that cuts its retry back-off short, so the batch ends as a counted failure
+        # instead of being abandoned mid-call.
+        reserve = min(timeout / 4, 0.5)
+        self._worker.join(max(0.0, deadline - reserve - time.monotonic()))
+        if self._worker.is_alive() and stop is not None:
             closer = threading.Thread(target=_quietly, args=(stop,), daemon=True)
             closer.start()
+            self._worker.join(max(0.0, deadline - time.monotonic()))
+        clean = not self._worker.is_alive()
+        with self._account:
+            left = len(self._queue)
+            self._queue.clear()
+            if not clean:
+                left += self._inflight
+                self._abandoned = True
+        if left:
+            self._dropped_shutdown.add(left)
+            clean = False
+        if closer is None and stop is not None:
+            closer = threading.Thread(target=_quietly, args=(stop,), daemon=True)
+            closer.start()
+        if closer is not None:
             closer.join(max(0.0, deadline - time.monotonic()))
             clean = clean and not closer.is_alive()
         return clean

@@ -25,6 +25,7 @@ from ._logging import OtelLogHandler
 from ._pipeline import Pipelines, build_pipelines
 from ._resolve import Plan, resolve
 from ._stats import Stats
+from .plugin import TailStage
 from .settings import Settings, Signal
 
 __all__ = ["Telemetry", "active", "configure"]
@@ -188,8 +189,12 @@ class Telemetry:
         if self._handler is not None:
             logging.getLogger().removeHandler(self._handler)
         clean = True
-        # The sampler's tail stage (if any) hands its decided spans to the queues first.
-        clean = _bounded(pipes.tracer_provider.force_flush, deadline) and clean
+        # A tail-sampling stage hands its decided spans to the queues first. Without one the
+        # queues' own shutdown sends everything, and flushing the provider first would only
+        # spend the budget waiting on an unreachable backend before the exporters are told
+        # to stop.
+        if isinstance(pipes.sampler, TailStage):
+            clean = _bounded(pipes.tracer_provider.force_flush, deadline) and clean
         for q in pipes.queues:
             clean = q.shutdown(max(0.0, deadline - time.monotonic())) and clean
         if pipes.meter_provider is not None:
