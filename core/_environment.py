@@ -17,7 +17,7 @@ __all__ = ["EnvOverride", "env_overrides", "parse_key_values"]
 
 PREFIX = "TEMPERA_"
 # Variables that are not settings keys.
-_NOT_KEYS = {"TEMPERA_CONFIG", "TEMPERA_STRICT", "TEMPERA_DISABLE_PLUGINS"}
+_NOT_KEYS = {"TEMPERA_CONFIG", "TEMPERA_STRICT", "TEMPERA_DISABLE_PLUGINS", "TEMPERA_DEBUG"}
 _LISTS = {"propagators", "disable"}
 _MAPS = {"headers", "resource"}
 
@@ -66,13 +66,17 @@ def _otel(env: Mapping[str, str]) -> Iterator[EnvOverride]:
         yield EnvOverride(("protocol",), v, "OTEL_EXPORTER_OTLP_PROTOCOL")
     if v := env.get("OTEL_EXPORTER_OTLP_HEADERS"):
         yield EnvOverride(
-            ("headers",), parse_key_values(v, "OTEL_EXPORTER_OTLP_HEADERS"),
-            "OTEL_EXPORTER_OTLP_HEADERS", merge=True,
+            ("headers",),
+            parse_key_values(v, "OTEL_EXPORTER_OTLP_HEADERS"),
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            merge=True,
         )
     if v := env.get("OTEL_RESOURCE_ATTRIBUTES"):
         yield EnvOverride(
-            ("resource",), parse_key_values(v, "OTEL_RESOURCE_ATTRIBUTES"),
-            "OTEL_RESOURCE_ATTRIBUTES", merge=True,
+            ("resource",),
+            parse_key_values(v, "OTEL_RESOURCE_ATTRIBUTES"),
+            "OTEL_RESOURCE_ATTRIBUTES",
+            merge=True,
         )
 
 
@@ -82,12 +86,18 @@ def env_overrides(env: Mapping[str, str]) -> list[EnvOverride]:
     for variable in sorted(env):
         if not variable.startswith(PREFIX) or variable in _NOT_KEYS:
             continue
+        if not env[variable].strip():
+            continue  # as for OTEL_*, an empty variable counts as unset
         path = tuple(p.lower() for p in variable[len(PREFIX) :].split("__"))
         if not all(path):
             continue
         out.append(EnvOverride(path, _coerce(path[-1], env[variable], variable), variable))
     if (v := env.get("TEMPERA_DISABLE_PLUGINS")) is not None:
         out.append(
-            EnvOverride(("plugins", "disable"), _coerce("disable", v, ""), "TEMPERA_DISABLE_PLUGINS")
+            EnvOverride(
+                ("plugins", "disable"),
+                _coerce("disable", v, "TEMPERA_DISABLE_PLUGINS"),
+                "TEMPERA_DISABLE_PLUGINS",
+            )
         )
     return out

@@ -14,7 +14,11 @@ from ._errors import ConfigError
 
 __all__ = ["interpolate"]
 
-_PATTERN = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}|\{[^}]*\}?)")
+# ``$$``; ``${NAME}`` or ``${NAME:-default}`` (a default may hold ``$$`` but no other ``$``);
+# anything else starting ``${`` is malformed.
+_PATTERN = re.compile(
+    r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}$]|\$\$)*))?\}|\{[^}]*\}?)"
+)
 
 
 def _substitute(text: str, env: Mapping[str, str], key: str) -> str:
@@ -40,7 +44,7 @@ def _substitute(text: str, env: Mapping[str, str], key: str) -> str:
                     f"(write ${{{name}:-value}} to give one)",
                     key=key,
                 )
-            return default
+            return default.replace("$$", "$")
         return value
 
     return _PATTERN.sub(replace, text)

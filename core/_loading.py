@@ -15,16 +15,23 @@ from typing import Any
 
 import tomlkit
 from pydantic import ValidationError
-from tomlkit.exceptions import ParseError
+from tomlkit.exceptions import KeyAlreadyPresent, ParseError
 
 from ._environment import env_overrides
 from ._errors import ConfigError
 from ._interpolation import interpolate
 from ._locate import locate
-from ._validation import config_error
+from ._validation import a_type, config_error
 from .settings import Settings
 
-__all__ = ["MAX_CONFIG_BYTES", "load_settings", "read_document"]
+__all__ = [
+    "MAX_CONFIG_BYTES",
+    "load_settings",
+    "parse_document",
+    "read_document",
+    "read_text",
+    "settings_from_text",
+]
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 TABLE = "telemetry"
@@ -62,19 +69,55 @@ def read_text(path: Path) -> str:
         ) from None
 
 
+def parse_document(text: str, path: Path | None) -> tomlkit.TOMLDocument:
+    """``text`` parsed by tomlkit; a ConfigError with the parser's line and column if not."""
+    try:
+        return tomlkit.parse(text)
+    except ParseError as exc:
+        reason = str(exc).split(" at line ")[0]
+        line: int | None = exc.line
+        column: int | None = exc.col + 1  # tomlkit counts columns from 0
+        if reason == "Unexpected character: '\\x00'":
+            reason = "unexpected end of file (an unclosed array, table or string?)"
+            line, column = _last_line(text), None
+        elif match := _ALREADY.fullmatch(reason):
+            reason = f"duplicate key '{match.group(1)}'"
+            column = None
+        else:
+            reason = reason[:1].lower() + reason[1:]
+        raise ConfigError(f"invalid TOML: {reason}", path=path, line=line, column=column) from None
+    except KeyAlreadyPresent as exc:
+        # Raised without a position: find the key's second definition in the text.
+        match = _ALREADY.fullmatch(str(exc))
+        name = match.group(1) if match else "?"
+        raise ConfigError(
+            f"invalid TOML: duplicate key '{name}'", path=path, line=_second_definition(text, name)
+        ) from None
+    except Exception as exc:  # tomlkit can raise other errors on hostile input
+        raise ConfigError(f"invalid TOML: {type(exc).__name__}: {exc}", path=path) from None
+
+
+_ALREADY = re.compile(r'Key "(.*)" already exists\.')
+
+
+def _last_line(text: str) -> int:
+    return max(1, len(text.rstrip("\r\n").splitlines()))
+
+
+def _second_definition(text: str, name: str) -> int | None:
+    quoted = re.escape(name)
+    pattern = re.compile(
+        rf"""^\s*(?:\[\[?\s*)?(?:[^=\]#]*\.\s*)?["']?{quoted}["']?\s*(?:=|\]\]?)"""
+    )
+    lines = [n for n, line in enumerate(text.splitlines(), start=1) if pattern.match(line)]
+    return lines[1] if len(lines) > 1 else None
+
+
 def read_document(path: str | os.PathLike[str]) -> tuple[tomlkit.TOMLDocument, str]:
     """The parsed document (kept for writing back) and its text."""
     file = Path(path)
     text = read_text(file)
-    try:
-        return tomlkit.parse(text), text
-    except ParseError as exc:
-        reason = str(exc).split(" at line ")[0]
-        raise ConfigError(
-            f"invalid TOML: {reason}", path=file, line=exc.line, column=exc.col
-        ) from None
-    except Exception as exc:  # tomlkit can raise other errors on hostile input
-        raise ConfigError(f"invalid TOML: {type(exc).__name__}: {exc}", path=file) from None
+    return parse_document(text, file), text
 
 
 def _leaves(value: Any, prefix: str) -> list[str]:
@@ -96,7 +139,9 @@ def _set(target: dict[str, Any], path: tuple[str, ...], value: Any, merge: bool)
         target[last] = value
 
 
-def _locate_error(exc: ConfigError, text: str | None, path: Path | None, sources: dict[str, str]) -> ConfigError:
+def _locate_error(
+    exc: ConfigError, text: str | None, path: Path | None, sources: dict[str, str]
+) -> ConfigError:
     if exc.source or exc.key is None:
         return exc.located(path=path)
     key = exc.key.removeprefix(f"{TABLE}.")
@@ -139,35 +184,65 @@ def load_settings(
     environ = os.environ if env is None else env
     if path is None and environ.get("TEMPERA_CONFIG"):
         path = environ["TEMPERA_CONFIG"]
+    if path is None:
+        return settings_from_text(
+            None, None, env=environ, resolve_plugins=resolve_plugins, **overrides
+        )
+    file = Path(path)
+    doc, text = read_document(file)
+    return settings_from_document(
+        doc, text, file, env=environ, resolve_plugins=resolve_plugins, **overrides
+    )
+
+
+def settings_from_text(
+    text: str | None,
+    path: str | os.PathLike[str] | None,
+    *,
+    env: Mapping[str, str],
+    resolve_plugins: bool = True,
+    **overrides: Any,
+) -> Settings:
+    """As :func:`load_settings`, for TOML text not (yet) on disk; errors name ``path``.
+
+    ``tempera set`` and ``tempera init`` validate the document they are about to write this
+    way, so nothing is written when it is invalid.
+    """
     file = Path(path) if path is not None else None
-    text: str | None = None
+    doc = parse_document(text, file) if text is not None else None
+    return settings_from_document(
+        doc, text, file, env=env, resolve_plugins=resolve_plugins, **overrides
+    )
+
+
+def settings_from_document(
+    doc: tomlkit.TOMLDocument | None,
+    text: str | None,
+    file: Path | None,
+    *,
+    env: Mapping[str, str],
+    resolve_plugins: bool = True,
+    **overrides: Any,
+) -> Settings:
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    if file is not None:
-        doc, text = read_document(file)
+    if doc is not None and text is not None:
         if TABLE not in doc:
             raw = {"enabled": False}
             sources["enabled"] = "file (no [telemetry] table)"
         else:
-            table = doc[TABLE]
-            if not isinstance(table, dict):
-                where = locate(text, TABLE)
-                raise ConfigError(
-                    f"expected a table ([{TABLE}]), got {type(table.unwrap() if hasattr(table, 'unwrap') else table).__name__}",
-                    path=file, line=where[0] if where else None,
-                    column=where[1] if where else None, key=TABLE,
-                )
-            unwrapped = table.unwrap() if hasattr(table, "unwrap") else dict(table)
-            raw = interpolate_located(unwrapped, environ, text, file)
-            sources.update(dict.fromkeys((k.removeprefix(f"{TABLE}.") for k in _leaves(raw, TABLE)), "file"))
-    for override in env_overrides(environ):
-        _set(raw, override.path, override.value, override.merge)
-        sources[".".join(override.path)] = f"env:{override.variable}"
+            raw = _table(doc, text, file)
+            raw = interpolate_located(raw, env, text, file)
+            for leaf in _leaves(raw, TABLE):
+                sources[leaf.removeprefix(f"{TABLE}.")] = "file"
+    for override in env_overrides(env):
+        _apply(
+            raw, sources, override.path, override.value, override.merge, f"env:{override.variable}"
+        )
     for name, value in overrides.items():
         if value is None:
             continue
-        _set(raw, (name,), value, merge=False)
-        sources[name] = "argument"
+        _apply(raw, sources, (name,), value, False, "argument")
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
@@ -184,7 +259,47 @@ def load_settings(
     return settings
 
 
-def interpolate_located(raw: dict[str, Any], env: Mapping[str, str], text: str, file: Path) -> dict[str, Any]:
+def _table(doc: tomlkit.TOMLDocument, text: str, file: Path | None) -> dict[str, Any]:
+    """The ``[telemetry]`` table as plain data, or a ConfigError when it is not a table."""
+    table = doc[TABLE]
+    value = table.unwrap() if hasattr(table, "unwrap") else table
+    if not isinstance(value, dict):
+        where = locate(text, TABLE)
+        shown = "an array of tables ([[telemetry]])" if isinstance(value, list) else a_type(value)
+        raise ConfigError(
+            f"expected a table ([{TABLE}]), got {shown}",
+            path=file,
+            line=where[0] if where else None,
+            column=where[1] if where else None,
+            key=TABLE,
+        )
+    return value
+
+
+def _apply(
+    raw: dict[str, Any],
+    sources: dict[str, str],
+    path: tuple[str, ...],
+    value: Any,
+    merge: bool,
+    origin: str,
+) -> None:
+    """Set one override and record where each leaf it sets came from."""
+    key = ".".join(path)
+    if not merge:
+        # A replaced table's old leaves are gone: forget where they came from.
+        for known in [k for k in sources if k.startswith(f"{key}.")]:
+            del sources[known]
+    _set(raw, path, value, merge)
+    sources[key] = origin
+    if isinstance(value, dict):
+        for leaf in _leaves(value, key):
+            sources[leaf] = origin
+
+
+def interpolate_located(
+    raw: dict[str, Any], env: Mapping[str, str], text: str, file: Path | None
+) -> dict[str, Any]:
     try:
         result: dict[str, Any] = interpolate(raw, env, TABLE)
     except ConfigError as exc:

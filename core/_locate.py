@@ -50,7 +50,8 @@ def locate(text: str, key: str) -> tuple[int, int] | None:
                 array_counts[k] = array_counts.get(k, -1) + 1
                 table = [*parts, array_counts[k]]
             matched = _prefix_len(table, target)
-            if matched == len(table) and matched > best_len:
+            # ``[[x]]`` with target ``x``: the header defines the key itself.
+            if matched in (len(table), len(target)) and matched > best_len:
                 best, best_len = (lineno, line.index("[") + 1), matched
             continue
         m = _KEY.match(line)
@@ -65,9 +66,8 @@ def locate(text: str, key: str) -> tuple[int, int] | None:
 
 def _prefix_len(have: list[str | int], want: list[str | int]) -> int:
     n = 0
-    for a, b in zip(have, want):
+    for a, b in zip(have, want, strict=False):
         if a != b:
             break
         n += 1
     return n
-
