@@ -1,0 +1,50 @@
+"""Where the narrative type lives in the context, and the tracer that follows the global one.
+
+Samplers read the narrative type of the current context so that the children of a narrative
+(and the downstream stages a carrier reaches) inherit its sampling rate. It travels as the W3C
+baggage entry ``narrative.type``: baggage is in the OpenTelemetry context every sampler is
+given, and the baggage propagator carries it across queues and processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import baggage
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+
+from .conventions import BAGGAGE_NARRATIVE_TYPE
+
+__all__ = ["SCOPE", "current_narrative_type", "tracer", "with_narrative_type"]
+
+SCOPE = "tempera.botticelli"
+
+_cached: tuple[Any, trace_api.Tracer] | None = None
+
+
+def tracer() -> trace_api.Tracer:
+    """A tracer of the current global provider.
+
+    Tracers are cached per provider and re-fetched when ``configure()`` installs a new one,
+    so spans started after a shutdown and a second ``configure()`` reach the new pipeline.
+    """
+    global _cached
+    provider = trace_api.get_tracer_provider()
+    cached = _cached
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    made = provider.get_tracer(SCOPE)
+    _cached = (provider, made)
+    return made
+
+
+def with_narrative_type(narrative_type: str, context: Context | None = None) -> Context:
+    """``context`` (default: the current one) with the narrative type set for children."""
+    return baggage.set_baggage(BAGGAGE_NARRATIVE_TYPE, narrative_type, context)
+
+
+def current_narrative_type(context: Context | None = None) -> str | None:
+    """The narrative type of ``context`` (default: the current one), if any."""
+    value = baggage.get_baggage(BAGGAGE_NARRATIVE_TYPE, context)
+    return value if isinstance(value, str) else None

@@ -1,0 +1,405 @@
+"""Botticelli's metrics, under the exact names of its telemetry plan.
+
+``BotMetrics`` creates its instruments from the global MeterProvider the first time it records,
+and again whenever ``tempera.configure()`` has installed a new provider since, so one made at
+import time (before ``configure()``) records into whatever pipeline is running, and keeps
+doing so across a shutdown and a second ``configure()``. Every attribute set goes through a
+per-instrument :class:`CardinalityGuard`. No method raises into the caller: telemetry must
+never break the bot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from opentelemetry import metrics as metrics_api
+
+from .cardinality import DEFAULT_CAP, CardinalityGuard
+
+__all__ = ["INSTRUMENTS", "SECONDS_BUCKETS", "BotMetrics", "InstrumentSpec", "default_metrics"]
+
+log = logging.getLogger("tempera.botticelli")
+
+Kind = Literal["counter", "histogram", "up_down_counter", "gauge"]
+
+# Bucket boundaries for durations in seconds: from a 5 ms act to a 5-minute narrative. The SDK's
+# default boundaries (0..10000) suit milliseconds and would put every duration in one bucket.
+SECONDS_BUCKETS: Final = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
+
+
+@dataclass(frozen=True)
+class InstrumentSpec:
+    name: str
+    kind: Kind
+    unit: str
+    description: str
+    keys: tuple[str, ...]
+
+
+INSTRUMENTS: Final[tuple[InstrumentSpec, ...]] = (
+    # bots
+    InstrumentSpec(
+        "bot.generation.runs",
+        "counter",
+        "{run}",
+        "Content generation runs, by topic and outcome (success or failure).",
+        ("topic", "outcome", "model"),
+    ),
+    InstrumentSpec(
+        "bot.generation.duration",
+        "histogram",
+        "s",
+        "Duration of one content generation run.",
+        ("topic", "outcome", "model"),
+    ),
+    InstrumentSpec(
+        "bot.generation.tokens.used",
+        "counter",
+        "{token}",
+        "LLM tokens used by content generation.",
+        ("topic", "model"),
+    ),
+    InstrumentSpec(
+        "bot.curation.approved",
+        "counter",
+        "{item}",
+        "Generated items approved by curation.",
+        ("topic",),
+    ),
+    InstrumentSpec(
+        "bot.curation.rejected",
+        "counter",
+        "{item}",
+        "Generated items rejected by curation.",
+        ("topic", "reason"),
+    ),
+    InstrumentSpec(
+        "bot.posting.published",
+        "counter",
+        "{post}",
+        "Items published to a platform.",
+        ("topic", "platform"),
+    ),
+    InstrumentSpec(
+        "bot.posting.failed",
+        "counter",
+        "{post}",
+        "Publication attempts that failed.",
+        ("topic", "platform", "error.type"),
+    ),
+    # narratives
+    InstrumentSpec(
+        "narrative.execution.duration",
+        "histogram",
+        "s",
+        "Duration of one narrative, root span to end, by type and outcome.",
+        ("narrative.type", "outcome"),
+    ),
+    InstrumentSpec(
+        "narrative.act.duration",
+        "histogram",
+        "s",
+        "Duration of one act of a narrative.",
+        ("narrative.type", "narrative.act", "outcome"),
+    ),
+    InstrumentSpec(
+        "narrative.json.parse.failures",
+        "counter",
+        "{parse}",
+        "LLM responses that failed to parse as the JSON the act expected.",
+        ("narrative.type", "narrative.act"),
+    ),
+    InstrumentSpec(
+        "narrative.json.parse.success",
+        "counter",
+        "{parse}",
+        "LLM responses parsed as the JSON the act expected.",
+        ("narrative.type", "narrative.act"),
+    ),
+    # system
+    InstrumentSpec(
+        "database.query.duration",
+        "histogram",
+        "s",
+        "Duration of one database query.",
+        ("operation", "table", "outcome"),
+    ),
+    InstrumentSpec(
+        "database.connection.pool.size",
+        "gauge",
+        "{connection}",
+        "Connections currently open in the database pool.",
+        ("pool",),
+    ),
+    InstrumentSpec(
+        "api.requests",
+        "counter",
+        "{request}",
+        "Requests made to external APIs.",
+        ("endpoint", "method", "status_code", "outcome"),
+    ),
+    InstrumentSpec(
+        "api.requests.duration",
+        "histogram",
+        "s",
+        "Duration of one request to an external API.",
+        ("endpoint", "method", "status_code", "outcome"),
+    ),
+)
+
+
+class _Bound:
+    """The instruments of one MeterProvider."""
+
+    __slots__ = ("instruments", "provider")
+
+    def __init__(self, provider: Any, meter_name: str, version: str | None) -> None:
+        self.provider = provider
+        meter = provider.get_meter(meter_name, version)
+        self.instruments: dict[str, Any] = {}
+        for spec in INSTRUMENTS:
+            if spec.kind == "counter":
+                made = meter.create_counter(spec.name, spec.unit, spec.description)
+            elif spec.kind == "up_down_counter":
+                made = meter.create_up_down_counter(spec.name, spec.unit, spec.description)
+            elif spec.kind == "gauge":
+                made = meter.create_gauge(spec.name, spec.unit, spec.description)
+            else:
+                made = meter.create_histogram(
+                    spec.name,
+                    spec.unit,
+                    spec.description,
+                    explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
+                )
+            self.instruments[spec.name] = made
+
+
+def _outcome(success: bool) -> str:
+    return "success" if success else "failure"
+
+
+class BotMetrics:
+    """Records Botticelli's metrics; every helper is safe to call before ``configure()``.
+
+    ``cap`` bounds the distinct values kept per attribute key and instrument (``caps`` sets it
+    per key, e.g. ``{"topic": 200}``); values beyond it are folded into ``"_other"``.
+    ``meter_provider`` pins a provider instead of following the global one.
+    """
+
+    def __init__(
+        self,
+        meter_name: str = "tempera.botticelli",
+        *,
+        cap: int = DEFAULT_CAP,
+        caps: Mapping[str, int] | None = None,
+        meter_provider: Any = None,
+        version: str | None = None,
+    ) -> None:
+        per_key = dict(caps or {})
+        self.guards: dict[str, CardinalityGuard] = {
+            spec.name: CardinalityGuard({key: per_key.get(key, cap) for key in spec.keys})
+            for spec in INSTRUMENTS
+        }
+        self._meter_name = meter_name
+        self._version = version
+        self._pinned = meter_provider
+        self._bound: _Bound | None = None
+        self._lock = threading.Lock()
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    def _instruments(self) -> dict[str, Any]:
+        provider = self._pinned or metrics_api.get_meter_provider()
+        bound = self._bound
+        if bound is None or bound.provider is not provider:
+            with self._lock:
+                bound = self._bound
+                if bound is None or bound.provider is not provider:
+                    bound = _Bound(provider, self._meter_name, self._version)
+                    self._bound = bound
+        return bound.instruments
+
+    def _record(self, name: str, value: float, attributes: Mapping[str, Any]) -> None:
+        try:
+            instrument = self._instruments()[name]
+            attrs = self.guards[name].filter(attributes)
+            if hasattr(instrument, "add"):
+                instrument.add(value, attrs)
+            elif hasattr(instrument, "record"):
+                instrument.record(value, attrs)
+            else:
+                instrument.set(value, attrs)
+        except Exception:
+            # A metric is never worth an exception in the bot; say so once per cause.
+            _log_once(name)
+
+    # -- bots ------------------------------------------------------------------------------------
+
+    def record_generation(
+        self, duration_s: float, tokens: int, topic: str | None = None, *, model: str | None = None
+    ) -> None:
+        """One successful generation run: its duration and the tokens it used."""
+        attrs = {"topic": topic, "outcome": "success", "model": model}
+        self._record("bot.generation.runs", 1, attrs)
+        self._record("bot.generation.duration", duration_s, attrs)
+        if tokens:
+            self._record("bot.generation.tokens.used", tokens, {"topic": topic, "model": model})
+
+    def record_generation_failure(
+        self,
+        duration_s: float,
+        topic: str | None = None,
+        *,
+        tokens: int = 0,
+        model: str | None = None,
+    ) -> None:
+        """One failed generation run; tokens spent before the failure still count."""
+        attrs = {"topic": topic, "outcome": "failure", "model": model}
+        self._record("bot.generation.runs", 1, attrs)
+        self._record("bot.generation.duration", duration_s, attrs)
+        if tokens:
+            self._record("bot.generation.tokens.used", tokens, {"topic": topic, "model": model})
+
+    def record_tokens(
+        self, tokens: int, topic: str | None = None, model: str | None = None
+    ) -> None:
+        """Tokens used outside a generation run (curation, research)."""
+        if tokens:
+            self._record("bot.generation.tokens.used", tokens, {"topic": topic, "model": model})
+
+    def record_curation(
+        self, approved: bool, topic: str | None = None, *, reason: str | None = None
+    ) -> None:
+        if approved:
+            self._record("bot.curation.approved", 1, {"topic": topic})
+        else:
+            self._record("bot.curation.rejected", 1, {"topic": topic, "reason": reason})
+
+    def record_posting(
+        self,
+        published: bool,
+        topic: str | None = None,
+        *,
+        platform: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        if published:
+            self._record("bot.posting.published", 1, {"topic": topic, "platform": platform})
+        else:
+            self._record(
+                "bot.posting.failed",
+                1,
+                {"topic": topic, "platform": platform, "error.type": error_type},
+            )
+
+    # -- narratives ------------------------------------------------------------------------------
+
+    def record_narrative(
+        self, duration_s: float, narrative_type: str, success: bool = True
+    ) -> None:
+        self._record(
+            "narrative.execution.duration",
+            duration_s,
+            {"narrative.type": narrative_type, "outcome": _outcome(success)},
+        )
+
+    def record_act(
+        self, duration_s: float, narrative_type: str | None, act: str, success: bool = True
+    ) -> None:
+        self._record(
+            "narrative.act.duration",
+            duration_s,
+            {"narrative.type": narrative_type, "narrative.act": act, "outcome": _outcome(success)},
+        )
+
+    def record_json_parse(
+        self, success: bool, narrative_type: str | None = None, act: str | None = None
+    ) -> None:
+        name = "narrative.json.parse.success" if success else "narrative.json.parse.failures"
+        self._record(name, 1, {"narrative.type": narrative_type, "narrative.act": act})
+
+    # -- system ----------------------------------------------------------------------------------
+
+    def record_db_query(
+        self,
+        duration_s: float,
+        operation: str,
+        table: str | None = None,
+        *,
+        success: bool = True,
+    ) -> None:
+        self._record(
+            "database.query.duration",
+            duration_s,
+            {"operation": operation, "table": table, "outcome": _outcome(success)},
+        )
+
+    def set_pool_size(self, size: int, pool: str = "default") -> None:
+        """The number of connections now open in ``pool``."""
+        self._record("database.connection.pool.size", size, {"pool": pool})
+
+    def record_api_request(
+        self,
+        duration_s: float,
+        endpoint: str,
+        *,
+        method: str = "POST",
+        status_code: int | None = None,
+        success: bool | None = None,
+    ) -> None:
+        """One request to an external API; success defaults to a status code below 400."""
+        if success is None:
+            success = status_code is not None and status_code < 400
+        attrs = {
+            "endpoint": endpoint,
+            "method": method,
+            "status_code": status_code,
+            "outcome": _outcome(success),
+        }
+        self._record("api.requests", 1, attrs)
+        self._record("api.requests.duration", duration_s, attrs)
+
+
+_logged: set[str] = set()
+
+
+def _log_once(name: str) -> None:
+    if name not in _logged:
+        _logged.add(name)
+        log.warning(
+            "tempera: recording metric %s failed; further failures are silent", name, exc_info=True
+        )
+
+
+_default: BotMetrics | None = None
+_default_lock = threading.Lock()
+
+
+def default_metrics() -> BotMetrics:
+    """The process-wide ``BotMetrics`` the narrative helpers record into by default."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = BotMetrics()
+    return _default

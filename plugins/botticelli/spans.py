@@ -1,0 +1,463 @@
+"""Narrative, act and LLM-call spans: context managers and decorators, sync and async.
+
+    with narrative("content_generation", "daily_post", attributes={"bot.topic": "cats"}) as run:
+        with act("draft"):
+            with llm_call("gpt-4o-mini") as call:
+                reply = client.complete(prompt)
+                call.record_tokens(reply.prompt_tokens, reply.completion_tokens)
+            data = parse_json(reply.text)
+
+    @narrative("curation")               # the span name defaults to the function's name
+    async def curate(item): ...
+
+The narrative's span gets ``narrative.type`` and ``narrative.name`` as start attributes (so a
+head sampler sees them), and the narrative type is put in the context (baggage) so every child
+span and every downstream stage inherits it. An exception sets the span's status to ERROR,
+records it as an event and propagates unchanged. Durations go into the
+``narrative.execution.duration`` and ``narrative.act.duration`` histograms. The telemetry
+itself never raises into the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, Status, StatusCode
+
+from . import conventions as conv
+from ._context import current_narrative_type, tracer, with_narrative_type
+from .metrics import BotMetrics, default_metrics
+from .propagation import extract_context, link_from, pending_links
+
+__all__ = [
+    "ActSpan",
+    "LlmCall",
+    "NarrativeSpan",
+    "act",
+    "current_narrative",
+    "llm_call",
+    "narrative",
+    "parse_json",
+]
+
+log = logging.getLogger("tempera.botticelli")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_current_narrative: ContextVar[NarrativeSpan | None] = ContextVar(
+    "tempera_botticelli_narrative", default=None
+)
+_current_act: ContextVar[str | None] = ContextVar("tempera_botticelli_act", default=None)
+
+
+def current_narrative() -> NarrativeSpan | None:
+    """The innermost running narrative of this thread or task."""
+    return _current_narrative.get()
+
+
+class _Handle:
+    """What a ``with`` block gets: the span plus a few helpers."""
+
+    __slots__ = ("_started", "span")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+        self._started = time.perf_counter()
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        try:
+            self.span.set_attribute(key, value)
+        except Exception:
+            log.debug("tempera: set_attribute failed", exc_info=True)
+
+    @property
+    def trace_id(self) -> str:
+        """The trace id as 32 hex digits."""
+        return format(self.span.get_span_context().trace_id, "032x")
+
+    @property
+    def span_id(self) -> str:
+        return format(self.span.get_span_context().span_id, "016x")
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the block started."""
+        return time.perf_counter() - self._started
+
+
+class NarrativeSpan(_Handle):
+    """A running narrative: its span, type, name, and the tokens its LLM calls used."""
+
+    __slots__ = ("name", "tokens", "type")
+
+    def __init__(self, span: Span, narrative_type: str, name: str) -> None:
+        super().__init__(span)
+        self.type = narrative_type
+        self.name = name
+        self.tokens = 0
+
+
+class ActSpan(_Handle):
+    __slots__ = ("name", "narrative_type")
+
+    def __init__(self, span: Span, name: str, narrative_type: str | None) -> None:
+        super().__init__(span)
+        self.name = name
+        self.narrative_type = narrative_type
+
+
+class LlmCall(_Handle):
+    """A running LLM call; ``record_tokens`` puts the usage on the span and on the narrative."""
+
+    __slots__ = ("input_tokens", "model", "output_tokens")
+
+    def __init__(self, span: Span, model: str) -> None:
+        super().__init__(span)
+        self.model = model
+        self.input_tokens = 0
+        self.output_tokens = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def record_tokens(self, prompt: int, completion: int) -> None:
+        """Tokens of the prompt and of the completion (added up when called again)."""
+        self.input_tokens += prompt
+        self.output_tokens += completion
+        try:
+            self.span.set_attribute(conv.INPUT_TOKENS, self.input_tokens)
+            self.span.set_attribute(conv.OUTPUT_TOKENS, self.output_tokens)
+            running = _current_narrative.get()
+            if running is not None:
+                running.tokens += prompt + completion
+        except Exception:
+            log.debug("tempera: record_tokens failed", exc_info=True)
+
+
+def _mark_error(span: Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+    span.set_attribute("error.type", type(exc).__qualname__)
+    kind = getattr(exc, "error_kind", None)
+    if isinstance(kind, str):
+        span.set_attribute(conv.ERROR_KIND, kind)
+
+
+class _Attached:
+    """An OpenTelemetry context token, told apart from this module's own ContextVar tokens."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: Token[Context]) -> None:
+        self.token = token
+
+
+class _Scope:
+    """A span block usable as ``with``, ``async with`` and as a decorator of either kind of
+    function. Each entry keeps its own state on a stack, so one scope object may be entered
+    again (recursively, or from a decorator called many times) without mixing up spans."""
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[Any, list[Any]]] = []
+
+    # Subclasses: open a span, appending what to undo (in reverse) to ``tokens``; close it.
+    def _open(self, tokens: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def _close(self, handle: Any, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
+    def _copy(self, func: Callable[..., Any]) -> _Scope:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        tokens: list[Any] = []
+        try:
+            handle = self._open(tokens)
+        except Exception:
+            log.debug("tempera: could not start a span", exc_info=True)
+            handle = None
+        self._stack.append((handle, tokens))
+        return handle
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        handle, tokens = self._stack.pop()
+        try:
+            if handle is not None:
+                self._close(handle, exc)
+        except Exception:
+            log.debug("tempera: could not end a span", exc_info=True)
+        finally:
+            for token in reversed(tokens):
+                try:
+                    if isinstance(token, _Attached):
+                        context_api.detach(token.token)
+                    else:
+                        token.var.reset(token)
+                except Exception:
+                    log.debug("tempera: could not restore the context", exc_info=True)
+
+    async def __aenter__(self) -> Any:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: F) -> F:
+        # A fresh scope per call: calls from many threads or tasks never share a stack.
+        template = self._copy(func)
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with template._copy(func):
+                    return await func(*args, **kwargs)
+
+            return cast(F, run_async)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with template._copy(func):
+                return func(*args, **kwargs)
+
+        return cast(F, run)
+
+
+def _record(metrics: BotMetrics | None, method: str, *args: Any) -> None:
+    if metrics is not None:
+        getattr(metrics, method)(*args)
+
+
+class narrative(_Scope):  # lower case: used like a function, `with narrative(...)`
+    """The root span of one narrative run.
+
+    ``parent`` continues the trace of a carrier (see :mod:`.propagation`); ``links`` adds
+    links to the spans other carriers point at. ``metrics=None`` records into the process's
+    default ``BotMetrics``; ``record_metrics=False`` records no metrics at all.
+    """
+
+    def __init__(
+        self,
+        type: str,
+        name: str | None = None,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        parent: Mapping[str, str] | None = None,
+        links: Sequence[Mapping[str, str]] = (),
+        metrics: BotMetrics | None = None,
+        record_metrics: bool = True,
+    ) -> None:
+        super().__init__()
+        self.type = type
+        self.name = name or type
+        self._named = name is not None
+        self.attributes = dict(attributes or {})
+        self.parent = parent
+        self.links = tuple(links)
+        self.metrics = metrics
+        self.record_metrics = record_metrics
+
+    def _copy(self, func: Callable[..., Any]) -> narrative:
+        return narrative(
+            self.type,
+            self.name if self._named else func.__name__,
+            attributes=self.attributes,
+            parent=self.parent,
+            links=self.links,
+            metrics=self.metrics,
+            record_metrics=self.record_metrics,
+        )
+
+    def _open(self, tokens: list[Any]) -> NarrativeSpan:
+        ctx: Context = (
+            extract_context(self.parent) if self.parent is not None else context_api.get_current()
+        )
+        links: list[Link] = list(pending_links(ctx))
+        for carrier in self.links:
+            link = link_from(carrier)
+            if link is not None:
+                links.append(link)
+        ctx = with_narrative_type(self.type, ctx)
+        tokens.append(_Attached(context_api.attach(ctx)))
+        attributes = {conv.NARRATIVE_TYPE: self.type, conv.NARRATIVE_NAME: self.name}
+        attributes.update(self.attributes)
+        span = tracer().start_span(
+            conv.NARRATIVE_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
+        )
+        tokens.append(_Attached(context_api.attach(trace_api.set_span_in_context(span, ctx))))
+        handle = NarrativeSpan(span, self.type, self.name)
+        tokens.append(_current_narrative.set(handle))
+        tokens.append(_current_act.set(None))
+        return handle
+
+    def _close(self, handle: NarrativeSpan, exc: BaseException | None) -> None:
+        duration = handle.elapsed
+        span = handle.span
+        failed = isinstance(exc, Exception)
+        if failed:
+            _mark_error(span, cast(Exception, exc))
+        if handle.tokens:
+            span.set_attribute(conv.TOKENS_USED, handle.tokens)
+        span.end()
+        if self.record_metrics:
+            _record(
+                self.metrics or default_metrics(),
+                "record_narrative",
+                duration,
+                self.type,
+                not failed,
+            )
+
+
+class act(_Scope):
+    """One act of the running narrative: span ``act <name>``, duration in
+    ``narrative.act.duration``."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        metrics: BotMetrics | None = None,
+        record_metrics: bool = True,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.attributes = dict(attributes or {})
+        self.metrics = metrics
+        self.record_metrics = record_metrics
+
+    def _copy(self, func: Callable[..., Any]) -> act:
+        return act(
+            self.name,
+            attributes=self.attributes,
+            metrics=self.metrics,
+            record_metrics=self.record_metrics,
+        )
+
+    def _open(self, tokens: list[Any]) -> ActSpan:
+        ctx = context_api.get_current()
+        running = _current_narrative.get()
+        narrative_type = running.type if running is not None else current_narrative_type(ctx)
+        attributes: dict[str, Any] = {conv.ACT: self.name}
+        if narrative_type is not None:
+            attributes[conv.NARRATIVE_TYPE] = narrative_type
+        attributes.update(self.attributes)
+        span = tracer().start_span(
+            conv.ACT_SPAN_PREFIX + self.name,
+            ctx,
+            attributes=attributes,
+            links=pending_links(ctx),
+        )
+        tokens.append(_Attached(context_api.attach(trace_api.set_span_in_context(span, ctx))))
+        tokens.append(_current_act.set(self.name))
+        return ActSpan(span, self.name, narrative_type)
+
+    def _close(self, handle: ActSpan, exc: BaseException | None) -> None:
+        duration = handle.elapsed
+        failed = isinstance(exc, Exception)
+        if failed:
+            _mark_error(handle.span, cast(Exception, exc))
+        handle.span.end()
+        if self.record_metrics:
+            _record(
+                self.metrics or default_metrics(),
+                "record_act",
+                duration,
+                handle.narrative_type,
+                self.name,
+                not failed,
+            )
+
+
+class llm_call(_Scope):
+    """One call to a model: span ``llm <model>`` with the model and, through
+    ``record_tokens``, the tokens used (also added to the narrative's total)."""
+
+    def __init__(self, model: str, *, attributes: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.attributes = dict(attributes or {})
+
+    def _copy(self, func: Callable[..., Any]) -> llm_call:
+        return llm_call(self.model, attributes=self.attributes)
+
+    def _open(self, tokens: list[Any]) -> LlmCall:
+        ctx = context_api.get_current()
+        attributes: dict[str, Any] = {conv.MODEL: self.model}
+        running = _current_narrative.get()
+        narrative_type = running.type if running is not None else current_narrative_type(ctx)
+        if narrative_type is not None:
+            attributes[conv.NARRATIVE_TYPE] = narrative_type
+        attributes.update(self.attributes)
+        span = tracer().start_span(conv.LLM_SPAN_PREFIX + self.model, ctx, attributes=attributes)
+        tokens.append(_Attached(context_api.attach(trace_api.set_span_in_context(span, ctx))))
+        return LlmCall(span, self.model)
+
+    def _close(self, handle: LlmCall, exc: BaseException | None) -> None:
+        if isinstance(exc, Exception):
+            _mark_error(handle.span, exc)
+        handle.span.end()
+
+
+def parse_json(
+    text: str | bytes,
+    *,
+    metrics: BotMetrics | None = None,
+    record_metrics: bool = True,
+) -> Any:
+    """``json.loads(text)`` in a ``json.parse`` span, counted in
+    ``narrative.json.parse.success`` or ``narrative.json.parse.failures`` under the running
+    narrative's type and act. A parse error marks the span and propagates."""
+    running = _current_narrative.get()
+    narrative_type = running.type if running is not None else current_narrative_type()
+    act_name = _current_act.get()
+    try:
+        attributes: dict[str, Any] = {"json.size": len(text)}
+        if narrative_type is not None:
+            attributes[conv.NARRATIVE_TYPE] = narrative_type
+        span: Span = tracer().start_span(conv.JSON_PARSE_SPAN, attributes=attributes)
+    except Exception:
+        log.debug("tempera: could not start a span", exc_info=True)
+        span = trace_api.INVALID_SPAN
+    try:
+        value = json.loads(text)
+    except Exception as exc:
+        try:
+            _mark_error(span, exc)
+            span.set_attribute(conv.ERROR_KIND, "json_parse")
+            span.end()
+            if record_metrics:
+                (metrics or default_metrics()).record_json_parse(False, narrative_type, act_name)
+        except Exception:
+            log.debug("tempera: could not record a parse failure", exc_info=True)
+        raise
+    try:
+        span.end()
+        if record_metrics:
+            (metrics or default_metrics()).record_json_parse(True, narrative_type, act_name)
+    except Exception:
+        log.debug("tempera: could not record a parse", exc_info=True)
+    return value
