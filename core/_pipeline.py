@@ -16,7 +16,13 @@ from opentelemetry.sdk.trace.sampling import Sampler
 
 from ._batch import ExportQueue
 from ._errors import ConfigError
-from ._processors import FanOutSpanProcessor, QueueLogProcessor, QueueSpanProcessor, SyncSpanProcessor
+from ._host import Kind, PluginHost
+from ._processors import (
+    FanOutSpanProcessor,
+    QueueLogProcessor,
+    QueueSpanProcessor,
+    SyncSpanProcessor,
+)
 from ._resolve import Plan, SamplerNode
 from ._stats import Stats
 from .plugin import BuildContext, SamplerContext, SamplerSpec, TailStage
@@ -52,11 +58,13 @@ def build_resource(plan: Plan) -> Resource:
     return Resource.create(attributes)
 
 
-def build_sampler(node: SamplerNode, settings: Settings, stats: Stats) -> Sampler:
+def build_sampler(
+    node: SamplerNode, settings: Settings, stats: Stats, host: PluginHost | None = None
+) -> Sampler:
     def build_nested(spec: SamplerSpec) -> Sampler:
         if spec._node is None:
             raise ConfigError("nested sampler was not resolved", key=node.key)
-        return build_sampler(spec._node, settings, stats)
+        return build_sampler(spec._node, settings, stats, host)
 
     context = SamplerContext(settings=settings, stats=stats, build=build_nested, path=node.key)
     try:
@@ -65,12 +73,24 @@ def build_sampler(node: SamplerNode, settings: Settings, stats: Stats) -> Sample
         raise exc.located(key=node.key) from None
     except Exception as exc:
         raise ConfigError(
-            f"sampler '{node.name}' failed to build: {type(exc).__name__}: {exc}", key=node.key
+            f"sampler '{node.name}'{_origin(host, 'sampler', node.name)} failed to build: "
+            f"{type(exc).__name__}: {exc}",
+            key=node.key,
         ) from None
     return sampler
 
 
-def _create(node: Any, signal: Signal, context: BuildContext) -> Any:
+def _origin(host: PluginHost | None, kind: Kind, name: str) -> str:
+    """`` (distribution version)`` of an installed plugin, for error messages."""
+    if host is None:
+        return ""
+    try:
+        return f" ({host.origin_of(kind, name)})"
+    except Exception:
+        return ""
+
+
+def _create(node: Any, signal: Signal, context: BuildContext, host: PluginHost) -> Any:
     try:
         made = node.plugin.create(signal, node.options, context)
         context.built.setdefault((node.name, signal), made)
@@ -79,8 +99,8 @@ def _create(node: Any, signal: Signal, context: BuildContext) -> Any:
         raise exc.located(key=node.key) from None
     except Exception as exc:
         raise ConfigError(
-            f"exporter '{node.name}' failed to build its {signal} exporter: "
-            f"{type(exc).__name__}: {exc}",
+            f"exporter '{node.name}'{_origin(host, 'exporter', node.name)} failed to build "
+            f"its {signal} exporter: {type(exc).__name__}: {exc}",
             key=node.key,
         ) from None
 
@@ -102,8 +122,10 @@ def _views(settings: Settings) -> list[View]:
 def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
     settings = plan.settings
     context = BuildContext(settings=settings, stats=stats)
+    # Hook-only plugins (entry-point group tempera.plugins) join before the first hook call.
+    plan.host.load_hook_plugins()
     resource = build_resource(plan)
-    sampler = build_sampler(plan.sampler, settings, stats)
+    sampler = build_sampler(plan.sampler, settings, stats, plan.host)
     queues: list[ExportQueue[Any]] = []
 
     def queue(exporter: Any, signal: str, name: str) -> ExportQueue[Any]:
@@ -124,7 +146,7 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
     for node in plan.exporters:
         if "traces" not in node.signals:
             continue
-        exporter = _create(node, "traces", context)
+        exporter = _create(node, "traces", context, plan.host)
         if getattr(node.plugin, "batched", True):
             span_processors.append(QueueSpanProcessor(queue(exporter, "traces", node.name)))
         else:
@@ -148,7 +170,7 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
         for node in plan.exporters:
             if "metrics" not in node.signals:
                 continue
-            made = _create(node, "metrics", context)
+            made = _create(node, "metrics", context, plan.host)
             if isinstance(made, MetricReader):
                 readers.append(made)
             else:
@@ -162,7 +184,9 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
         for extra in plan.host.pm.hook.tempera_metric_readers(settings=settings):
             readers.extend(extra or ())
         meter_provider = MeterProvider(
-            metric_readers=readers, resource=resource, views=_views(settings),
+            metric_readers=readers,
+            resource=resource,
+            views=_views(settings),
             shutdown_on_exit=False,
         )
 
@@ -172,7 +196,7 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         for node in plan.exporters:
             if "logs" in node.signals:
-                exporter = _create(node, "logs", context)
+                exporter = _create(node, "logs", context, plan.host)
                 logger_provider.add_log_record_processor(
                     QueueLogProcessor(queue(exporter, "logs", node.name))
                 )
