@@ -133,8 +133,9 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
             allow_import_paths=settings.plugins.allow_import_paths,
         )
     context = BuildContext(settings=settings, stats=Stats())
-    backend, backend_options = _plugin_options(
-        host, "backend", settings.backend, settings.backend_options, "telemetry.backend"
+    backend = host.load("backend", settings.backend, "telemetry.backend")
+    backend_options = validate_model(
+        options_model(backend), settings.backend_options, "telemetry.backend_options"
     )
     if settings.backend_options and backend_options is None:
         raise ConfigError("this backend takes no options", key="telemetry.backend_options")

@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-
 from tempera.plugin import BuildContext, Exporter
 from tempera.settings import Settings, Signal
 
 from .otlp_endpoints import DEFAULT_GRPC, DEFAULT_HTTP, grpc_target, http_signal_url
 
-__all__ = ["ConsoleExporter", "InMemoryExporter", "MemoryExporter", "OtlpGrpcExporter", "OtlpHttpExporter"]
+__all__ = [
+    "ConsoleExporter",
+    "InMemoryExporter",
+    "MemoryExporter",
+    "OtlpGrpcExporter",
+    "OtlpHttpExporter",
+]
 
 
 class ConsoleExporter(Exporter):
     """Prints spans, metrics and log records to stdout."""
 
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        # The SDK's default ``out`` is the sys.stdout of when it was imported; use today's.
         if signal == "traces":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            return ConsoleSpanExporter()
+            return ConsoleSpanExporter(out=sys.stdout)
         if signal == "metrics":
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
-            return ConsoleMetricExporter()
+            return ConsoleMetricExporter(out=sys.stdout)
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
-        return ConsoleLogRecordExporter()
+        return ConsoleLogRecordExporter(out=sys.stdout)
 
 
 class InMemoryExporter:
@@ -135,6 +142,22 @@ class OtlpGrpcExporter(Exporter):
         return OTLPLogExporter(**kwargs)
 
 
+def _pinned_session(verify: bool | str) -> Any:
+    """A requests session that always uses ``verify``.
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own ``verify``, so
+    a configured CA bundle (or ``insecure``) would be silently ignored wherever those are set.
+    """
+    import requests
+
+    class PinnedSession(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs["verify"] = verify
+            return super().request(*args, **kwargs)
+
+    return PinnedSession()
+
+
 class OtlpHttpExporter(Exporter):
     """OTLP over HTTP (protobuf) for all three signals; ``/v1/<signal>`` paths added."""
 
@@ -154,8 +177,10 @@ class OtlpHttpExporter(Exporter):
         }
         if options.certificate_file:
             kwargs["certificate_file"] = options.certificate_file
-        elif insecure and endpoint.startswith("https"):
-            kwargs["certificate_file"] = False  # requests' verify=False, only when asked
+            kwargs["session"] = _pinned_session(options.certificate_file)
+        elif insecure and kwargs["endpoint"].startswith("https:"):
+            # Verification off only when asked (the SDK reads a false certificate_file as True).
+            kwargs["session"] = _pinned_session(False)
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

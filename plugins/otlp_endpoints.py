@@ -31,9 +31,7 @@ def http_signal_url(endpoint: str, signal: str) -> str:
     ends in ``/v1/<any signal>`` gets that signal swapped in."""
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(
-            f"expected an http:// or https:// URL for OTLP/HTTP, got {endpoint!r}"
-        )
+        raise ConfigError(f"expected an http:// or https:// URL for OTLP/HTTP, got {endpoint!r}")
     path = parts.path
     if _SIGNAL_PATH.search(path):
         path = _SIGNAL_PATH.sub(f"/v1/{signal}", path)
@@ -65,4 +63,5 @@ def grpc_target(endpoint: str, insecure: bool) -> tuple[str, bool]:
             "or set insecure = true to send unencrypted"
         )
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.hostname}{port}", plaintext
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}{port}", plaintext

@@ -1,0 +1,3 @@
+"""Shared pytest configuration. Fixture modules are registered as plugins, one line each."""
+
+pytest_plugins = ["receivers"]
