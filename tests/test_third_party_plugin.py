@@ -1,0 +1,195 @@
+"""A third-party backend works after ``pip install``, with no change to tempera.
+
+tempera and the example distribution in ``docs/examples/tempera-backend-example`` are built and
+installed into a fresh virtual environment (no system site-packages: tempera's dependencies
+come from the package index or the local wheel cache). There, and only there, the example is
+installed, so everything below proves discovery by entry point of an installed distribution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "docs" / "examples" / "tempera-backend-example"
+_IGNORE = shutil.ignore_patterns(
+    ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".*_cache", ".benchmarks",
+    ".hypothesis", ".tempera", "docs",
+)  # fmt: skip
+
+
+@dataclass
+class Venv:
+    root: Path
+    work: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.root / ("Scripts" if os.name == "nt" else "bin")
+
+    def run(self, *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TEMPERA_", "OTEL_", "PYTHON")) and k != "VIRTUAL_ENV"
+        }
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        return subprocess.run(
+            [str(a) for a in args],
+            capture_output=True,
+            text=True,
+            cwd=cwd or self.work,
+            env=env,
+            timeout=300,
+        )
+
+    def python(self, code: str) -> subprocess.CompletedProcess[str]:
+        return self.run(self.bin / "python", "-c", textwrap.dedent(code))
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
+    base = tmp_path_factory.mktemp("third-party")
+    # Build from copies: an in-tree build would write build/ and *.egg-info into the checkout.
+    src = base / "tempera-src"
+    shutil.copytree(REPO, src, ignore=_IGNORE)
+    example = base / "tempera-backend-example"
+    shutil.copytree(EXAMPLE, example, ignore=_IGNORE)
+    root = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=120)
+    env = Venv(root, base)
+    installed = env.run(env.bin / "python", "-m", "pip", "install", "-q", src, example, "pytest")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    yield env
+
+
+def test_the_example_is_installed_in_the_venv_only(venv: Venv) -> None:
+    where = venv.python(
+        """
+        import json, tempera, tempera_backend_example
+        from importlib.metadata import distribution
+        print(json.dumps({
+            "tempera": tempera.__file__,
+            "example": tempera_backend_example.__file__,
+            "version": distribution("tempera-backend-example").version,
+        }))
+        """
+    )
+    assert where.returncode == 0, where.stderr
+    paths = json.loads(where.stdout)
+    assert Path(paths["tempera"]).is_relative_to(venv.root), "tempera must come from the venv"
+    assert Path(paths["example"]).is_relative_to(venv.root)
+    assert paths["version"] == "0.1.0"
+    # ... and not where this test suite runs.
+    from importlib_metadata import PackageNotFoundError, distribution
+
+    with pytest.raises(PackageNotFoundError):
+        distribution("tempera-backend-example")
+
+
+def test_the_backend_is_discovered_by_entry_point(venv: Venv) -> None:
+    listed = venv.python(
+        """
+        import json
+        from tempera._host import PluginHost
+        host = PluginHost()
+        print(json.dumps([
+            [p.kind, p.name, p.distribution, p.version]
+            for kind in ("backend", "exporter") for p in host.discover(kind)
+        ]))
+        """
+    )
+    assert listed.returncode == 0, listed.stderr
+    plugins = json.loads(listed.stdout)
+    assert ["backend", "example", "tempera-backend-example", "0.1.0"] in plugins
+    assert ["exporter", "example-jsonl", "tempera-backend-example", "0.1.0"] in plugins
+    assert ["backend", "stdout", "tempera", _tempera_version()] in plugins
+
+
+def test_tempera_plugins_lists_it(venv: Venv) -> None:
+    result = venv.run(venv.bin / "tempera", "plugins")
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(
+        (line for line in result.stdout.splitlines() if "tempera-backend-example" in line), ""
+    )
+    assert "example" in line.split(), result.stdout
+    assert "0.1.0" in line
+
+
+def test_a_config_naming_it_validates(venv: Venv) -> None:
+    good = venv.work / "good.toml"
+    good.write_text(
+        textwrap.dedent(
+            f"""
+            [server]
+            port = 8080
+
+            [telemetry]
+            service_name = "third-party"
+            backend = "example"
+
+            [telemetry.backend_options]
+            path = "{(venv.work / "good.jsonl").as_posix()}"
+            """
+        )
+    )
+    result = venv.run(venv.bin / "tempera", "validate", good)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    bad = venv.work / "bad.toml"
+    bad.write_text('[telemetry]\nbackend = "example"\n[telemetry.backend_options]\npth = "x"\n')
+    result = venv.run(venv.bin / "tempera", "validate", bad)
+    assert result.returncode == 2
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1, result.stderr
+    assert "telemetry.backend_options" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_configure_exports_a_span_through_it(venv: Venv) -> None:
+    out = venv.work / "spans.jsonl"
+    config = venv.work / "app.toml"
+    config.write_text(
+        f'[telemetry]\nservice_name = "third-party"\nbackend = "example"\n'
+        f'[telemetry.backend_options]\npath = "{out.as_posix()}"\n'
+    )
+    result = venv.python(
+        f"""
+        import tempera
+        with tempera.configure({str(config)!r}) as telemetry:
+            with telemetry.tracer().start_as_current_span("from-the-venv") as span:
+                trace_id = format(span.get_span_context().trace_id, "032x")
+        print(trace_id)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    spans = [line for line in lines if line["kind"] == "span"]
+    assert [(s["name"], s["service"], s["trace_id"]) for s in spans] == [
+        ("from-the-venv", "third-party", result.stdout.strip())
+    ]
+
+
+def test_the_example_passes_its_own_tests(venv: Venv) -> None:
+    example = venv.work / "tempera-backend-example"
+    result = venv.run(
+        venv.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=example
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout
+
+
+def _tempera_version() -> str:
+    from importlib_metadata import version
+
+    return version("tempera")
