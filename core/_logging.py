@@ -9,7 +9,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import get_current
 from opentelemetry.sdk._logs import LoggerProvider
 
-__all__ = ["OtelLogHandler"]
+__all__ = ["OtelLogHandler", "install"]
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -37,6 +37,15 @@ class OtelLogHandler(logging.Handler):
     def __init__(self, provider: LoggerProvider, level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.provider = provider
+        self._root_level: int | None = None
+
+    def uninstall(self) -> None:
+        """Remove the handler from the root logger; restore the level ``install`` lowered."""
+        root = logging.getLogger()
+        root.removeHandler(self)
+        if self._root_level is not None and root.level == self.level:
+            root.setLevel(self._root_level)
+        self._root_level = None
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(_IGNORED_PREFIXES):
@@ -64,3 +73,21 @@ class OtelLogHandler(logging.Handler):
         except Exception:
             # Telemetry never raises into the application; logging's own error hook is noisy.
             pass
+
+
+def install(provider: LoggerProvider, level: str | int) -> OtelLogHandler:
+    """Attach a handler for ``level`` and above to the root logger.
+
+    The root logger's own level filters records before any handler sees them (WARNING when
+    nothing configured logging), so it is lowered to ``level`` when higher, else
+    ``[telemetry.logs] level = "INFO"`` would export nothing below WARNING. It is never
+    raised, and ``uninstall`` puts it back.
+    """
+    number = level if isinstance(level, int) else logging.getLevelName(level)
+    handler = OtelLogHandler(provider, number)
+    root = logging.getLogger()
+    if root.level > number:
+        handler._root_level = root.level
+        root.setLevel(number)
+    root.addHandler(handler)
+    return handler

@@ -22,6 +22,7 @@ from opentelemetry.util._once import Once
 
 from ._loading import load_settings
 from ._logging import OtelLogHandler
+from ._logging import install as install_log_handler
 from ._pipeline import Pipelines, build_pipelines
 from ._resolve import Plan, resolve
 from ._stats import Stats
@@ -68,12 +69,14 @@ class Telemetry:
     Use it as a context manager; leaving the block flushes and shuts down.
     """
 
-    def __init__(self, settings: Settings, plan: Plan | None, pipes: Pipelines | None, stats: Stats) -> None:
+    def __init__(
+        self, settings: Settings, plan: Plan | None, pipes: Pipelines | None, stats: Stats
+    ) -> None:
         self.settings = settings
         self.plan = plan
         self.stats_registry = stats
         self._pipes = pipes
-        self._handler: logging.Handler | None = None
+        self._handler: OtelLogHandler | None = None
         self._closed = False
         self._pid = os.getpid()
 
@@ -89,7 +92,9 @@ class Telemetry:
 
     @property
     def meter_provider(self) -> Any:
-        return (self._pipes.meter_provider if self._pipes else None) or metrics_api.NoOpMeterProvider()
+        return (
+            self._pipes.meter_provider if self._pipes else None
+        ) or metrics_api.NoOpMeterProvider()
 
     @property
     def logger_provider(self) -> Any:
@@ -133,9 +138,7 @@ class Telemetry:
             CompositePropagator([_PROPAGATORS[name]() for name in self.settings.propagators])
         )
         if pipes.logger_provider is not None:
-            level = getattr(logging, self.settings.logs.level)
-            self._handler = OtelLogHandler(pipes.logger_provider, level)
-            logging.getLogger().addHandler(self._handler)
+            self._handler = install_log_handler(pipes.logger_provider, self.settings.logs.level)
         if self.plan is not None:
             for notice in self.plan.notices:
                 log.info("tempera: %s", notice)
@@ -157,7 +160,10 @@ class Telemetry:
             ok = q.force_flush(max(0.0, deadline - time.monotonic())) and ok
         if self._pipes.meter_provider is not None:
             remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            ok = _bounded(lambda: self._pipes.meter_provider.force_flush(remaining_ms), deadline) and ok  # type: ignore[union-attr]
+            ok = (
+                _bounded(lambda: self._pipes.meter_provider.force_flush(remaining_ms), deadline)
+                and ok
+            )  # type: ignore[union-attr]
         return ok
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -187,7 +193,7 @@ class Telemetry:
             except Exception:
                 log.warning("tempera: a plugin's shutdown hook raised", exc_info=True)
         if self._handler is not None:
-            logging.getLogger().removeHandler(self._handler)
+            self._handler.uninstall()
         clean = True
         # A tail-sampling stage hands its decided spans to the queues first. Without one the
         # queues' own shutdown sends everything, and flushing the provider first would only
@@ -226,7 +232,9 @@ class Telemetry:
 
     def __repr__(self) -> str:
         state = "shut down" if self._closed else ("running" if self.enabled else "disabled")
-        return f"<Telemetry {self.settings.service_name!r} backend={self.settings.backend!r} {state}>"
+        return (
+            f"<Telemetry {self.settings.service_name!r} backend={self.settings.backend!r} {state}>"
+        )
 
 
 def _bounded(call: Any, deadline: float) -> bool:
@@ -277,4 +285,3 @@ def configure(path: str | os.PathLike[str] | None = None, **overrides: Any) -> T
             handle._start()
         _active = handle
         return handle
-

@@ -1,0 +1,99 @@
+"""batch_size, batch_timeout_ms and max_queue_size reach the export queues and are obeyed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import tempera
+from tempera.plugin import BuildContext, Exporter
+from tempera.settings import Signal
+
+
+class Batches:
+    """Remembers the size of every batch it is given; can be made to block."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def export(self, batch: Sequence[Any]) -> None:
+        self.gate.wait(5)
+        self.sizes.append(len(batch))
+
+    def shutdown(self) -> None:
+        self.gate.set()
+
+
+class BatchRecorder(Exporter):
+    signals: ClassVar[frozenset[Signal]] = frozenset({"traces", "logs"})
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        return Batches()
+
+
+RECORDER = f"{__name__}:BatchRecorder"
+
+
+def spans(telemetry: tempera.Telemetry, n: int) -> None:
+    tracer = telemetry.tracer()
+    for i in range(n):
+        with tracer.start_as_current_span(f"s{i}"):
+            pass
+
+
+def test_queues_get_the_configured_sizes() -> None:
+    with tempera.configure(
+        None,
+        backend="none",
+        exporters=[{"type": RECORDER}],
+        batch_size=7,
+        batch_timeout_ms=1234,
+        max_queue_size=99,
+    ) as telemetry:
+        queues = telemetry._pipes.queues
+        assert {q.signal for q in queues} == {"traces", "logs"}
+        for q in queues:
+            assert (q.batch_size, q.delay, q.max_queue_size) == (7, 1.234, 99)
+
+
+def test_batch_size_splits_exports() -> None:
+    with tempera.configure(
+        None, backend="none", exporters=[{"type": RECORDER}], batch_size=10, batch_timeout_ms=60_000
+    ) as telemetry:
+        exporter = telemetry.exporter(RECORDER, "traces")
+        spans(telemetry, 25)
+        assert telemetry.force_flush(5)
+        assert exporter.sizes == [10, 10, 5]
+
+
+def test_batch_timeout_sends_a_partial_batch() -> None:
+    with tempera.configure(
+        None, backend="none", exporters=[{"type": RECORDER}], batch_size=100, batch_timeout_ms=50
+    ) as telemetry:
+        exporter = telemetry.exporter(RECORDER, "traces")
+        spans(telemetry, 3)
+        deadline = time.monotonic() + 5
+        while not exporter.sizes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert exporter.sizes == [3]  # without any flush
+
+
+def test_max_queue_size_drops_and_counts() -> None:
+    with tempera.configure(
+        None,
+        backend="none",
+        exporters=[{"type": RECORDER}],
+        batch_size=1000,
+        batch_timeout_ms=60_000,
+        max_queue_size=20,
+    ) as telemetry:
+        spans(telemetry, 50)
+        stats = telemetry.stats()
+        assert stats["traces.queued"] == 20
+        assert stats["traces.dropped.queue_full"] == 30
+        assert telemetry.force_flush(5)
+        assert telemetry.exporter(RECORDER, "traces").sizes == [20]
