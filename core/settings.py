@@ -113,7 +113,7 @@ class Settings(_Strict):
     environment: str | None = Field(
         default=None, description="Deployment environment (resource deployment.environment)."
     )
-    backend: str = Field(default="stdout", description="Backend plugin name.")
+    backend: str = Field(default="local", description="Backend plugin name.")
     backend_options: dict[str, Any] = Field(
         default_factory=dict, description="Options validated by the backend plugin's own model."
     )

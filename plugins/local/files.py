@@ -1,0 +1,197 @@
+"""The store's files: names, listing in write order, and the rotating writer.
+
+Layout of a store directory::
+
+    traces.jsonl                              active file, appended to
+    traces.20250102T030405.123456789Z.jsonl   rotated files, named by rotation time (UTC)
+    metrics.jsonl, logs.jsonl, ...            the same per signal
+
+A signal's data in write order is its rotated files sorted by name, then its active file.
+Every file holds one signal only, as the OpenTelemetry file-exporter format requires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SIGNAL_FILES", "RotatingFile", "StoreFile", "list_files"]
+
+SIGNAL_FILES: tuple[str, ...] = ("traces", "metrics", "logs")
+_NAME = re.compile(r"^(traces|metrics|logs)(?:\.(\d{8}T\d{6}\.\d{9}Z(?:-\d+)?))?\.jsonl$")
+
+
+@dataclass(frozen=True)
+class StoreFile:
+    path: Path
+    signal: str
+    stamp: str | None  # None for the active file
+    size: int
+
+    @property
+    def rotated(self) -> bool:
+        return self.stamp is not None
+
+
+def list_files(directory: str | os.PathLike[str], signal: str | None = None) -> list[StoreFile]:
+    """The store's files (of one signal, or all), oldest data first; active files last."""
+    found: list[StoreFile] = []
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for entry in entries:
+        match = _NAME.match(entry.name)
+        if match is None or (signal is not None and match.group(1) != signal):
+            continue
+        try:
+            size = entry.stat().st_size
+        except FileNotFoundError:  # rotated away or deleted meanwhile
+            continue
+        found.append(StoreFile(Path(entry.path), match.group(1), match.group(2), size))
+    # Rotated files by stamp (a UTC timestamp of fixed width), then active files.
+    found.sort(key=lambda f: (f.stamp is None, f.stamp or "", SIGNAL_FILES.index(f.signal)))
+    return found
+
+
+def _stamp(now_ns: int) -> str:
+    seconds, nanos = divmod(now_ns, 1_000_000_000)
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
+
+
+class RotatingFile:
+    """Appends whole lines to ``<directory>/<signal>.jsonl``, rotating by size under a cap.
+
+    Guarantees, as long as ``max_total_bytes >= 3 * max_file_bytes`` (one active file per
+    signal): an active file never exceeds ``max_file_bytes`` (unless one line alone does),
+    and when a file is rotated the oldest rotated files of the directory, whatever their
+    signal, are deleted until the whole directory fits ``max_total_bytes``.
+
+    Each line is one ``write`` on an ``O_APPEND`` descriptor, so processes sharing the
+    directory (forked workers) interleave whole lines. Before each write the descriptor is
+    checked against the path, so a file rotated by another process is followed.
+    Methods raise ``OSError``; the exporters turn that into a failed export.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        signal: str,
+        *,
+        max_file_bytes: int,
+        max_total_bytes: int,
+    ) -> None:
+        self.directory = Path(directory)
+        self.signal = signal
+        self.path = self.directory / f"{signal}.jsonl"
+        self.max_file_bytes = max_file_bytes
+        self.max_total_bytes = max_total_bytes
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._inode: tuple[int, int] | None = None
+        _open_files.add(self)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write_lines(self, lines: Iterable[bytes]) -> int:
+        """Append each line (newline included by the caller); returns bytes written."""
+        written = 0
+        with self._lock:
+            for line in lines:
+                fd, size = self._current()
+                if size and size + len(line) > self.max_file_bytes:
+                    self._rotate()
+                    fd, size = self._current()
+                view = memoryview(line)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                written += len(line)
+        return written
+
+    def _current(self) -> tuple[int, int]:
+        """The open descriptor of the active file, and that file's size."""
+        if self._fd is not None:
+            try:
+                st = os.stat(self.path)
+                if (st.st_dev, st.st_ino) == self._inode:
+                    return self._fd, st.st_size
+            except FileNotFoundError:
+                pass
+            self._close()  # rotated or deleted by someone else: follow the path
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _CLOEXEC, 0o644)
+        st = os.fstat(fd)
+        self._fd, self._inode = fd, (st.st_dev, st.st_ino)
+        return fd, st.st_size
+
+    def _rotate(self) -> None:
+        measured = self._inode
+        self._close()
+        # Another process may have rotated the file a moment ago: rename only the file that
+        # was measured full, never the fresh one that replaced it.
+        with contextlib.suppress(FileNotFoundError):
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == measured:
+                now = time.time_ns()
+                target = self.directory / f"{self.signal}.{_stamp(now)}.jsonl"
+                n = 0
+                while target.exists():
+                    n += 1
+                    target = self.directory / f"{self.signal}.{_stamp(now)}-{n}.jsonl"
+                os.replace(self.path, target)
+        self.enforce_cap()
+
+    def enforce_cap(self) -> list[Path]:
+        """Delete the oldest rotated files until the directory fits the cap; returns them."""
+        files = list_files(self.directory)
+        # Room is kept for a full active file of every signal, so the cap holds until the
+        # next rotation whatever is appended meanwhile.
+        budget = self.max_total_bytes - len(SIGNAL_FILES) * self.max_file_bytes
+        rotated = [f for f in files if f.rotated]
+        total = sum(f.size for f in rotated)
+        deleted: list[Path] = []
+        for f in rotated:  # oldest first
+            if total <= budget:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                f.path.unlink()
+                deleted.append(f.path)
+            total -= f.size
+        return deleted
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd, self._inode = self._fd, None, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _after_fork(self) -> None:
+        # A lock held by a parent's thread at fork time would never be released in the child.
+        self._lock = threading.Lock()
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_open_files: weakref.WeakSet[RotatingFile] = weakref.WeakSet()
+
+
+def _reset_locks_in_child() -> None:
+    for f in list(_open_files):
+        f._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_in_child)

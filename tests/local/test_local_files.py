@@ -1,0 +1,168 @@
+"""Rotation, the total cap, concurrent writers and failures of the local store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+from local_store_support import context, local_exporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tempera._errors import ConfigError
+from tempera._loading import load_settings
+from tempera.plugins.local.files import list_files
+from tempera.plugins.local.options import LocalOptions
+from tempera.plugins.local.store import Store
+
+KIB = 1024
+LIMITS = {"max_file_bytes": 4 * KIB, "max_total_bytes": 20 * KIB, "max_line_bytes": 2 * KIB}
+
+
+def _make_spans(n: int, start: int = 0, pad: int = 0) -> list:
+    memory = InMemorySpanExporter()
+    tp = TracerProvider(resource=Resource.create({"service.name": "rot"}))
+    tp.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = tp.get_tracer("t")
+    for i in range(start, start + n):
+        tracer.start_span(f"span-{i:05d}", attributes={"pad": "x" * pad}).end()
+    return list(memory.get_finished_spans())
+
+
+def _names(directory: Path) -> list[str]:
+    return [s.name for s in Store(directory).spans()]
+
+
+def test_files_rotate_at_max_file_bytes_and_the_directory_stays_under_the_cap(
+    tmp_path: Path,
+) -> None:
+    exporter = local_exporter(tmp_path, **LIMITS)
+    written = 0
+    for _ in range(60):
+        assert exporter.export(_make_spans(3, start=written)).name == "SUCCESS"
+        written += 3
+        files = list_files(tmp_path)
+        assert sum(f.size for f in files) <= LIMITS["max_total_bytes"]
+        for f in files:
+            assert f.size <= LIMITS["max_file_bytes"]
+    files = list_files(tmp_path, "traces")
+    assert len([f for f in files if f.rotated]) >= 2
+    assert not files[-1].rotated and files[-1].path.name == "traces.jsonl"
+    # The oldest data went first: what is left is the newest spans, in order, without a gap.
+    names = _names(tmp_path)
+    expected = [f"span-{i:05d}" for i in range(written)]
+    assert names == expected[len(expected) - len(names) :]
+    assert 0 < len(names) < written
+    # Every line is a whole OTLP/JSON request within the line limit.
+    for f in files:
+        for line in f.path.read_bytes().splitlines():
+            assert len(line) + 1 <= LIMITS["max_line_bytes"]
+            json.loads(line)
+
+
+def test_cap_deletes_oldest_rotated_files_across_signals(tmp_path: Path) -> None:
+    # Old rotated files of another signal are deleted before newer trace files.
+    old = tmp_path / "logs.20000101T000000.000000000Z.jsonl"
+    old.write_bytes(b"{}\n" * 3000)  # 9000 bytes: over the 20 - 3 * 4 KiB left for rotated files
+    exporter = local_exporter(tmp_path, **LIMITS)
+    assert not old.exists()  # enforced when the exporter is created: over budget
+    old.write_bytes(b"{}\n" * 1000)  # 3000 bytes: fits the budget until traces rotate
+    for i in range(60):
+        exporter.export(_make_spans(3, start=3 * i))
+    assert not old.exists()
+    assert sum(f.size for f in list_files(tmp_path)) <= LIMITS["max_total_bytes"]
+
+
+def test_a_batch_too_long_for_one_line_is_split(tmp_path: Path) -> None:
+    exporter = local_exporter(
+        tmp_path, max_file_bytes=64 * KIB, max_total_bytes=1024 * KIB, max_line_bytes=2 * KIB
+    )
+    spans = _make_spans(40, pad=100)  # ~ 40 * 300 bytes: several lines
+    exporter.export(spans)
+    assert _names(tmp_path) == [s.name for s in spans]
+    lines = [line for f in list_files(tmp_path) for line in f.path.read_bytes().splitlines()]
+    assert len(lines) > 1
+    assert all(len(line) < 2 * KIB for line in lines)
+
+
+def test_a_span_too_long_for_any_line_is_dropped_and_counted(tmp_path: Path) -> None:
+    ctx = context()
+    exporter = local_exporter(tmp_path, ctx=ctx, **LIMITS)
+    spans = _make_spans(2) + _make_spans(1, start=2, pad=3 * KIB) + _make_spans(2, start=3)
+    assert exporter.export(spans).name == "SUCCESS"
+    assert _names(tmp_path) == ["span-00000", "span-00001", "span-00003", "span-00004"]
+    assert ctx.stats.snapshot()["traces.dropped.too_large"] == 1
+
+
+def test_concurrent_exports_write_whole_lines(tmp_path: Path) -> None:
+    exporter = local_exporter(tmp_path, max_file_bytes=64 * KIB, max_total_bytes=100 * 1024 * KIB)
+    batches = [_make_spans(5, start=100 * t) for t in range(8)]
+
+    def work(batch: list) -> None:
+        for _ in range(20):
+            exporter.export(batch)
+
+    threads = [threading.Thread(target=work, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store = Store(tmp_path)
+    assert len(list(store.spans())) == 8 * 20 * 5
+    assert store.skipped == 0
+    assert len(list_files(tmp_path, "traces")) > 1  # rotation happened while racing
+
+
+def test_unwritable_directory_fails_the_export_without_raising(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    ctx = context()
+    exporter = local_exporter(blocker / "store", ctx=ctx)
+    assert ctx.notices and "cannot use" in ctx.notices[0]
+    with caplog.at_level(logging.WARNING, logger="tempera"):
+        assert exporter.export(_make_spans(1)).name == "FAILURE"
+        assert exporter.export(_make_spans(1)).name == "FAILURE"
+    warnings = [r for r in caplog.records if "local store could not write" in r.getMessage()]
+    assert len(warnings) == 1  # logged once, not per export
+    exporter.shutdown()
+
+
+def test_a_truncated_last_line_is_skipped_by_the_reader(tmp_path: Path) -> None:
+    exporter = local_exporter(tmp_path)
+    exporter.export(_make_spans(2))
+    with open(tmp_path / "traces.jsonl", "ab") as f:
+        f.write(b'{"resourceSpans":[{"scopeSp')  # a write cut short
+    store = Store(tmp_path)
+    assert [s.name for s in store.spans()] == ["span-00000", "span-00001"]
+    assert store.skipped == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_file_bytes": "10MiB", "max_total_bytes": "20MiB"}, "at least 3 x max_file_bytes"),
+        ({"max_file_bytes": "ten megs"}, "expected a size"),
+        ({"max_file_bytes": 10}, ">= 1024"),
+        ({"dir": "x"}, "unknown key 'dir'"),
+    ],
+)
+def test_bad_options_are_config_errors(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env={}, backend="local", backend_options=options)
+    assert message in str(info.value)
+    assert "telemetry.backend_options" in str(info.value)
+
+
+def test_sizes_accept_units() -> None:
+    options = LocalOptions(max_file_bytes="10MB", max_total_bytes="1 GiB", max_line_bytes="512KiB")
+    assert (options.max_file_bytes, options.max_total_bytes, options.max_line_bytes) == (
+        10_000_000,
+        1024**3,
+        512 * 1024,
+    )
