@@ -39,18 +39,12 @@ def _memory(**overrides: object) -> tempera.Telemetry:
     """A handle whose spans and log records land in the in-memory exporter only."""
     settings: dict[str, object] = {
         "service_name": "lifecycle-test",
-        "backend": "none" if _has_backend("none") else "stdout",
+        "backend": "none",
         "exporters": [{"type": "memory"}],
         "metrics": {"enabled": False},
     }
     settings.update(overrides)
     return tempera.configure(**settings)
-
-
-def _has_backend(name: str) -> bool:
-    from importlib_metadata import entry_points
-
-    return any(ep.name == name for ep in entry_points(group="tempera.backends"))
 
 
 def _closed_port() -> int:
