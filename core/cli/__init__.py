@@ -18,7 +18,7 @@ from .._errors import ConfigError
 __all__ = ["main"]
 
 # Modules under tempera.cli, in the order ``tempera --help`` lists them.
-COMMANDS: tuple[str, ...] = ("validate", "report")
+COMMANDS: tuple[str, ...] = ("validate", "report", "doctor")
 
 
 def build_parser() -> argparse.ArgumentParser:
