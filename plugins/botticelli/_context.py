@@ -1,14 +1,17 @@
 """Where the narrative type lives in the context, and the tracer that follows the global one.
 
 Samplers read the narrative type of the current context so that the children of a narrative
-(and the downstream stages a carrier reaches) inherit its sampling rate. It travels as the W3C
-baggage entry ``narrative.type``: baggage is in the OpenTelemetry context every sampler is
-given, and the baggage propagator carries it across queues and processes.
+(and the downstream stages a carrier reaches) inherit its sampling rate. ``narrative()`` sets
+it in two places: the samplers' own ``narrative_type`` context variable (cheap to read, local
+to the thread or task) and the W3C baggage entry ``narrative.type``, which is in the
+OpenTelemetry context every sampler is given and which the baggage propagator carries across
+queues and processes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, cast
 
 from opentelemetry import baggage
 from opentelemetry import trace as trace_api
@@ -16,9 +19,26 @@ from opentelemetry.context import Context
 
 from .conventions import BAGGAGE_NARRATIVE_TYPE
 
-__all__ = ["SCOPE", "current_narrative_type", "tracer", "with_narrative_type"]
+__all__ = [
+    "SAMPLER_NARRATIVE_TYPE",
+    "SCOPE",
+    "current_narrative_type",
+    "tracer",
+    "with_narrative_type",
+]
 
 SCOPE = "tempera.botticelli"
+
+
+def _sampler_variable() -> ContextVar[str | None] | None:
+    try:
+        from tempera.samplers.narrative import narrative_type
+    except ImportError:  # samplers trimmed from this install: baggage alone carries the type
+        return None
+    return cast("ContextVar[str | None]", narrative_type)
+
+
+SAMPLER_NARRATIVE_TYPE = _sampler_variable()
 
 _cached: tuple[Any, trace_api.Tracer] | None = None
 

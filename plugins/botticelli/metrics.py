@@ -169,14 +169,15 @@ INSTRUMENTS: Final[tuple[InstrumentSpec, ...]] = (
 
 
 class _Bound:
-    """The instruments of one MeterProvider."""
+    """The instruments of one MeterProvider, and each one's recording method by name."""
 
-    __slots__ = ("instruments", "provider")
+    __slots__ = ("instruments", "provider", "recorders")
 
     def __init__(self, provider: Any, meter_name: str, version: str | None) -> None:
         self.provider = provider
         meter = provider.get_meter(meter_name, version)
         self.instruments: dict[str, Any] = {}
+        self.recorders: dict[str, Any] = {}
         for spec in INSTRUMENTS:
             if spec.kind == "counter":
                 made = meter.create_counter(spec.name, spec.unit, spec.description)
@@ -192,6 +193,12 @@ class _Bound:
                     explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
                 )
             self.instruments[spec.name] = made
+            self.recorders[spec.name] = getattr(
+                made,
+                {"counter": "add", "up_down_counter": "add", "gauge": "set"}.get(
+                    spec.kind, "record"
+                ),
+            )
 
 
 def _outcome(success: bool) -> str:
@@ -228,7 +235,7 @@ class BotMetrics:
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _instruments(self) -> dict[str, Any]:
+    def _recorders(self) -> dict[str, Any]:
         provider = self._pinned or metrics_api.get_meter_provider()
         bound = self._bound
         if bound is None or bound.provider is not provider:
@@ -237,18 +244,11 @@ class BotMetrics:
                 if bound is None or bound.provider is not provider:
                     bound = _Bound(provider, self._meter_name, self._version)
                     self._bound = bound
-        return bound.instruments
+        return bound.recorders
 
     def _record(self, name: str, value: float, attributes: Mapping[str, Any]) -> None:
         try:
-            instrument = self._instruments()[name]
-            attrs = self.guards[name].filter(attributes)
-            if hasattr(instrument, "add"):
-                instrument.add(value, attrs)
-            elif hasattr(instrument, "record"):
-                instrument.record(value, attrs)
-            else:
-                instrument.set(value, attrs)
+            self._recorders()[name](value, self.guards[name].filter(attributes))
         except Exception:
             # A metric is never worth an exception in the bot; say so once per cause.
             _log_once(name)

@@ -36,7 +36,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, Status, StatusCode
 
 from . import conventions as conv
-from ._context import current_narrative_type, tracer, with_narrative_type
+from ._context import SAMPLER_NARRATIVE_TYPE, current_narrative_type, tracer, with_narrative_type
 from .metrics import BotMetrics, default_metrics
 from .propagation import extract_context, link_from, pending_links
 
@@ -182,13 +182,17 @@ class _Scope:
     def _copy(self, func: Callable[..., Any]) -> _Scope:
         raise NotImplementedError
 
+    def _fallback(self) -> Any:
+        raise NotImplementedError
+
     def __enter__(self) -> Any:
         tokens: list[Any] = []
         try:
             handle = self._open(tokens)
         except Exception:
+            # Give the block a handle anyway, on a span that records nothing.
             log.debug("tempera: could not start a span", exc_info=True)
-            handle = None
+            handle = self._fallback()
         self._stack.append((handle, tokens))
         return handle
 
@@ -290,6 +294,9 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
             record_metrics=self.record_metrics,
         )
 
+    def _fallback(self) -> NarrativeSpan:
+        return NarrativeSpan(trace_api.INVALID_SPAN, self.type, self.name)
+
     def _open(self, tokens: list[Any]) -> NarrativeSpan:
         ctx: Context = (
             extract_context(self.parent) if self.parent is not None else context_api.get_current()
@@ -301,6 +308,8 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
                 links.append(link)
         ctx = with_narrative_type(self.type, ctx)
         tokens.append(_Attached(context_api.attach(ctx)))
+        if SAMPLER_NARRATIVE_TYPE is not None:
+            tokens.append(SAMPLER_NARRATIVE_TYPE.set(self.type))
         attributes = {conv.NARRATIVE_TYPE: self.type, conv.NARRATIVE_NAME: self.name}
         attributes.update(self.attributes)
         span = tracer().start_span(
@@ -357,6 +366,9 @@ class act(_Scope):
             record_metrics=self.record_metrics,
         )
 
+    def _fallback(self) -> ActSpan:
+        return ActSpan(trace_api.INVALID_SPAN, self.name, None)
+
     def _open(self, tokens: list[Any]) -> ActSpan:
         ctx = context_api.get_current()
         running = _current_narrative.get()
@@ -403,6 +415,9 @@ class llm_call(_Scope):
 
     def _copy(self, func: Callable[..., Any]) -> llm_call:
         return llm_call(self.model, attributes=self.attributes)
+
+    def _fallback(self) -> LlmCall:
+        return LlmCall(trace_api.INVALID_SPAN, self.model)
 
     def _open(self, tokens: list[Any]) -> LlmCall:
         ctx = context_api.get_current()

@@ -194,3 +194,15 @@ def test_spans_work_before_configure_and_never_raise() -> None:
     with narrative("content_generation", "unconfigured") as run, act("a"), llm_call("m") as call:
         call.record_tokens(1, 2)
     assert run.tokens == 3
+
+
+def test_the_samplers_context_variable_holds_the_type_inside_a_narrative() -> None:
+    from tempera.samplers import narrative_type
+
+    assert narrative_type.get() is None
+    with narrative("curation", "c"):
+        assert narrative_type.get() == "curation"
+        with narrative("posting", "p"):
+            assert narrative_type.get() == "posting"
+        assert narrative_type.get() == "curation"
+    assert narrative_type.get() is None
