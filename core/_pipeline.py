@@ -77,6 +77,12 @@ def build_sampler(
             f"{type(exc).__name__}: {exc}",
             key=node.key,
         ) from None
+    if not getattr(sampler, "guarded", False):
+        # A sampler that is not tempera's own may raise at run time: wrap it so that its
+        # exception becomes a counted, logged-once safe decision, never the app's problem.
+        from tempera.samplers._guard import GuardedSampler
+
+        sampler = GuardedSampler(sampler, node.name, stats)
     return sampler
 
 

@@ -1,25 +1,222 @@
-"""Head samplers: ``always_on``, ``always_off``, ``parent_based`` and ``ratio``."""
+"""Head samplers: ``always_on``, ``always_off``, ``ratio`` and ``parent_based``.
+
+All of them speak OpenTelemetry's consistent probability sampling (see ``_consistent``):
+a kept span carries ``ot=th:<hex>`` in its tracestate and its weight as attributes.
+"""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
-
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
-__all__ = ["AlwaysOff", "AlwaysOn", "ParentBasedSampler", "Ratio"]
+from ._consistent import (
+    MAX_THRESHOLD,
+    drop_result,
+    follow_parent,
+    keep_result,
+    parent_policy,
+    randomness,
+    threshold,
+)
+from ._guard import Guard
+
+if TYPE_CHECKING:
+    from tempera._stats import Stats
+
+__all__ = [
+    "AlwaysOff",
+    "AlwaysOffSampler",
+    "AlwaysOn",
+    "AlwaysOnSampler",
+    "ParentBasedSampler",
+    "ParentBasedTempera",
+    "Ratio",
+    "RatioSampler",
+    "counters",
+]
+
+
+class _Noop:
+    """Stands in for a stats counter when a sampler is built without stats."""
+
+    __slots__ = ()
+
+    def incr(self) -> None:
+        pass
+
+
+def counters(stats: Stats | None, policy: str) -> tuple[Any, Any]:
+    """(kept, dropped) counters of a policy: ``sampler.<policy>.kept`` / ``.dropped``."""
+    if stats is None:
+        return _Noop(), _Noop()
+    return stats.counter(f"sampler.{policy}.kept"), stats.counter(f"sampler.{policy}.dropped")
+
+
+class AlwaysOnSampler(Sampler):
+    """Keeps every span: threshold 0, adjusted count 1."""
+
+    guarded = True
+
+    def __init__(self, policy: str = "always_on") -> None:
+        self.policy = policy
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        ts = get_current_span(parent_context).get_span_context().trace_state
+        return keep_result(self.policy, 0, attributes, ts)
+
+    def get_description(self) -> str:
+        return "AlwaysOn"
+
+
+class AlwaysOffSampler(Sampler):
+    """Drops every span."""
+
+    guarded = True
+    policy = "always_off"
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        return drop_result(get_current_span(parent_context).get_span_context().trace_state)
+
+    def get_description(self) -> str:
+        return "AlwaysOff"
+
+
+class RatioSampler(Sampler):
+    """Consistent probability sampling: keep when R >= T, T = (1 - rate) * 2**56.
+
+    R is the incoming ``rv`` or the trace id's low 56 bits, so every span of a trace (and
+    every service using the same rule) reaches the same decision at the same rate.
+    """
+
+    guarded = True
+
+    def __init__(self, rate: float, policy: str = "ratio", stats: Stats | None = None) -> None:
+        self.rate = rate
+        self.policy = policy
+        self.threshold = threshold(rate)
+        self._guard = Guard(policy, stats)
+        kept, dropped = counters(stats, policy)
+        self._kept = kept.incr
+        self._dropped = dropped.incr
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        try:
+            ts = get_current_span(parent_context).get_span_context().trace_state
+            t = self.threshold
+            if t < MAX_THRESHOLD and randomness(trace_id, ts) >= t:
+                self._kept()
+                return keep_result(self.policy, t, attributes, ts)
+            self._dropped()
+            return drop_result(ts)
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+
+    def get_description(self) -> str:
+        return f"ConsistentRatio{{{self.rate}}}"
+
+
+class ParentBasedTempera(Sampler):
+    """Roots go to ``root``; a child goes to the delegate for its parent's kind, or, by
+    default, follows its parent: same flag, same tracestate, the parent's weight."""
+
+    guarded = True
+
+    def __init__(
+        self,
+        root: Sampler,
+        remote_parent_sampled: Sampler | None = None,
+        remote_parent_not_sampled: Sampler | None = None,
+        local_parent_sampled: Sampler | None = None,
+        local_parent_not_sampled: Sampler | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        self.root = root
+        self.delegates = (
+            remote_parent_sampled,
+            remote_parent_not_sampled,
+            local_parent_sampled,
+            local_parent_not_sampled,
+        )
+        self._guard = Guard("parent_based", stats)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        try:
+            parent = get_current_span(parent_context).get_span_context()
+            if not parent.is_valid:
+                return self.root.should_sample(
+                    parent_context, trace_id, name, kind, attributes, links
+                )
+            sampled = parent.trace_flags.sampled
+            delegate = self.delegates[(0 if parent.is_remote else 2) + (0 if sampled else 1)]
+            if delegate is not None:
+                return delegate.should_sample(
+                    parent_context, trace_id, name, kind, attributes, links
+                )
+            if sampled and not parent.is_remote:
+                return follow_parent(parent, attributes, parent_policy(parent_context, "parent"))
+            return follow_parent(parent, attributes, "parent")
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+
+    def get_description(self) -> str:
+        return f"ParentBased{{root:{self.root.get_description()}}}"
+
+
+# -- plugins -------------------------------------------------------------------------------
 
 
 class AlwaysOn(SamplerPlugin):
     def build(self, options: Any, context: SamplerContext) -> Sampler:
-        return ALWAYS_ON
+        return AlwaysOnSampler()
 
 
 class AlwaysOff(SamplerPlugin):
     def build(self, options: Any, context: SamplerContext) -> Sampler:
-        return ALWAYS_OFF
+        return AlwaysOffSampler()
 
 
 class RatioOptions(BaseModel):
@@ -31,7 +228,7 @@ class Ratio(SamplerPlugin):
     Options: ClassVar[type[BaseModel]] = RatioOptions
 
     def build(self, options: Any, context: SamplerContext) -> Sampler:
-        return TraceIdRatioBased(options.rate)
+        return RatioSampler(options.rate, stats=context.stats)
 
 
 class ParentBasedOptions(BaseModel):
@@ -40,10 +237,32 @@ class ParentBasedOptions(BaseModel):
         default_factory=lambda: SamplerSpec(type="always_on"),
         description="Sampler for root spans; children follow their parent.",
     )
+    remote_parent_sampled: SamplerSpec | None = Field(
+        default=None, description="For a span whose remote parent is sampled (default: follow)."
+    )
+    remote_parent_not_sampled: SamplerSpec | None = Field(
+        default=None, description="For a span whose remote parent is not sampled (default: drop)."
+    )
+    local_parent_sampled: SamplerSpec | None = Field(
+        default=None, description="For a span whose local parent is sampled (default: follow)."
+    )
+    local_parent_not_sampled: SamplerSpec | None = Field(
+        default=None, description="For a span whose local parent is not sampled (default: drop)."
+    )
 
 
 class ParentBasedSampler(SamplerPlugin):
     Options: ClassVar[type[BaseModel]] = ParentBasedOptions
 
     def build(self, options: Any, context: SamplerContext) -> Sampler:
-        return ParentBased(root=context.build(options.root))
+        def nested(spec: SamplerSpec | None) -> Sampler | None:
+            return context.build(spec) if spec is not None else None
+
+        return ParentBasedTempera(
+            context.build(options.root),
+            nested(options.remote_parent_sampled),
+            nested(options.remote_parent_not_sampled),
+            nested(options.local_parent_sampled),
+            nested(options.local_parent_not_sampled),
+            stats=context.stats,
+        )

@@ -1,0 +1,266 @@
+"""Consistent probability sampling: thresholds, randomness, tracestate and recorded weights.
+
+OpenTelemetry's tracestate probability sampling: the randomness R is the trace id's low 56
+bits (or an explicit ``rv`` in the ``ot`` tracestate entry), a probability p becomes the
+rejection threshold T = (1 - p) * 2**56, and a span is kept when R >= T. A kept span carries
+``ot=th:<T in hex, trailing zeros trimmed>`` so any later stage can tell its adjusted count,
+2**56 / (2**56 - T).
+
+Everything a hot path needs is precomputed and cached here: the tracestate, the weight
+attributes and the whole ``SamplingResult`` for a (policy, threshold) pair are built once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+from opentelemetry.trace import SpanContext, get_current_span
+from opentelemetry.trace.span import TraceState
+
+__all__ = [
+    "ADJUSTED_COUNT",
+    "DROP",
+    "MAX_THRESHOLD",
+    "POLICY",
+    "RANDOM_MASK",
+    "SAMPLE_RATE",
+    "adjusted_count",
+    "consistent",
+    "drop_result",
+    "follow_parent",
+    "keep_result",
+    "parent_policy",
+    "parent_span_context",
+    "parse_ot",
+    "probability",
+    "randomness",
+    "state_with_th",
+    "state_without_th",
+    "th_hex",
+    "threshold",
+    "weight_attributes",
+]
+
+# Attribute names every exported span carries (documented in docs/samplers.md).
+ADJUSTED_COUNT = "sampling.adjusted_count"
+POLICY = "sampling.policy"
+SAMPLE_RATE = "SampleRate"  # Honeycomb's name for the same weight, an integer
+
+RANDOM_BITS = 56
+MAX_THRESHOLD = 1 << RANDOM_BITS  # T = 2**56: nothing is kept
+RANDOM_MASK = MAX_THRESHOLD - 1
+_SCALE = float(MAX_THRESHOLD)
+_OT = "ot"
+
+DROP = SamplingResult(Decision.DROP)
+RECORD_ONLY = SamplingResult(Decision.RECORD_ONLY)
+
+
+def threshold(p: float) -> int:
+    """The rejection threshold for probability ``p`` (clamped to [0, 1])."""
+    if p >= 1.0:
+        return 0
+    if p <= 0.0:
+        return MAX_THRESHOLD
+    return MAX_THRESHOLD - round(p * _SCALE)
+
+
+def probability(t: int) -> float:
+    """The keep probability a threshold stands for."""
+    return (MAX_THRESHOLD - t) / _SCALE
+
+
+def adjusted_count(t: int) -> float:
+    """How many spans one kept span stands for: 1 / p (0 when nothing is kept)."""
+    kept = MAX_THRESHOLD - t
+    return _SCALE / kept if kept > 0 else 0.0
+
+
+def th_hex(t: int) -> str:
+    """``th`` encoding: 14 hex digits with trailing zeros removed, "0" for keep-all."""
+    if t <= 0:
+        return "0"
+    return f"{t:014x}".rstrip("0") or "0"
+
+
+@lru_cache(maxsize=1024)
+def parse_ot(value: str) -> tuple[int, int, tuple[str, ...]]:
+    """(th, rv, other members) of an ``ot`` tracestate value; -1 where absent or invalid."""
+    th = rv = -1
+    rest: list[str] = []
+    for member in value.split(";"):
+        if member.startswith("th:"):
+            digits = member[3:]
+            if 0 < len(digits) <= 14:
+                try:
+                    th = int(digits, 16) << (4 * (14 - len(digits)))
+                except ValueError:
+                    th = -1
+        elif member.startswith("rv:"):
+            digits = member[3:]
+            if len(digits) == 14:
+                try:
+                    rv = int(digits, 16)
+                except ValueError:
+                    rv = -1
+        elif member:
+            rest.append(member)
+    return th, rv, tuple(rest)
+
+
+def parent_span_context(parent_context: Context | None) -> SpanContext | None:
+    """The parent's span context when it is valid, else None (a root span)."""
+    sc = get_current_span(parent_context).get_span_context()
+    return sc if sc.is_valid else None
+
+
+def randomness(trace_id: int, trace_state: TraceState | None) -> int:
+    """R: the ``rv`` of the incoming tracestate, else the trace id's low 56 bits."""
+    if trace_state:
+        ot = trace_state.get(_OT)
+        if ot:
+            rv = parse_ot(ot)[1]
+            if rv >= 0:
+                return rv
+    return trace_id & RANDOM_MASK
+
+
+@lru_cache(maxsize=4096)
+def weight_attributes(policy: str, t: int) -> Mapping[str, Any]:
+    """The weight attributes of a span kept at threshold ``t`` by ``policy``."""
+    count = adjusted_count(t)
+    return {
+        ADJUSTED_COUNT: count,
+        POLICY: policy,
+        SAMPLE_RATE: max(1, round(count)),
+    }
+
+
+@lru_cache(maxsize=256)
+def _root_state(t: int) -> TraceState:
+    return TraceState(((_OT, f"th:{th_hex(t)}"),))
+
+
+@lru_cache(maxsize=4096)
+def _ot_with_th(ot: str, t: int) -> str:
+    _, rv, rest = parse_ot(ot)
+    parts = [f"th:{th_hex(t)}"]
+    if rv >= 0:
+        parts.append(f"rv:{rv:014x}")
+    parts.extend(rest)
+    return ";".join(parts)
+
+
+def state_with_th(trace_state: TraceState | None, t: int) -> TraceState:
+    """``trace_state`` with ``ot=th:<t>`` written (other members kept)."""
+    if not trace_state:
+        return _root_state(t)
+    ot = trace_state.get(_OT)
+    new = _ot_with_th(ot, t) if ot else f"th:{th_hex(t)}"
+    if ot == new:
+        return trace_state  # a child of a span kept at the same threshold: nothing to change
+    if ot is None:
+        return trace_state.add(_OT, new)
+    return trace_state.update(_OT, new)
+
+
+@lru_cache(maxsize=1024)
+def _ot_without_th(ot: str) -> str:
+    _, rv, rest = parse_ot(ot)
+    parts = [f"rv:{rv:014x}"] if rv >= 0 else []
+    parts.extend(rest)
+    return ";".join(parts)
+
+
+def state_without_th(trace_state: TraceState | None) -> TraceState | None:
+    """A dropped span must not claim a threshold: erase ``th`` from an incoming ``ot``."""
+    if not trace_state:
+        return trace_state
+    ot = trace_state.get(_OT)
+    if not ot or "th:" not in ot:
+        return trace_state
+    new = _ot_without_th(ot)
+    return trace_state.update(_OT, new) if new else trace_state.delete(_OT)
+
+
+@lru_cache(maxsize=4096)
+def _cached_keep(policy: str, t: int) -> SamplingResult:
+    return SamplingResult(Decision.RECORD_AND_SAMPLE, weight_attributes(policy, t), _root_state(t))
+
+
+def keep_result(
+    policy: str,
+    t: int,
+    attributes: Mapping[str, Any] | None,
+    trace_state: TraceState | None,
+) -> SamplingResult:
+    """RECORD_AND_SAMPLE at threshold ``t``: th in tracestate, weight attributes merged in.
+
+    The common case (no caller attributes, no incoming tracestate) is one cached object.
+    """
+    if not attributes and not trace_state:
+        return _cached_keep(policy, t)
+    weights = weight_attributes(policy, t)
+    merged = {**attributes, **weights} if attributes else weights
+    return SamplingResult(Decision.RECORD_AND_SAMPLE, merged, state_with_th(trace_state, t))
+
+
+def drop_result(
+    trace_state: TraceState | None, decision: Decision = Decision.DROP
+) -> SamplingResult:
+    """DROP (or RECORD_ONLY) keeping the incoming tracestate, minus any ``th``."""
+    if not trace_state:
+        return DROP if decision is Decision.DROP else RECORD_ONLY
+    return SamplingResult(decision, None, state_without_th(trace_state))
+
+
+def follow_parent(
+    parent: SpanContext,
+    attributes: Mapping[str, Any] | None,
+    policy: str,
+) -> SamplingResult:
+    """A child following its parent: same flag, same tracestate, weight from the parent's th.
+
+    A sampled parent without a ``th`` (a legacy upstream) gives adjusted count 1: the
+    probability is unknown, and 1 never over-counts.
+    """
+    ts = parent.trace_state
+    if not parent.trace_flags.sampled:
+        return drop_result(ts)
+    t = 0
+    if ts:
+        ot = ts.get(_OT)
+        if ot:
+            th = parse_ot(ot)[0]
+            if th >= 0:
+                t = th
+    weights = weight_attributes(policy, t)
+    merged = {**attributes, **weights} if attributes else weights
+    return SamplingResult(Decision.RECORD_AND_SAMPLE, merged, ts)
+
+
+def parent_policy(parent_context: Context | None, default: str) -> str:
+    """The policy recorded on a local, recording parent span; ``default`` otherwise."""
+    attrs = getattr(get_current_span(parent_context), "attributes", None)
+    if attrs:
+        policy = attrs.get(POLICY)
+        if isinstance(policy, str):
+            return policy
+    return default
+
+
+def consistent(
+    t: int,
+    policy: str,
+    trace_id: int,
+    attributes: Mapping[str, Any] | None,
+    trace_state: TraceState | None,
+) -> SamplingResult:
+    """Keep when R >= t, recording th and the weight; drop otherwise."""
+    if t < MAX_THRESHOLD and randomness(trace_id, trace_state) >= t:
+        return keep_result(policy, t, attributes, trace_state)
+    return drop_result(trace_state)

@@ -1,0 +1,367 @@
+"""The tail-decision processor: buffers each trace's recorded spans and decides when the
+trace's local root ends.
+
+It sits in front of the export processors and sees every recorded span (the head marks the
+spans it would drop RECORD_ONLY rather than dropping them). At local-root end a policy looks
+at the finished trace: a trace it keeps is forwarded whole, every span re-marked sampled with
+adjusted count 1 and ``th:0``, because such a trace is kept with probability 1. Any other
+trace follows the head: its head-sampled spans go on unchanged (they already carry their
+weight), the rest are dropped. Nothing the head sampled out is ever exported as sampled.
+
+Memory is bounded: at most ``max_traces`` open traces, ``max_spans_per_trace`` spans each,
+``max_age_ms`` of age. Hitting a bound decides that trace early (counted by reason); its
+later spans follow the decision through a bounded decision cache. A late span carrying an
+error is always forwarded (as the single span kept with probability 1).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
+
+from ._consistent import state_with_th, weight_attributes
+
+if TYPE_CHECKING:
+    from tempera._stats import Stats
+
+__all__ = ["FinishedTrace", "TailPolicy", "TailProcessor", "forced_copy", "span_has_error"]
+
+log = logging.getLogger("tempera")
+
+_ERROR = StatusCode.ERROR
+_SAMPLED = TraceFlags.SAMPLED
+_HEAD = "head"  # decision-cache value: follow each span's head flag
+
+
+@dataclass
+class FinishedTrace:
+    """What a trace-end policy sees: the buffered spans of one trace, root last."""
+
+    spans: Sequence[ReadableSpan]
+    root: ReadableSpan | None
+    has_error: bool
+    early: str | None = None  # set when a bound forced the decision before the root ended
+
+    @property
+    def duration_ms(self) -> float:
+        root = self.root
+        if root is None or root.start_time is None or root.end_time is None:
+            return 0.0
+        return (root.end_time - root.start_time) / 1e6
+
+
+# Returns the reason the trace is kept with probability 1 ("error", "slow", a policy's
+# name), or None to let the head decision stand.
+TailPolicy = Callable[[FinishedTrace], "str | None"]
+
+
+def span_has_error(span: ReadableSpan) -> bool:
+    """ERROR status or an ``exception`` event."""
+    if span.status.status_code is _ERROR:
+        return True
+    events = span.events
+    if events:
+        for event in events:
+            if event.name == "exception":
+                return True
+    return False
+
+
+def forced_copy(span: ReadableSpan, policy: str) -> ReadableSpan:
+    """A copy of ``span`` marked sampled, with threshold 0 and adjusted count 1 (``policy``).
+
+    An ended span's attributes cannot change through the API, so the weight goes onto a
+    copy; the original (and its RECORD_ONLY context) is left alone.
+    """
+    ctx = span.context
+    assert ctx is not None
+    context = SpanContext(
+        ctx.trace_id,
+        ctx.span_id,
+        is_remote=False,
+        trace_flags=TraceFlags(ctx.trace_flags | _SAMPLED),
+        trace_state=state_with_th(ctx.trace_state, 0),
+    )
+    attributes = dict(span.attributes or {})
+    attributes.update(weight_attributes(policy, 0))
+    return ReadableSpan(
+        name=span.name,
+        context=context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=attributes,
+        events=span.events,
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+@dataclass
+class _Verdict:
+    trace: FinishedTrace
+    error_ids: list[int]
+    reason: str | None  # why the trace is kept whole, None: the head decision stands
+    decision: str  # what the decision cache remembers for late spans
+    early: str | None
+
+
+class _Trace:
+    __slots__ = ("error_ids", "first_ns", "spans")
+
+    def __init__(self, first_ns: int) -> None:
+        self.spans: list[ReadableSpan] = []
+        self.error_ids: list[int] = []
+        self.first_ns = first_ns
+
+
+class TailProcessor(SpanProcessor):
+    """Buffers per trace, decides at local-root end, forwards kept spans to ``downstream``."""
+
+    def __init__(
+        self,
+        downstream: SpanProcessor,
+        stats: Stats,
+        policy: TailPolicy,
+        *,
+        name: str = "error-always",
+        keep: Literal["trace", "error-path"] = "trace",
+        max_traces: int = 10_000,
+        max_spans_per_trace: int = 1_000,
+        max_age_ms: int = 120_000,
+        decision_cache_size: int = 100_000,
+        keep_late_errors: bool = True,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.downstream = downstream
+        self.policy = policy
+        self.name = name
+        self.keep = keep
+        self.max_traces = max_traces
+        self.max_spans = max_spans_per_trace
+        self.max_age_ns = max_age_ms * 1_000_000
+        self.cache_size = decision_cache_size
+        self.keep_late_errors = keep_late_errors
+        self._clock = clock
+        self._traces: OrderedDict[int, _Trace] = OrderedDict()
+        self._decided: OrderedDict[int, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._forward = downstream.on_end
+        self._age_check = 0
+        self._policy_failed = False
+        c = stats.counter
+        self._seen = c("tail.spans.seen")
+        self._kept_spans = c("tail.spans.kept")
+        self._dropped_spans = c("tail.spans.dropped")
+        self._late = c("tail.spans.late")
+        self._late_error = c("tail.spans.kept.late_error")
+        self._traces_kept_head = c("tail.traces.kept.head")
+        self._traces_dropped = c("tail.traces.dropped")
+        self._policy_errors = c("tail.policy.errors")
+        self._stats = stats
+        self._by_reason: dict[str, Any] = {}
+
+    # -- counters ----------------------------------------------------------------------------
+
+    def _count(self, name: str) -> Any:
+        counter = self._by_reason.get(name)
+        if counter is None:
+            counter = self._by_reason[name] = self._stats.counter(name)
+        return counter
+
+    # -- SpanProcessor -----------------------------------------------------------------------
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def _on_ending(self, span: Span) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            self._on_end(span)
+        except Exception:
+            # Never into the application: count, log once, and move on.
+            self._policy_errors.incr()
+            if not self._policy_failed:
+                self._policy_failed = True
+                log.warning("tempera: the tail-decision processor raised", exc_info=True)
+
+    def _on_end(self, span: ReadableSpan) -> None:
+        self._seen.incr()
+        ctx = span.context
+        if ctx is None:
+            return
+        tid = ctx.trace_id
+        parent = span.parent
+        is_root = parent is None or parent.is_remote
+        is_error = span_has_error(span)
+        out: list[_Verdict] = []
+        late: str | None = None
+        with self._lock:
+            decided = self._decided.get(tid)
+            if decided is not None:
+                late = decided
+            else:
+                traces = self._traces
+                trace = traces.get(tid)
+                if trace is None:
+                    if len(traces) >= self.max_traces:
+                        _, oldest = traces.popitem(last=False)
+                        out.append(self._finish(oldest, None, "max_traces"))
+                    trace = traces[tid] = _Trace(self._clock())
+                trace.spans.append(span)
+                if is_error:
+                    trace.error_ids.append(ctx.span_id)
+                if is_root:
+                    del traces[tid]
+                    out.append(self._finish(trace, span, None))
+                elif len(trace.spans) >= self.max_spans:
+                    del traces[tid]
+                    out.append(self._finish(trace, None, "max_spans"))
+                self._age_check += 1
+                if self._age_check >= 256:
+                    self._age_check = 0
+                    out.extend(self._expire(self._clock() - self.max_age_ns))
+        if late is not None:
+            self._late.incr()
+            self._follow(span, late, is_error)
+        for verdict in out:
+            self._emit(verdict)
+
+    def _finish(self, trace: _Trace, root: ReadableSpan | None, early: str | None) -> _Verdict:
+        """Decide ``trace`` (called under the lock, so the decision is cached before any other
+        thread can look: a span of this trace ending right now follows it, never re-buffers)."""
+        finished = FinishedTrace(trace.spans, root, bool(trace.error_ids), early)
+        try:
+            reason = self.policy(finished)
+        except Exception:
+            self._policy_errors.incr()
+            if not self._policy_failed:
+                self._policy_failed = True
+                log.warning(
+                    "tempera: tail policy %r raised; the head decision stands",
+                    self.name,
+                    exc_info=True,
+                )
+            reason = None
+        decision = f"{self.name}:{reason}" if reason is not None else _HEAD
+        cache = self._decided
+        cache[trace.spans[0].context.trace_id] = decision  # type: ignore[union-attr]
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return _Verdict(finished, trace.error_ids, reason, decision, early)
+
+    def _expire(self, cutoff: int) -> list[_Verdict]:
+        out: list[_Verdict] = []
+        traces = self._traces
+        while traces:
+            tid, trace = next(iter(traces.items()))
+            if trace.first_ns > cutoff:
+                break
+            del traces[tid]
+            out.append(self._finish(trace, None, "max_age"))
+        return out
+
+    def _emit(self, verdict: _Verdict) -> None:
+        spans = verdict.trace.spans
+        if verdict.early is not None:
+            self._count(f"tail.early.{verdict.early}").incr()
+        forward = self._forward
+        if verdict.reason is not None:
+            policy = verdict.decision
+            self._count(f"tail.traces.kept.{verdict.reason}").incr()
+            if self.keep == "error-path" and verdict.error_ids:
+                path = _error_path(spans, verdict.error_ids)
+                kept = 0
+                for s in spans:
+                    if s.context.span_id in path:  # type: ignore[union-attr]
+                        forward(forced_copy(s, policy))
+                    elif s.context.trace_flags.sampled:  # type: ignore[union-attr]
+                        forward(s)  # kept by the head anyway, with its head weight
+                    else:
+                        continue
+                    kept += 1
+                self._kept_spans.add(kept)
+                self._dropped_spans.add(len(spans) - kept)
+                return
+            for s in spans:
+                forward(forced_copy(s, policy))
+            self._kept_spans.add(len(spans))
+            return
+        kept = 0
+        for s in spans:
+            if s.context.trace_flags.sampled:  # type: ignore[union-attr]
+                forward(s)
+                kept += 1
+        self._kept_spans.add(kept)
+        self._dropped_spans.add(len(spans) - kept)
+        (self._traces_kept_head if kept else self._traces_dropped).incr()
+
+    def _follow(self, span: ReadableSpan, decision: str, is_error: bool) -> None:
+        if decision != _HEAD and self.keep == "trace":
+            self._kept_spans.incr()
+            self._forward(forced_copy(span, decision))
+        elif span.context.trace_flags.sampled:  # type: ignore[union-attr]
+            self._kept_spans.incr()
+            self._forward(span)
+        elif is_error and self.keep_late_errors:
+            self._late_error.incr()
+            self._kept_spans.incr()
+            self._forward(forced_copy(span, f"{self.name}:late_error"))
+        else:
+            self._dropped_spans.incr()
+
+    # -- flushing ----------------------------------------------------------------------------
+
+    def open_traces(self) -> int:
+        return len(self._traces)
+
+    def decide_all(self, reason: str) -> None:
+        """Decide every open trace now (shutdown) as if a bound had been hit."""
+        with self._lock:
+            pending = [self._finish(t, None, reason) for t in self._traces.values()]
+            self._traces.clear()
+        for verdict in pending:
+            self._emit(verdict)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        with self._lock:
+            expired = self._expire(self._clock() - self.max_age_ns)
+        for verdict in expired:
+            self._emit(verdict)
+        return self.downstream.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        try:
+            self.decide_all("shutdown")
+        except Exception:
+            log.debug("tempera: tail processor shutdown raised", exc_info=True)
+        self.downstream.shutdown()
+
+
+def _error_path(spans: Sequence[ReadableSpan], error_ids: Sequence[int]) -> set[int]:
+    """Ids of the error spans and all their ancestors among ``spans``."""
+    parent_of: dict[int, int | None] = {}
+    for s in spans:
+        p = s.parent
+        parent_of[s.context.span_id] = p.span_id if p is not None and not p.is_remote else None  # type: ignore[union-attr]
+    path: set[int] = set()
+    for sid in error_ids:
+        current: int | None = sid
+        while current is not None and current not in path:
+            path.add(current)
+            current = parent_of.get(current)
+    return path

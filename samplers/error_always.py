@@ -1,0 +1,130 @@
+"""``error-always``: keep every trace that holds an error (or is slow); otherwise defer to a
+nested sampler. The decision is taken in-process when the trace's local root span ends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+from pydantic import BaseModel, ConfigDict, Field
+from tempera._errors import ConfigError
+from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
+
+from ._consistent import drop_result
+from ._guard import Guard
+from ._tail import FinishedTrace, TailProcessor
+
+if TYPE_CHECKING:
+    from tempera._stats import Stats
+
+__all__ = ["ErrorAlways", "ErrorAlwaysOptions", "ErrorAlwaysSampler"]
+
+ROOT_PATH = "telemetry.sampler"
+
+
+class ErrorAlwaysOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    otherwise: SamplerSpec = Field(
+        default_factory=lambda: SamplerSpec(type="always_off"),
+        description="Decides the traces without an error (default: always_off, errors only).",
+    )
+    slow_ms: float | None = Field(
+        default=None, gt=0, description="Also keep every trace whose local root lasts this long."
+    )
+    keep: Literal["trace", "error-path"] = Field(
+        default="trace",
+        description="'trace': the whole kept trace; 'error-path': the error spans and their "
+        "ancestors (plus whatever the head kept).",
+    )
+    max_traces: int = Field(default=10_000, ge=1, description="Open traces buffered at most.")
+    max_spans_per_trace: int = Field(default=1_000, ge=1, description="Spans buffered per trace.")
+    max_age_ms: int = Field(default=120_000, ge=1, description="A trace open longer is decided.")
+    decision_cache_size: int = Field(
+        default=100_000, ge=1, description="Decided traces remembered for their late spans."
+    )
+
+
+class ErrorAlwaysSampler(Sampler):
+    """Head: the nested sampler's decision, but RECORD_ONLY where it would drop, so the tail
+    processor sees every span. Tail: see ``TailProcessor``."""
+
+    guarded = True
+
+    def __init__(
+        self, otherwise: Sampler, options: ErrorAlwaysOptions, stats: Stats | None = None
+    ) -> None:
+        self.otherwise = otherwise
+        self.options = options
+        self._nested = otherwise.should_sample
+        self._slow_ns = int(options.slow_ms * 1_000_000) if options.slow_ms else None
+        self._guard = Guard("error-always", stats, record_only=True)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        try:
+            result = self._nested(parent_context, trace_id, name, kind, attributes, links)
+            if result.decision is Decision.DROP:
+                return drop_result(result.trace_state, Decision.RECORD_ONLY)
+            return result
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+
+    def keep_reason(self, trace: FinishedTrace) -> str | None:
+        if trace.has_error:
+            return "error"
+        slow = self._slow_ns
+        root = trace.root
+        if (
+            slow is not None
+            and root is not None
+            and root.end_time is not None
+            and root.start_time is not None
+            and root.end_time - root.start_time >= slow
+        ):
+            return "slow"
+        return None
+
+    def tail_processor(self, downstream: SpanProcessor, stats: Stats) -> SpanProcessor:
+        o = self.options
+        return TailProcessor(
+            downstream,
+            stats,
+            self.keep_reason,
+            name="error-always",
+            keep=o.keep,
+            max_traces=o.max_traces,
+            max_spans_per_trace=o.max_spans_per_trace,
+            max_age_ms=o.max_age_ms,
+            decision_cache_size=o.decision_cache_size,
+        )
+
+    def get_description(self) -> str:
+        return f"ErrorAlways{{otherwise:{self.otherwise.get_description()}}}"
+
+
+class ErrorAlways(SamplerPlugin):
+    Options: ClassVar[type[BaseModel]] = ErrorAlwaysOptions
+
+    def build(self, options: Any, context: SamplerContext) -> Sampler:
+        if context.path != ROOT_PATH:
+            raise ConfigError(
+                "error-always decides when a trace ends, so it must be the root of the sampler "
+                "tree ([telemetry.sampler]); nest the other samplers under its 'otherwise'",
+                key=context.path,
+            )
+        return ErrorAlwaysSampler(context.build(options.otherwise), options, context.stats)

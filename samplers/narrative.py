@@ -1,0 +1,298 @@
+"""``per-narrative-type``: a rate per value of an attribute (default ``narrative.type``), with
+first-match rules as the general form, and the context that carries the type to child spans.
+
+The type of a span is read, first found wins, from: the span's attributes at start, the
+``narrative_type`` context variable (``narrative_type_context("curation")``), the local parent
+span's attribute, and the W3C baggage entry (same name as the attribute), which also carries it
+across processes.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from opentelemetry import baggage
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
+
+from ._consistent import MAX_THRESHOLD, drop_result, keep_result, randomness, threshold
+from ._guard import Guard
+
+if TYPE_CHECKING:
+    from tempera._stats import Stats
+
+__all__ = [
+    "NARRATIVE_TYPE",
+    "PerNarrativeType",
+    "PerNarrativeTypeSampler",
+    "narrative_type",
+    "narrative_type_context",
+    "resolve_type",
+]
+
+NARRATIVE_TYPE = "narrative.type"
+
+narrative_type: ContextVar[str | None] = ContextVar("tempera.narrative_type", default=None)
+"""The running narrative's type; set it with ``narrative_type_context``."""
+
+
+@contextmanager
+def narrative_type_context(value: str) -> Iterator[None]:
+    """Within the block, spans started in this context count as narratives of type ``value``.
+
+    Set it before the narrative's root span starts, so the root is sampled at its type's rate.
+    """
+    token = narrative_type.set(value)
+    try:
+        yield
+    finally:
+        narrative_type.reset(token)
+
+
+def resolve_type(
+    attribute: str,
+    parent_context: Context | None,
+    attributes: Attributes,
+    use_baggage: bool = True,
+) -> Any:
+    """The span's type: attributes, context variable, local parent, then baggage."""
+    if attributes:
+        value = attributes.get(attribute)
+        if value is not None:
+            return value
+    if attribute == NARRATIVE_TYPE:
+        value = narrative_type.get()
+        if value is not None:
+            return value
+    parent_attrs = getattr(get_current_span(parent_context), "attributes", None)
+    if parent_attrs:
+        value = parent_attrs.get(attribute)
+        if value is not None:
+            return value
+    if use_baggage:
+        return baggage.get_baggage(attribute, parent_context)
+    return None
+
+
+# -- options -------------------------------------------------------------------------------
+
+Scalar = str | int | float | bool
+_KINDS = {k.name.lower(): k for k in SpanKind}
+
+
+class Rule(BaseModel):
+    """One rule: every condition given must hold; the first matching rule decides."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, description="Span name glob, e.g. 'llm.*'.")
+    kind: Literal["internal", "server", "client", "producer", "consumer"] | None = Field(
+        default=None, description="Span kind."
+    )
+    attributes: dict[str, Scalar | list[Scalar]] = Field(
+        default_factory=dict,
+        description="Attribute equals a value, or is in a list. The narrative type counts as "
+        "an attribute even when it comes from context.",
+    )
+    rate: float | None = Field(default=None, ge=0.0, le=1.0, description="Keep probability.")
+    sampler: SamplerSpec | None = Field(default=None, description="Or a nested sampler.")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Rule:
+        if (self.rate is None) == (self.sampler is None):
+            raise ValueError("a rule needs exactly one of 'rate' or 'sampler'")
+        return self
+
+
+class PerNarrativeTypeOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attribute: str = Field(default=NARRATIVE_TYPE, description="Attribute naming the type.")
+    rates: dict[str, float | SamplerSpec] = Field(
+        default_factory=dict, description="Keep probability (or a nested sampler) per type."
+    )
+    default: float | SamplerSpec = Field(
+        default=1.0, description="For types not in 'rates' and spans without a type."
+    )
+    rules: list[Rule] = Field(default_factory=list, description="First match wins, before 'rates'.")
+    baggage: bool = Field(default=True, description="Also read the type from W3C baggage.")
+
+    @model_validator(mode="after")
+    def _rates_in_range(self) -> PerNarrativeTypeOptions:
+        for key, value in [*self.rates.items(), ("default", self.default)]:
+            if isinstance(value, float) and not 0.0 <= value <= 1.0:
+                raise ValueError(f"rate for {key!r} must be between 0 and 1, got {value}")
+        return self
+
+
+# -- the sampler ---------------------------------------------------------------------------
+
+
+class _Fixed:
+    """A fixed keep probability, decided consistently from the trace's randomness."""
+
+    __slots__ = ("policy", "t")
+
+    def __init__(self, rate: float, policy: str) -> None:
+        self.t = threshold(rate)
+        self.policy = policy
+
+    def decide(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None,
+        attributes: Attributes,
+        links: Sequence[Link] | None,
+    ) -> SamplingResult:
+        ts = get_current_span(parent_context).get_span_context().trace_state
+        t = self.t
+        if t < MAX_THRESHOLD and randomness(trace_id, ts) >= t:
+            return keep_result(self.policy, t, attributes, ts)
+        return drop_result(ts)
+
+
+class _Nested:
+    __slots__ = ("decide",)
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.decide = sampler.should_sample
+
+
+_Choice = _Fixed | _Nested
+
+
+class _CompiledRule:
+    __slots__ = ("attributes", "choice", "kind", "name")
+
+    def __init__(self, rule: Rule, choice: _Choice) -> None:
+        self.name = re.compile(fnmatch.translate(rule.name)).match if rule.name else None
+        self.kind = _KINDS[rule.kind] if rule.kind else None
+        self.attributes = tuple(
+            (key, frozenset(value) if isinstance(value, list) else frozenset((value,)))
+            for key, value in rule.attributes.items()
+        )
+        self.choice = choice
+
+    def matches(
+        self,
+        name: str,
+        kind: SpanKind | None,
+        attributes: Mapping[str, Any],
+        type_key: str,
+        type_value: Any,
+    ) -> bool:
+        if self.kind is not None and (kind or SpanKind.INTERNAL) is not self.kind:
+            return False
+        if self.name is not None and not self.name(name):
+            return False
+        for key, allowed in self.attributes:
+            value = attributes.get(key) if attributes else None
+            if value is None and key == type_key:
+                value = type_value
+            try:
+                if value not in allowed:
+                    return False
+            except TypeError:  # an unhashable attribute value (a list) never matches
+                return False
+        return True
+
+
+class PerNarrativeTypeSampler(Sampler):
+    guarded = True
+    policy = "per-narrative-type"
+
+    def __init__(
+        self,
+        attribute: str,
+        rates: Mapping[str, _Choice],
+        default: _Choice,
+        rules: Sequence[_CompiledRule] = (),
+        use_baggage: bool = True,
+        stats: Stats | None = None,
+    ) -> None:
+        self.attribute = attribute
+        self.rates = dict(rates)
+        self.default = default
+        self.rules = tuple(rules)
+        self.use_baggage = use_baggage
+        self._guard = Guard(self.policy, stats)
+
+    @classmethod
+    def from_rates(
+        cls, rates: Mapping[str, float], default: float = 1.0, **kwargs: Any
+    ) -> PerNarrativeTypeSampler:
+        """A sampler from plain rates (no plugin host needed: tests, code configuration)."""
+        base = cls.policy
+        return cls(
+            kwargs.pop("attribute", NARRATIVE_TYPE),
+            {k: _Fixed(v, f"{base}:{k}") for k, v in rates.items()},
+            _Fixed(default, f"{base}:default"),
+            **kwargs,
+        )
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        try:
+            value = resolve_type(self.attribute, parent_context, attributes, self.use_baggage)
+            for rule in self.rules:
+                if rule.matches(name, kind, attributes or {}, self.attribute, value):
+                    return rule.choice.decide(
+                        parent_context, trace_id, name, kind, attributes, links
+                    )
+            choice = self.rates.get(value, self.default) if value is not None else self.default
+            return choice.decide(parent_context, trace_id, name, kind, attributes, links)
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+
+    def get_description(self) -> str:
+        return (
+            f"PerNarrativeType{{{self.attribute}, {len(self.rates)} rates, "
+            f"{len(self.rules)} rules}}"
+        )
+
+
+class PerNarrativeType(SamplerPlugin):
+    Options: ClassVar[type[BaseModel]] = PerNarrativeTypeOptions
+
+    def build(self, options: Any, context: SamplerContext) -> Sampler:
+        base = "per-narrative-type"
+
+        def choice(value: float | SamplerSpec, label: str) -> _Choice:
+            if isinstance(value, SamplerSpec):
+                return _Nested(context.build(value))
+            return _Fixed(value, f"{base}:{label}")
+
+        rules = [
+            _CompiledRule(
+                rule, choice(rule.rate if rule.rate is not None else rule.sampler, f"rule{i}")
+            )  # type: ignore[arg-type]
+            for i, rule in enumerate(options.rules)
+        ]
+        return PerNarrativeTypeSampler(
+            options.attribute,
+            {k: choice(v, k) for k, v in options.rates.items()},
+            choice(options.default, "default"),
+            rules,
+            options.baggage,
+            context.stats,
+        )

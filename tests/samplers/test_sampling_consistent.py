@@ -1,0 +1,164 @@
+"""ratio, parent_based, always_on/off: consistent probability sampling and recorded weights."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry import context as context_api
+from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace.span import TraceState
+from sampling_support import assert_binomial, estimate_tolerance, memory_telemetry, trace_ids
+from tempera._stats import Stats
+from tempera.samplers import ADJUSTED_COUNT, POLICY, SAMPLE_RATE
+from tempera.samplers._consistent import (
+    MAX_THRESHOLD,
+    adjusted_count,
+    parse_ot,
+    th_hex,
+    threshold,
+)
+from tempera.samplers.basic import (
+    AlwaysOffSampler,
+    AlwaysOnSampler,
+    ParentBasedTempera,
+    RatioSampler,
+)
+
+
+def _parent(
+    trace_id: int, sampled: bool, ts: TraceState | None = None, remote: bool = True
+) -> context_api.Context:
+    sc = SpanContext(
+        trace_id,
+        0xABC,
+        is_remote=remote,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if sampled else 0),
+        trace_state=ts,
+    )
+    return trace.set_span_in_context(NonRecordingSpan(sc))
+
+
+def test_threshold_encoding_matches_the_specification() -> None:
+    # Examples from the OpenTelemetry tracestate probability sampling specification.
+    assert th_hex(threshold(1.0)) == "0"
+    assert th_hex(threshold(0.5)) == "8"
+    assert th_hex(threshold(0.25)) == "c"
+    assert th_hex(threshold(0.01)).startswith("fd70a3d70a3d7")
+    assert parse_ot("th:8")[0] == 1 << 55
+    assert parse_ot("rv:00000000000001;th:c;x:y") == (0xC << 52, 1, ("x:y",))
+    assert adjusted_count(threshold(0.1)) == pytest.approx(10.0)
+    assert threshold(0.0) == MAX_THRESHOLD
+
+
+def test_ratio_keeps_its_rate_over_100k_roots_and_the_weights_estimate_the_count() -> None:
+    n, p = 100_000, 0.1
+    sampler = RatioSampler(p, stats=Stats())
+    kept = 0
+    weight = 0.0
+    for tid in trace_ids(7, n):
+        result = sampler.should_sample(None, tid, "root")
+        if result.decision is Decision.RECORD_AND_SAMPLE:
+            kept += 1
+            weight += result.attributes[ADJUSTED_COUNT]
+            assert result.trace_state.get("ot") == f"th:{th_hex(threshold(p))}"
+            assert result.attributes[SAMPLE_RATE] == 10
+            assert result.attributes[POLICY] == "ratio"
+        else:
+            assert result.decision is Decision.DROP
+    assert_binomial(kept, n, p)
+    assert abs(weight - n) <= estimate_tolerance({p: n})
+
+
+def test_ratio_decision_is_the_specifications_r_at_least_t() -> None:
+    sampler = RatioSampler(0.5)
+    low = (1 << 55) - 1  # R just under T for p = 0.5
+    assert sampler.should_sample(None, low, "x").decision is Decision.DROP
+    assert sampler.should_sample(None, 1 << 55, "x").decision is Decision.RECORD_AND_SAMPLE
+    # Only the low 56 bits count.
+    assert sampler.should_sample(None, (0xFF << 56) | low, "x").decision is Decision.DROP
+
+
+def test_ratio_uses_an_incoming_rv_and_keeps_other_tracestate() -> None:
+    sampler = RatioSampler(0.5)
+    tid = 1 << 55  # kept by its own bits ...
+    ts = TraceState([("ot", "rv:00000000000001;x:1"), ("vendor", "v")])
+    result = sampler.should_sample(_parent(tid, True, ts), tid, "x")
+    assert result.decision is Decision.DROP  # ... but rv says R = 1
+    ts_keep = TraceState([("ot", "rv:ffffffffffffff"), ("vendor", "v")])
+    kept = sampler.should_sample(_parent(2, False, ts_keep), 2, "x")
+    assert kept.decision is Decision.RECORD_AND_SAMPLE
+    assert kept.trace_state.get("ot") == "th:8;rv:ffffffffffffff"
+    assert kept.trace_state.get("vendor") == "v"
+
+
+def test_a_dropped_span_does_not_claim_a_threshold() -> None:
+    ts = TraceState([("ot", "th:8;rv:00000000000001")])
+    result = RatioSampler(0.5).should_sample(_parent(5, True, ts), 5, "x")
+    assert result.decision is Decision.DROP
+    assert result.trace_state.get("ot") == "rv:00000000000001"
+
+
+def test_parent_based_children_follow_and_carry_the_parents_weight() -> None:
+    sampler = ParentBasedTempera(RatioSampler(0.1))
+    ts = TraceState([("ot", "th:c")])  # parent kept at p = 1/4
+    child = sampler.should_sample(_parent(3, True, ts), 3, "child", attributes={"a": 1})
+    assert child.decision is Decision.RECORD_AND_SAMPLE
+    assert child.attributes[ADJUSTED_COUNT] == pytest.approx(4.0)
+    assert child.attributes["a"] == 1
+    assert child.trace_state is ts
+    assert sampler.should_sample(_parent(3, False), 3, "child").decision is Decision.DROP
+    # A sampled parent without th (a legacy upstream) never over-counts.
+    legacy = sampler.should_sample(_parent(3, True), 3, "child")
+    assert legacy.attributes[ADJUSTED_COUNT] == 1.0
+
+
+def test_parent_based_delegates() -> None:
+    sampler = ParentBasedTempera(
+        AlwaysOffSampler(),
+        remote_parent_not_sampled=AlwaysOnSampler(),
+        local_parent_sampled=AlwaysOffSampler(),
+    )
+    assert sampler.should_sample(None, 3, "root").decision is Decision.DROP
+    assert sampler.should_sample(_parent(3, False), 3, "c").decision is Decision.RECORD_AND_SAMPLE
+    assert sampler.should_sample(_parent(3, True, remote=False), 3, "c").decision is Decision.DROP
+    assert sampler.should_sample(_parent(3, True), 3, "c").decision is Decision.RECORD_AND_SAMPLE
+
+
+def test_sampling_rate_shorthand_end_to_end_keeps_whole_traces_with_weights() -> None:
+    n, p = 2000, 0.25
+    with memory_telemetry({"type": "parent_based", "root": {"type": "ratio", "rate": p}}) as (
+        t,
+        mem,
+    ):
+        tracer = t.tracer()
+        for _ in range(n):
+            with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+                pass
+        spans = mem.get_finished_spans()
+    roots = [s for s in spans if s.parent is None]
+    assert_binomial(len(roots), n, p)
+    assert len(spans) == 2 * len(roots)  # children follow their root
+    for s in spans:
+        assert s.context.trace_flags.sampled
+        assert s.attributes[ADJUSTED_COUNT] == pytest.approx(4.0)
+        assert s.attributes[POLICY] == "ratio"
+        assert s.context.trace_state.get("ot") == "th:c"
+    assert abs(sum(s.attributes[ADJUSTED_COUNT] for s in roots) - n) <= estimate_tolerance({p: n})
+
+
+def test_show_prints_the_resolved_tree() -> None:
+    import tempera
+
+    settings = tempera.load_settings(
+        backend="none",
+        sampler={
+            "type": "error-always",
+            "otherwise": {"type": "per-narrative-type", "default": 0.1},
+        },
+    )
+    from tempera._resolve import resolve
+
+    lines = resolve(settings).sampler.describe()
+    assert lines[0].startswith("error-always(")
+    assert lines[1].startswith("  per-narrative-type(")
