@@ -158,12 +158,10 @@ class Telemetry:
         ok = True
         for q in self._pipes.queues:
             ok = q.force_flush(max(0.0, deadline - time.monotonic())) and ok
-        if self._pipes.meter_provider is not None:
+        meter_provider = self._pipes.meter_provider
+        if meter_provider is not None:
             remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            ok = (
-                _bounded(lambda: self._pipes.meter_provider.force_flush(remaining_ms), deadline)
-                and ok
-            )  # type: ignore[union-attr]
+            ok = _bounded(lambda: meter_provider.force_flush(remaining_ms), deadline) and ok
         return ok
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -178,10 +176,7 @@ class Telemetry:
         with _lock:
             if _active is self:
                 _active = None
-        try:
-            atexit.unregister(self._at_exit)
-        except Exception:
-            pass
+        atexit.unregister(self._at_exit)
         pipes = self._pipes
         if pipes is None:
             return True

@@ -7,6 +7,7 @@ model when the plugin host resolves them (see :mod:`tempera._resolve`).
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
@@ -27,6 +28,8 @@ Signal = Literal["traces", "metrics", "logs"]
 SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
 
 ResourceValue = str | bool | int | float
+Propagator = Literal["tracecontext", "baggage"]
+_PROPAGATORS: tuple[Propagator, ...] = ("tracecontext", "baggage")
 
 
 class _Strict(BaseModel):
@@ -45,7 +48,7 @@ class ViewSettings(_Strict):
     @field_validator("buckets")
     @classmethod
     def _ascending(cls, value: list[float] | None) -> list[float] | None:
-        if value is not None and any(b <= a for a, b in zip(value, value[1:])):
+        if value is not None and any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError("bucket boundaries must be strictly ascending")
         return value
 
@@ -143,9 +146,7 @@ class Settings(_Strict):
     shutdown_timeout_ms: Annotated[int, Field(ge=0)] = Field(
         default=5000, description="shutdown() returns within this, backend reachable or not."
     )
-    propagators: list[Literal["tracecontext", "baggage"]] = Field(
-        default_factory=lambda: ["tracecontext", "baggage"]
-    )
+    propagators: list[Propagator] = Field(default_factory=lambda: list(_PROPAGATORS))
     resource: dict[str, ResourceValue] = Field(
         default_factory=dict, description="Extra resource attributes."
     )
