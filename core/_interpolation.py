@@ -16,9 +16,7 @@ __all__ = ["interpolate"]
 
 # ``$$``; ``${NAME}`` or ``${NAME:-default}`` (a default may hold ``$$`` but no other ``$``);
 # anything else starting ``${`` is malformed.
-_PATTERN = re.compile(
-    r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}$]|\$\$)*))?\}|\{[^}]*\}?)"
-)
+_PATTERN = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^}$]|\$\$)*))?\}|\{[^}]*\}?)")
 
 
 def _substitute(text: str, env: Mapping[str, str], key: str) -> str:

@@ -80,6 +80,8 @@ def parse_document(text: str, path: Path | None) -> tomlkit.TOMLDocument:
         if reason == "Unexpected character: '\\x00'":
             reason = "unexpected end of file (an unclosed array, table or string?)"
             line, column = _last_line(text), None
+        elif reason.endswith("use \\u000a instead"):
+            reason = "a string is not closed before the end of the line"
         elif match := _ALREADY.fullmatch(reason):
             reason = f"duplicate key '{match.group(1)}'"
             column = None
