@@ -1,0 +1,81 @@
+"""``tempera plugins``: every installed plugin, its distribution and version.
+
+Listing imports nothing; ``--check`` imports each enabled plugin and marks the ones that fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from .._errors import ConfigError
+from .._host import Kind, PluginHost, PluginInfo
+from .._loading import load_settings
+
+__all__ = ["register"]
+
+KINDS: tuple[Kind, ...] = ("backend", "exporter", "sampler", "hooks")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("plugins", help="list installed plugins (kind, name, distribution, version)")
+    p.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help="TOML file whose [telemetry.plugins] disable list applies (default: $TEMPERA_CONFIG)",
+    )
+    p.add_argument("--check", action="store_true", help="import each plugin; mark broken ones")
+    p.add_argument("--json", action="store_true", help="print a JSON array")
+    p.set_defaults(func=run)
+
+
+def _disabled(config: str | None) -> list[str]:
+    """The disable list: the config's, or TEMPERA_DISABLE_PLUGINS when set (env wins)."""
+    if config is not None or os.environ.get("TEMPERA_CONFIG"):
+        return list(load_settings(config, resolve_plugins=False).plugins.disable)
+    raw = os.environ.get("TEMPERA_DISABLE_PLUGINS", "")
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _row(info: PluginInfo, host: PluginHost, check: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "kind": info.kind,
+        "name": info.name,
+        "distribution": info.distribution,
+        "version": info.version,
+        "group": info.group,
+        "value": info.value,
+        "status": "disabled" if info.disabled else "ok" if check else "not imported",
+        "error": None,
+    }
+    if check and not info.disabled:
+        try:
+            host.load(info.kind, info.name, f"{info.kind}:{info.name}")
+        except ConfigError as exc:
+            row["status"] = "broken"
+            row["error"] = exc.message
+    return row
+
+
+def run(args: argparse.Namespace) -> int:
+    host = PluginHost(disabled=_disabled(args.config))
+    rows = [_row(info, host, args.check) for kind in KINDS for info in host.discover(kind)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        headers = ("KIND", "NAME", "DISTRIBUTION", "VERSION", "GROUP", "STATUS")
+        table = [
+            (r["kind"], r["name"], r["distribution"], r["version"], r["group"], r["status"])
+            for r in rows
+        ]
+        widths = [max(len(str(c)) for c in column) for column in zip(headers, *table, strict=False)]
+        for cells in (headers, *table):
+            print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+        for r in rows:
+            if r["error"]:
+                print(f"broken: {r['kind']} {r['name']}: {r['error']}")
+    broken = any(r["status"] == "broken" for r in rows)
+    return 1 if broken else 0
