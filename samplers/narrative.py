@@ -25,7 +25,15 @@ from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
-from ._consistent import MAX_THRESHOLD, drop_result, keep_result, randomness, threshold
+from ._consistent import (
+    MAX_THRESHOLD,
+    drop_result,
+    follow_parent,
+    keep_result,
+    parent_policy,
+    randomness,
+    threshold,
+)
 from ._guard import Guard
 
 if TYPE_CHECKING:
@@ -253,7 +261,19 @@ class PerNarrativeTypeSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            value = resolve_type(self.attribute, parent_context, attributes, self.use_baggage)
+            attr = self.attribute
+            value = resolve_type(attr, parent_context, attributes, self.use_baggage)
+            if value is None:
+                # No type anywhere: a child follows its local parent rather than the default,
+                # so an untyped span never splits a narrative.
+                parent = get_current_span(parent_context).get_span_context()
+                if parent.is_valid and not parent.is_remote:
+                    policy = parent_policy(parent_context, self.policy)
+                    return follow_parent(parent, attributes, policy)
+            elif not attributes or attr not in attributes:
+                # Record a type found in context on the span, so its own children (and the
+                # backend) see it.
+                attributes = {**attributes, attr: value} if attributes else {attr: value}
             for rule in self.rules:
                 if rule.matches(name, kind, attributes or {}, self.attribute, value):
                     return rule.choice.decide(

@@ -1,0 +1,38 @@
+"""A sampler that raises falls back to a safe decision, is counted, logged once, and the
+application sees nothing."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from sampling_support import memory_telemetry
+
+
+@pytest.mark.parametrize(
+    ("sampler", "counter"),
+    [
+        ({"type": "sampling_faulty:RaisingOtel"}, "sampler.sampling_faulty:RaisingOtel.errors"),
+        ({"type": "sampling_faulty:RaisingTail"}, "sampler.raising-tail.errors"),
+        (
+            {"type": "parent_based", "root": {"type": "sampling_faulty:RaisingOtel"}},
+            "sampler.errors",
+        ),
+    ],
+)
+def test_a_raising_sampler_never_reaches_the_application(
+    sampler: dict[str, object], counter: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tempera")
+    with memory_telemetry(sampler) as (t, mem):
+        tracer = t.tracer()
+        for _ in range(20):
+            with tracer.start_as_current_span("root"), tracer.start_as_current_span("child"):
+                pass
+        stats = t.stats()
+        exported = mem.get_finished_spans()
+    assert stats[counter] >= 20  # every root fell back (children follow the root)
+    assert stats["sampler.errors"] >= 20
+    assert exported == ()  # the safe decision for a root is to drop it
+    warnings = [r for r in caplog.records if "raised" in r.getMessage()]
+    assert 1 <= len(warnings) <= 2  # once per failing component, not once per span
