@@ -10,7 +10,15 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 
 __all__ = [
     "SIGNALS",
@@ -28,6 +36,7 @@ Signal = Literal["traces", "metrics", "logs"]
 SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
 
 ResourceValue = str | bool | int | float
+HOUR_MS = 3_600_000
 Propagator = Literal["tracecontext", "baggage"]
 _PROPAGATORS: tuple[Propagator, ...] = ("tracecontext", "baggage")
 
@@ -131,19 +140,19 @@ class Settings(_Strict):
         default=None, description="Shorthand for a parent_based sampler over ratio(x)."
     )
     export_console: bool = Field(default=False, description="Also print telemetry to stdout.")
-    batch_size: Annotated[int, Field(ge=1)] = Field(
+    batch_size: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
         default=512, description="Spans per export batch."
     )
-    batch_timeout_ms: Annotated[int, Field(ge=1)] = Field(
+    batch_timeout_ms: Annotated[int, Field(ge=1, le=HOUR_MS)] = Field(
         default=5000, description="Longest a span waits in the queue before export."
     )
-    max_queue_size: Annotated[int, Field(ge=1)] = Field(
+    max_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
         default=2048, description="Spans held for export; beyond it, spans are dropped and counted."
     )
-    export_timeout_ms: Annotated[int, Field(ge=1)] = Field(
+    export_timeout_ms: Annotated[int, Field(ge=1, le=HOUR_MS)] = Field(
         default=10_000, description="Deadline for one export call."
     )
-    shutdown_timeout_ms: Annotated[int, Field(ge=0)] = Field(
+    shutdown_timeout_ms: Annotated[int, Field(ge=0, le=HOUR_MS)] = Field(
         default=5000, description="shutdown() returns within this, backend reachable or not."
     )
     propagators: list[Propagator] = Field(default_factory=lambda: list(_PROPAGATORS))
@@ -171,6 +180,14 @@ class Settings(_Strict):
     def _sampler_has_type(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and not isinstance(value.get("type"), str):
             raise ValueError("a sampler table needs a 'type' string, e.g. type = \"ratio\"")
+        return value
+
+    @field_validator("max_queue_size")
+    @classmethod
+    def _queue_holds_a_batch(cls, value: int, info: ValidationInfo) -> int:
+        batch = info.data.get("batch_size")
+        if isinstance(batch, int) and value < batch:
+            raise ValueError(f"expected a value >= batch_size ({batch}), so a batch fits")
         return value
 
     @property

@@ -55,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("TEMPERA_DEBUG") == "1":
             raise
-        print(f"error: {type(exc).__name__}: {exc} (TEMPERA_DEBUG=1 shows the traceback)", file=sys.stderr)
+        message = f"error: {type(exc).__name__}: {exc} (TEMPERA_DEBUG=1 shows the traceback)"
+        print(message, file=sys.stderr)
         return 1
 
 
