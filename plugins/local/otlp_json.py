@@ -1,17 +1,16 @@
 """OTLP/JSON lines: SDK data -> one export request per line, and back.
 
-The OTLP JSON encoding is protobuf's JSON mapping with three differences that matter here:
-trace and span ids are hex strings (protobuf would write base64), enum values are integers,
-and field names are lowerCamelCase. 64-bit integers stay decimal strings, as the mapping
-writes them; receivers accept both strings and numbers.
+OTLP/JSON is protobuf's JSON mapping with lowerCamelCase field names (the mapping's default)
+and two departures: trace and span ids are hex strings (the mapping writes bytes as base64)
+and enum values are integers (the mapping writes names). 64-bit integers stay decimal
+strings, as the mapping writes them; receivers accept strings and numbers alike.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -26,10 +25,42 @@ __all__ = [
     "to_line",
 ]
 
-# Every bytes field of OTLP that holds an id. No other bytes field (AnyValue.bytesValue)
-# is hex-encoded, and these names never appear as keys elsewhere: attributes are lists of
-# {"key": ..., "value": ...}.
-_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
+# The bytes fields of OTLP that hold ids, by where they sit; no other bytes field
+# (AnyValue.bytesValue) is hex-encoded. Walking these paths only, rather than the whole tree,
+# keeps the conversion cheap next to the encoding itself.
+_ID_KEYS = ("traceId", "spanId", "parentSpanId")
+_POINT_KINDS = ("gauge", "sum", "histogram", "exponentialHistogram", "summary")
+
+
+def _fix(obj: dict[str, Any], convert: Callable[[str], str]) -> None:
+    for key in _ID_KEYS:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            obj[key] = convert(value)
+
+
+def _ids(tree: dict[str, Any], signal: str, convert: Callable[[str], str]) -> None:
+    """Rewrite the id fields of one OTLP JSON export request in place."""
+    if signal == "traces":
+        for rs in tree.get("resourceSpans", ()):
+            for ss in rs.get("scopeSpans", ()):
+                for span in ss.get("spans", ()):
+                    _fix(span, convert)
+                    for link in span.get("links", ()):
+                        _fix(link, convert)
+    elif signal == "logs":
+        for rl in tree.get("resourceLogs", ()):
+            for sl in rl.get("scopeLogs", ()):
+                for record in sl.get("logRecords", ()):
+                    _fix(record, convert)
+    else:
+        for rm in tree.get("resourceMetrics", ()):
+            for sm in rm.get("scopeMetrics", ()):
+                for metric in sm.get("metrics", ()):
+                    for kind in _POINT_KINDS:
+                        for point in metric.get(kind, {}).get("dataPoints", ()):
+                            for exemplar in point.get("exemplars", ()):
+                                _fix(exemplar, convert)
 
 
 def _request_types() -> dict[str, type[Message]]:
@@ -51,20 +82,6 @@ def _request_types() -> dict[str, type[Message]]:
 REQUEST_TYPES: dict[str, type[Message]] = _request_types()
 
 
-def _ids(value: Any, convert: Any) -> None:
-    """Rewrite the id fields of an OTLP JSON tree in place."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if key in _ID_FIELDS and isinstance(item, str):
-                value[key] = convert(item)
-            elif isinstance(item, (dict, list)):
-                _ids(item, convert)
-    elif isinstance(value, list):
-        for item in value:
-            if isinstance(item, (dict, list)):
-                _ids(item, convert)
-
-
 def _b64_to_hex(text: str) -> str:
     return base64.b64decode(text).hex()
 
@@ -77,10 +94,10 @@ def _hex_to_b64(text: str) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def to_line(message: Message) -> bytes:
-    """One OTLP/JSON line (newline included) for an export request message."""
+def to_line(message: Message, signal: str) -> bytes:
+    """One OTLP/JSON line (newline included) for an export request of ``signal``."""
     tree = MessageToDict(message, use_integers_for_enums=True)
-    _ids(tree, _b64_to_hex)
+    _ids(tree, signal, _b64_to_hex)
     try:
         text = json.dumps(tree, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         return (text + "\n").encode("utf-8")
@@ -92,19 +109,19 @@ def to_line(message: Message) -> bytes:
 def encode_spans_line(spans: Sequence[Any]) -> bytes:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-    return to_line(encode_spans(spans))
+    return to_line(encode_spans(spans), "traces")
 
 
 def encode_metrics_line(data: Any) -> bytes:
     from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 
-    return to_line(encode_metrics(data))
+    return to_line(encode_metrics(data), "metrics")
 
 
 def encode_logs_line(records: Sequence[Any]) -> bytes:
     from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 
-    return to_line(encode_logs(records))
+    return to_line(encode_logs(records), "logs")
 
 
 def decode_line(line: str | bytes, signal: str) -> Message:
@@ -118,10 +135,9 @@ def decode_line(line: str | bytes, signal: str) -> Message:
 
 def decode_tree(tree: dict[str, Any], signal: str) -> Message:
     """Like :func:`decode_line`, from an already parsed JSON object (which is modified)."""
-    try:
-        _ids(tree, _hex_to_b64)
-    except binascii.Error as exc:
-        raise ValueError(str(exc)) from None
+    if not isinstance(tree, dict):
+        raise ValueError(f"an export request is a JSON object, got {type(tree).__name__}")
+    _ids(tree, signal, _hex_to_b64)
     message = REQUEST_TYPES[signal]()
     ParseDict(tree, message)
     return message

@@ -113,7 +113,9 @@ def test_metric_line_round_trips(tmp_path: Path) -> None:
     reader = InMemoryMetricReader()
     mp = MeterProvider(metric_readers=[reader], resource=Resource.create({"service.name": "m"}))
     meter = mp.get_meter("meter")
-    meter.create_counter("requests", unit="1").add(5, {"route": "/a"})
+    tp = TracerProvider()
+    with tp.get_tracer("t").start_as_current_span("traced") as span:  # exemplars carry its ids
+        meter.create_counter("requests", unit="1").add(5, {"route": "/a"})
     meter.create_histogram("latency", unit="ms").record(12.5)
     meter.create_up_down_counter("inflight").add(-2)
     data = reader.get_metrics_data()
@@ -125,6 +127,9 @@ def test_metric_line_round_trips(tmp_path: Path) -> None:
     metrics = {m["name"]: m for m in tree["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]}
     assert metrics["requests"]["sum"]["aggregationTemporality"] == 2  # CUMULATIVE, as an integer
     assert metrics["requests"]["sum"]["isMonotonic"] is True
+    [exemplar] = metrics["requests"]["sum"]["dataPoints"][0]["exemplars"]
+    assert exemplar["traceId"] == format(span.get_span_context().trace_id, "032x")
+    assert exemplar["spanId"] == format(span.get_span_context().span_id, "016x")
     mp.shutdown()
 
 
