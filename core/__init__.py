@@ -1,8 +1,8 @@
 """tempera: a config-driven OpenTelemetry host for Python services.
 
-    import tempera
-    with tempera.configure("app.toml"):
-        run()
+import tempera
+with tempera.configure("app.toml"):
+    run()
 """
 
 from __future__ import annotations

@@ -103,14 +103,18 @@ def _walk_specs(value: Any, key: str) -> list[tuple[SamplerSpec, str]]:
     return found
 
 
-def _resolve_sampler(host: PluginHost, spec: dict[str, Any], key: str, depth: int = 0) -> SamplerNode:
+def _resolve_sampler(
+    host: PluginHost, spec: dict[str, Any], key: str, depth: int = 0
+) -> SamplerNode:
     if depth > 32:
         raise ConfigError("sampler tree nests deeper than 32 levels", key=key)
     name = spec.get("type")
     if not isinstance(name, str):
         raise ConfigError("a sampler table needs a 'type' string", key=key)
     plugin = host.load("sampler", name, f"{key}.type")
-    options = validate_model(options_model(plugin), {k: v for k, v in spec.items() if k != "type"}, key)
+    options = validate_model(
+        options_model(plugin), {k: v for k, v in spec.items() if k != "type"}, key
+    )
     node = SamplerNode(name, plugin, options, key)
     for nested, nested_key in _walk_specs(options, key):
         nested._node = _resolve_sampler(
@@ -120,7 +124,9 @@ def _resolve_sampler(host: PluginHost, spec: dict[str, Any], key: str, depth: in
     return node
 
 
-def _plugin_options(host: PluginHost, kind: Kind, name: str, data: dict[str, Any], key: str) -> tuple[Any, BaseModel]:
+def _plugin_options(
+    host: PluginHost, kind: Kind, name: str, data: dict[str, Any], key: str
+) -> tuple[Any, BaseModel]:
     plugin = host.load(kind, name, key if kind == "backend" else f"{key}.type")
     return plugin, validate_model(options_model(plugin), data, key)
 
@@ -148,9 +154,10 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
     backend_signals = frozenset(getattr(backend, "signals", SIGNALS))
     missing = sorted(wanted - backend_signals, key=SIGNALS.index)
     if missing and backend_signals:
+        takes = ", ".join(sorted(backend_signals, key=SIGNALS.index))
         context.notice(
-            f"backend '{settings.backend}' takes {', '.join(sorted(backend_signals, key=SIGNALS.index))} "
-            f"only: {' and '.join(missing)} switched off for it"
+            f"backend '{settings.backend}' takes {takes} only: "
+            f"{' and '.join(missing)} switched off for it"
         )
 
     uses: list[tuple[ExporterUse, str]] = []
@@ -166,7 +173,10 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
         ) from None
     for use in planned:
         uses.append(
-            (ExporterUse(use.exporter, use.signals & backend_signals & wanted, use.options), "telemetry.backend")
+            (
+                ExporterUse(use.exporter, use.signals & backend_signals & wanted, use.options),
+                "telemetry.backend",
+            )
         )
     if settings.export_console:
         uses.append((ExporterUse("console", frozenset(wanted), {}), "telemetry.export_console"))
@@ -189,7 +199,9 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
                 key=f"{key}.signals",
             )
         if asked & wanted:
-            exporters.append(ExporterNode(extra.type, plugin, options, asked & frozenset(wanted), key))
+            exporters.append(
+                ExporterNode(extra.type, plugin, options, asked & frozenset(wanted), key)
+            )
 
     sampler = _resolve_sampler(host, sampler_spec(settings), "telemetry.sampler")
     signals = frozenset(s for node in exporters for s in node.signals)

@@ -13,7 +13,7 @@ __all__ = ["Counter", "Stats"]
 class Counter:
     """A monotonic counter; ``add`` is one C call and safe across threads under the GIL."""
 
-    __slots__ = ("_count", "_lock", "_bulk")
+    __slots__ = ("_bulk", "_count", "_lock")
 
     def __init__(self) -> None:
         self._count = itertools.count()
