@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -166,3 +167,30 @@ def test_sizes_accept_units() -> None:
         1024**3,
         512 * 1024,
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_processes_share_a_store(tmp_path: Path) -> None:
+    """Parent and child append and rotate the same files at once: every line stays whole
+    and nothing is lost."""
+    exporter = local_exporter(tmp_path, max_file_bytes=8 * KIB, max_total_bytes=64 * 1024 * KIB)
+    parent_spans, child_spans = _make_spans(2, start=0), _make_spans(2, start=1000)
+    pid = os.fork()
+    if pid == 0:  # the child: export, then leave at once without pytest's teardown
+        code = 0
+        try:
+            for _ in range(150):
+                exporter.export(child_spans)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    for _ in range(150):
+        exporter.export(parent_spans)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    store = Store(tmp_path)
+    names = [s.name for s in store.spans()]
+    assert store.skipped == 0
+    assert names.count("span-00000") == 150 and names.count("span-01000") == 150
+    assert len(names) == 600
+    assert len(list_files(tmp_path, "traces")) > 2
