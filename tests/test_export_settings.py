@@ -87,13 +87,21 @@ def test_max_queue_size_drops_and_counts() -> None:
         None,
         backend="none",
         exporters=[{"type": RECORDER}],
-        batch_size=1000,
+        batch_size=20,
         batch_timeout_ms=60_000,
         max_queue_size=20,
     ) as telemetry:
-        spans(telemetry, 50)
+        exporter = telemetry.exporter(RECORDER, "traces")
+        exporter.gate.clear()  # the first export blocks, holding its batch
+        spans(telemetry, 20)
+        deadline = time.monotonic() + 5
+        while telemetry.stats()["traces.in_queue"] and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert telemetry.stats()["traces.in_queue"] == 0  # the worker took the full batch
+        spans(telemetry, 30)  # 20 fill the queue again, 10 find it full
         stats = telemetry.stats()
-        assert stats["traces.queued"] == 20
-        assert stats["traces.dropped.queue_full"] == 30
+        assert stats["traces.queued"] == 40
+        assert stats["traces.dropped.queue_full"] == 10
+        exporter.gate.set()
         assert telemetry.force_flush(5)
-        assert telemetry.exporter(RECORDER, "traces").sizes == [20]
+        assert exporter.sizes == [20, 20]
