@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
-from opentelemetry.trace import SpanContext, get_current_span
+from opentelemetry.trace import Span, SpanContext, get_current_span
 from opentelemetry.trace.span import TraceState
 
 __all__ = [
@@ -210,23 +210,33 @@ def keep_result(
 
 
 def drop_result(
-    trace_state: TraceState | None, decision: Decision = Decision.DROP
+    trace_state: TraceState | None,
+    decision: Decision = Decision.DROP,
+    attributes: Mapping[str, Any] | None = None,
 ) -> SamplingResult:
-    """DROP (or RECORD_ONLY) keeping the incoming tracestate, minus any ``th``."""
-    if not trace_state:
-        return DROP if decision is Decision.DROP else RECORD_ONLY
-    return SamplingResult(decision, None, state_without_th(trace_state))
+    """DROP, or RECORD_ONLY with the span's own ``attributes`` (the SDK starts a recorded span
+    with the sampling result's attributes, so they must be passed through), keeping the
+    incoming tracestate minus any ``th``."""
+    if decision is Decision.DROP:
+        return (
+            SamplingResult(decision, None, state_without_th(trace_state)) if trace_state else DROP
+        )
+    if not trace_state and not attributes:
+        return RECORD_ONLY
+    return SamplingResult(decision, attributes, state_without_th(trace_state))
 
 
 def follow_parent(
     parent: SpanContext,
     attributes: Mapping[str, Any] | None,
     policy: str,
+    parent_span: Span | None = None,
 ) -> SamplingResult:
     """A child following its parent: same flag, same tracestate, weight from the parent's th.
 
     A sampled parent without a ``th`` (a legacy upstream) gives adjusted count 1: the
-    probability is unknown, and 1 never over-counts.
+    probability is unknown, and 1 never over-counts. Given the local ``parent_span``, its
+    recorded policy is carried over (``policy`` is the default).
     """
     ts = parent.trace_state
     if not parent.trace_flags.sampled:
@@ -238,6 +248,13 @@ def follow_parent(
             th = parse_ot(ot)[0]
             if th >= 0:
                 t = th
+    if parent_span is not None and not parent.is_remote:
+        # A local parent's recorded policy carries over; looked up for kept spans only.
+        attrs = getattr(parent_span, "_attributes", None)
+        if attrs:
+            recorded = attrs.get(POLICY)
+            if isinstance(recorded, str):
+                policy = recorded  # only for kept spans: it costs
     weights = weight_attributes(policy, t)
     merged = {**attributes, **weights} if attributes else weights
     return SamplingResult(Decision.RECORD_AND_SAMPLE, merged, ts)

@@ -64,7 +64,8 @@ class Guard:
             if parent is not None and parent.trace_flags.sampled:
                 return follow_parent(parent, attributes, f"{self.policy}:fallback")
             decision = Decision.RECORD_ONLY if self.record_only else Decision.DROP
-            return drop_result(parent.trace_state if parent is not None else None, decision)
+            ts = parent.trace_state if parent is not None else None
+            return drop_result(ts, decision, attributes)
         except Exception:  # the fallback itself must not raise either
             return drop_result(None)
 

@@ -66,9 +66,14 @@ TailPolicy = Callable[[FinishedTrace], "str | None"]
 
 def span_has_error(span: ReadableSpan) -> bool:
     """ERROR status or an ``exception`` event."""
-    if span.status.status_code is _ERROR:
+    # The private fields spare a tuple copy per span on the hot path; the properties are
+    # the fallback for any other ReadableSpan-like object.
+    status = getattr(span, "_status", None) or span.status
+    if status.status_code is _ERROR:
         return True
-    events = span.events
+    events = getattr(span, "_events", None)
+    if events is None:
+        events = span.events
     if events:
         for event in events:
             if event.name == "exception":
@@ -200,7 +205,6 @@ class TailProcessor(SpanProcessor):
                 log.warning("tempera: the tail-decision processor raised", exc_info=True)
 
     def _on_end(self, span: ReadableSpan) -> None:
-        self._seen.incr()
         ctx = span.context
         if ctx is None:
             return
@@ -236,6 +240,7 @@ class TailProcessor(SpanProcessor):
                     self._age_check = 0
                     out.extend(self._expire(self._clock() - self.max_age_ns))
         if late is not None:
+            self._seen.incr()
             self._late.incr()
             self._follow(span, late, is_error)
         for verdict in out:
@@ -277,6 +282,7 @@ class TailProcessor(SpanProcessor):
 
     def _emit(self, verdict: _Verdict) -> None:
         spans = verdict.trace.spans
+        self._seen.add(len(spans))  # counted per trace, not per span: one lock, not n
         if verdict.early is not None:
             self._count(f"tail.early.{verdict.early}").incr()
         forward = self._forward

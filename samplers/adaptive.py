@@ -34,7 +34,6 @@ from ._consistent import (
     drop_result,
     follow_parent,
     keep_result,
-    parent_policy,
     randomness,
     threshold,
 )
@@ -150,9 +149,10 @@ class AdaptiveSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            parent = get_current_span(parent_context).get_span_context()
+            parent_span = get_current_span(parent_context)
+            parent = parent_span.get_span_context()
             if parent.is_valid and not parent.is_remote:
-                return follow_parent(parent, attributes, parent_policy(parent_context, self.policy))
+                return follow_parent(parent, attributes, self.policy, parent_span)
             now = self.clock()
             if now >= self._next_roll:
                 self.roll(now)

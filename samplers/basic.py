@@ -22,7 +22,6 @@ from ._consistent import (
     drop_result,
     follow_parent,
     keep_result,
-    parent_policy,
     randomness,
     threshold,
 )
@@ -185,7 +184,8 @@ class ParentBasedTempera(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            parent = get_current_span(parent_context).get_span_context()
+            parent_span = get_current_span(parent_context)
+            parent = parent_span.get_span_context()
             if not parent.is_valid:
                 return self.root.should_sample(
                     parent_context, trace_id, name, kind, attributes, links
@@ -197,7 +197,7 @@ class ParentBasedTempera(Sampler):
                     parent_context, trace_id, name, kind, attributes, links
                 )
             if sampled and not parent.is_remote:
-                return follow_parent(parent, attributes, parent_policy(parent_context, "parent"))
+                return follow_parent(parent, attributes, "parent", parent_span)
             return follow_parent(parent, attributes, "parent")
         except Exception:
             return self._guard.fallback(parent_context, attributes)

@@ -28,7 +28,6 @@ from ._consistent import (
     drop_result,
     follow_parent,
     keep_result,
-    parent_policy,
     randomness,
     threshold,
 )
@@ -82,12 +81,11 @@ class HeadSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            parent = get_current_span(parent_context).get_span_context()
+            parent_span = get_current_span(parent_context)
+            parent = parent_span.get_span_context()
             ts = parent.trace_state
             if parent.is_valid and self.follow_parent and not parent.is_remote:
-                result = follow_parent(
-                    parent, attributes, parent_policy(parent_context, self.policy)
-                )
+                result = follow_parent(parent, attributes, self.policy, parent_span)
             else:
                 start = SpanStart(
                     name,
@@ -102,7 +100,7 @@ class HeadSampler(Sampler):
                     return keep_result(self.policy, t, attributes, ts)
                 result = drop_result(ts)
             if self._record_drops and result.decision is Decision.DROP:
-                return drop_result(result.trace_state, Decision.RECORD_ONLY)
+                return drop_result(result.trace_state, Decision.RECORD_ONLY, attributes)
             return result
         except Exception:
             return self._guard.fallback(parent_context, attributes)

@@ -79,7 +79,7 @@ class ErrorAlwaysSampler(Sampler):
         try:
             result = self._nested(parent_context, trace_id, name, kind, attributes, links)
             if result.decision is Decision.DROP:
-                return drop_result(result.trace_state, Decision.RECORD_ONLY)
+                return drop_result(result.trace_state, Decision.RECORD_ONLY, attributes)
             return result
         except Exception:
             return self._guard.fallback(parent_context, attributes)

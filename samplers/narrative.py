@@ -2,9 +2,9 @@
 first-match rules as the general form, and the context that carries the type to child spans.
 
 The type of a span is read, first found wins, from: the span's attributes at start, the
-``narrative_type`` context variable (``narrative_type_context("curation")``), the local parent
-span's attribute, and the W3C baggage entry (same name as the attribute), which also carries it
-across processes.
+``narrative_type`` context variable (``narrative_type_context("curation")``) and the W3C
+baggage entry of the same name (which also carries it across processes). A span with no type
+and a local parent follows its parent, so a narrative is never split.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from ._consistent import (
     drop_result,
     follow_parent,
     keep_result,
-    parent_policy,
     randomness,
     threshold,
 )
@@ -262,23 +261,26 @@ class PerNarrativeTypeSampler(Sampler):
     ) -> SamplingResult:
         try:
             attr = self.attribute
-            value = resolve_type(attr, parent_context, attributes, self.use_baggage)
+            value = attributes.get(attr) if attributes else None
             if value is None:
-                # No type anywhere: a child follows its local parent rather than the default,
-                # so an untyped span never splits a narrative.
-                parent = get_current_span(parent_context).get_span_context()
-                if parent.is_valid and not parent.is_remote:
-                    policy = parent_policy(parent_context, self.policy)
-                    return follow_parent(parent, attributes, policy)
-            elif not attributes or attr not in attributes:
-                # Record a type found in context on the span, so its own children (and the
-                # backend) see it.
-                attributes = {**attributes, attr: value} if attributes else {attr: value}
+                if attr == NARRATIVE_TYPE:
+                    value = narrative_type.get()
+                if value is None and self.use_baggage and self.rules:
+                    value = baggage.get_baggage(attr, parent_context)
             for rule in self.rules:
-                if rule.matches(name, kind, attributes or {}, self.attribute, value):
+                if rule.matches(name, kind, attributes or {}, attr, value):
                     return rule.choice.decide(
                         parent_context, trace_id, name, kind, attributes, links
                     )
+            if value is None:
+                parent_span = get_current_span(parent_context)
+                parent = parent_span.get_span_context()
+                if parent.is_valid and not parent.is_remote:
+                    # A child without a type of its own follows its local parent, which was
+                    # decided with the narrative's type: a narrative is never split.
+                    return follow_parent(parent, attributes, self.policy, parent_span)
+                if self.use_baggage and not self.rules:
+                    value = baggage.get_baggage(attr, parent_context)
             choice = self.rates.get(value, self.default) if value is not None else self.default
             return choice.decide(parent_context, trace_id, name, kind, attributes, links)
         except Exception:

@@ -193,7 +193,7 @@ def test_error_always_keeps_every_error_trace_and_about_p_of_the_rest() -> None:
         for _ in range(n):
             fail = rng.random() < error_rate
             with (
-                tracer.start_as_current_span("root") as root,
+                tracer.start_as_current_span("root", attributes={"job": "j"}) as root,
                 tracer.start_as_current_span("step") as step,
             ):
                 if fail:
@@ -203,6 +203,8 @@ def test_error_always_keeps_every_error_trace_and_about_p_of_the_rest() -> None:
     roots = [s for s in spans if s.parent is None]
     kept_ids = {s.context.trace_id for s in roots}
     assert errors <= kept_ids
+    # Spans recorded RECORD_ONLY and rescued by the tail keep their start attributes.
+    assert all(s.attributes["job"] == "j" for s in roots)
     ok_kept = len(kept_ids - errors)
     assert_binomial(ok_kept, n - len(errors), p, "successful traces kept")
     assert len(spans) == 2 * len(roots)
