@@ -97,6 +97,48 @@ def test_the_example_is_installed_in_the_venv_only(venv: Venv) -> None:
         distribution("tempera-backend-example")
 
 
+def _source_packages() -> list[str]:
+    """Every package in the source folders, by the name the package-dir mapping gives it."""
+    roots = {"core": "tempera", "plugins": "tempera.plugins", "samplers": "tempera.samplers"}
+    roots["backends"] = "tempera.backends"
+    found = []
+    for folder, package in roots.items():
+        for init in sorted((REPO / folder).rglob("__init__.py")):
+            relative = init.parent.relative_to(REPO / folder).parts
+            found.append(".".join((package, *relative)))
+    return found
+
+
+def test_the_installed_wheel_has_the_mapped_layout(venv: Venv) -> None:
+    # A sub-package missing from pyproject's packages list works in the editable install
+    # and is silently left out of the wheel: import every one from the venv.
+    packages = _source_packages()
+    assert {"tempera", "tempera.cli", "tempera.plugins", "tempera.backends"} <= set(packages)
+    result = venv.python(
+        f"""
+        import importlib, json
+        from importlib.resources import files
+        for name in {packages!r}:
+            importlib.import_module(name)
+        print(json.dumps({{
+            "py.typed": files("tempera").joinpath("py.typed").is_file(),
+            "example": files("tempera").joinpath("examples/botticelli.toml").is_file(),
+        }}))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"py.typed": True, "example": True}
+    validate = venv.python(
+        """
+        from importlib.resources import as_file, files
+        from tempera.cli import main
+        with as_file(files("tempera") / "examples" / "botticelli.toml") as path:
+            raise SystemExit(main(["validate", str(path)]))
+        """
+    )
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+
+
 def test_the_backend_is_discovered_by_entry_point(venv: Venv) -> None:
     listed = venv.python(
         """
