@@ -23,6 +23,7 @@ from pydantic import (
 __all__ = [
     "SIGNALS",
     "ExporterSettings",
+    "HealthRule",
     "HttpSettings",
     "LogsSettings",
     "MetricsSettings",
@@ -95,10 +96,74 @@ class PluginSettings(_Strict):
     )
 
 
+_WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class HealthRule(_Strict):
+    """One ``[[telemetry.http.health]]`` rule, evaluated by ``/healthz`` and exported by
+    ``tempera alerts``. It fails when, over the last ``window``:
+
+    - ``ratio``: the increase of ``metric`` points matching ``where`` over the increase of all
+      its points exceeds ``threshold`` (a fraction);
+    - ``count``: the increase of the points matching ``where`` exceeds ``threshold``;
+    - ``quota``: that increase exceeds ``threshold`` (a fraction) of ``quota``;
+    - ``max``: a histogram observation matching ``where`` exceeds ``threshold``.
+    """
+
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Rule (and Prometheus alert) name."
+    )
+    metric: str = Field(min_length=1, description="Instrument name, e.g. bot.generation.runs.")
+    kind: Literal["ratio", "count", "quota", "max"]
+    threshold: Annotated[float, Field(ge=0)]
+    window: str = Field(default="5m", description="Look-back window: 30s, 5m, 1h, 1d.")
+    where: dict[str, str] = Field(
+        default_factory=dict, description="Attribute values the counted points must have."
+    )
+    quota: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="For kind quota: the amount allowed per window."
+    )
+    min_total: Annotated[int, Field(ge=0)] = Field(
+        default=1, description="For kind ratio: fewer events than this in the window pass."
+    )
+    unit: str | None = Field(
+        default=None, description="The instrument's unit, when tempera cannot look it up."
+    )
+    severity: str = "warning"
+    summary: str | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        text = value.strip()
+        if len(text) < 2 or text[-1] not in _WINDOW_UNITS or not text[:-1].isdigit():
+            raise ValueError(f"expected a window such as 30s, 5m, 1h or 1d, got {value!r}")
+        if int(text[:-1]) <= 0:
+            raise ValueError("the window must be longer than 0")
+        return text
+
+    @field_validator("quota")
+    @classmethod
+    def _quota(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if info.data.get("kind") == "quota" and value is None:
+            raise ValueError("a rule of kind quota needs a quota")
+        return value
+
+    @property
+    def window_s(self) -> int:
+        return int(self.window[:-1]) * _WINDOW_UNITS[self.window[-1]]
+
+
 class HttpSettings(_Strict):
     enabled: bool = False
     host: str = Field(default="127.0.0.1", description="Bind address; loopback by default.")
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    collect_interval_ms: Annotated[int, Field(ge=100, le=HOUR_MS)] = Field(
+        default=5000, description="How often the health rules' metrics are sampled."
+    )
+    health: list[HealthRule] = Field(
+        default_factory=list, description="Rules /healthz evaluates (and tempera alerts exports)."
+    )
 
 
 class ExporterSettings(BaseModel):

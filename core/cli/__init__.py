@@ -18,7 +18,16 @@ from .._errors import ConfigError
 __all__ = ["main"]
 
 # Modules under tempera.cli, in the order ``tempera --help`` lists them.
-COMMANDS: tuple[str, ...] = ("validate", "show", "plugins", "init", "set", "report", "doctor")
+COMMANDS: tuple[str, ...] = (
+    "validate",
+    "show",
+    "plugins",
+    "init",
+    "set",
+    "report",
+    "doctor",
+    "demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
