@@ -1,0 +1,194 @@
+"""The optional HTTP endpoints of ``[telemetry.http]``: ``/metrics`` and ``/healthz``.
+
+A hook-only plugin (entry point ``http`` in ``tempera.plugins``). When ``http.enabled`` is
+true and metrics are on, it adds two metric readers to tempera's MeterProvider: a
+``PrometheusMetricReader`` on a registry of its own (served as ``/metrics``; needs the
+``prometheus`` extra) and the :class:`~tempera.plugins.health.HealthMonitor`'s delta reader.
+The server starts once the providers are installed and stops when shutdown starts.
+
+``/healthz`` answers 200 with every rule's value as JSON, or 503 naming the failing rules.
+The server binds 127.0.0.1 unless told otherwise, and warns when bound to every interface.
+Nothing here raises into ``configure()``: a port in use is logged and the endpoints are off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from tempera.hookspecs import hookimpl
+from tempera.plugins.health import HealthMonitor
+from tempera.plugins.prometheus import is_unspecified
+
+if TYPE_CHECKING:
+    from tempera._telemetry import Telemetry
+    from tempera.settings import Settings
+
+__all__ = ["HttpEndpoints", "endpoints"]
+
+log = logging.getLogger("tempera")
+
+
+class HttpEndpoints:
+    """Per configure(): the readers it adds, and the server serving them."""
+
+    def __init__(self) -> None:
+        self.monitor: HealthMonitor | None = None
+        self.registry: Any = None
+        self.server: ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._interval = 5.0
+
+    # -- hooks -----------------------------------------------------------------------------------
+
+    @hookimpl
+    def tempera_metric_readers(self, settings: Settings) -> list[Any] | None:
+        if not settings.http.enabled:
+            return None
+        readers: list[Any] = []
+        self.monitor = HealthMonitor(settings.http.health)
+        self._interval = settings.http.collect_interval_ms / 1000
+        readers.append(self.monitor.reader)
+        try:
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import CollectorRegistry
+        except ImportError:
+            log.warning(
+                "tempera: /metrics needs the prometheus extra: pip install tempera[prometheus]"
+            )
+        else:
+            self.registry = CollectorRegistry(auto_describe=True)
+            readers.append(PrometheusMetricReader(registry=self.registry))
+        return readers
+
+    @hookimpl
+    def tempera_configured(self, telemetry: Telemetry) -> None:
+        http = telemetry.settings.http
+        if not http.enabled:
+            return
+        if is_unspecified(http.host):
+            log.warning(
+                "tempera: HTTP endpoints bound to %s:%d: /metrics and /healthz are reachable "
+                "from other hosts",
+                http.host or "every interface",
+                http.port,
+            )
+        try:
+            self.server = ThreadingHTTPServer(
+                (http.host.strip("[]") or "0.0.0.0", http.port), _handler(self)
+            )
+        except OSError as exc:
+            log.warning(
+                "tempera: cannot serve /metrics and /healthz on %s:%d: %s",
+                http.host,
+                http.port,
+                exc.strerror or exc,
+            )
+            return
+        self.server.daemon_threads = True
+        serve = threading.Thread(target=self.server.serve_forever, name="tempera-http", daemon=True)
+        serve.start()
+        self._threads.append(serve)
+        if self.monitor is not None:
+            sampler = threading.Thread(target=self._collect, name="tempera-health", daemon=True)
+            sampler.start()
+            self._threads.append(sampler)
+
+    @hookimpl
+    def tempera_shutdown(self, telemetry: Telemetry) -> None:
+        self.close()
+
+    # -- the server ------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int | None:
+        return self.server.server_address[1] if self.server is not None else None
+
+    @property
+    def url(self) -> str | None:
+        if self.server is None:
+            return None
+        host = str(self.server.server_address[0])
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
+    def _collect(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if self.monitor is not None:
+                    self.monitor.collect()
+            except Exception:
+                log.debug("tempera: health sampling failed", exc_info=True)
+
+    def close(self) -> None:
+        self._stop.set()
+        server, self.server = self.server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+        self._threads.clear()
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The status code and JSON body of ``/healthz``."""
+        if self.monitor is None:
+            return 200, {"status": "ok", "rules": [], "detail": "metrics are off"}
+        states = self.monitor.evaluate()
+        failing = [s.rule.name for s in states if not s.ok]
+        body = {
+            "status": "failing" if failing else "ok",
+            "failing": failing,
+            "rules": [s.to_dict() for s in states],
+        }
+        return (503 if failing else 200), body
+
+    def metrics(self) -> tuple[int, bytes, str]:
+        if self.registry is None:
+            return 404, b"metrics are off, or the prometheus extra is not installed\n", "text/plain"
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return 200, generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def _handler(owner: HttpEndpoints) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "tempera"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            try:
+                if path == "/healthz":
+                    code, body = owner.health()
+                    self._send(code, json.dumps(body).encode(), "application/json")
+                elif path == "/metrics":
+                    self._send(*owner.metrics())
+                else:
+                    self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
+            except Exception:
+                log.debug("tempera: HTTP endpoint failed", exc_info=True)
+                self._send(500, b"internal error\n", "text/plain")
+
+        def _send(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            # Scrapes every few seconds would flood stderr; http.server logs there by default.
+            pass
+
+    return Handler
+
+
+def endpoints(telemetry: Telemetry) -> HttpEndpoints | None:
+    """The running endpoints of a ``configure()`` handle (None when not enabled)."""
+    if telemetry.plan is None:
+        return None
+    plugin = telemetry.plan.host.pm.get_plugin("http")
+    return plugin if isinstance(plugin, HttpEndpoints) and plugin.server is not None else None

@@ -1,0 +1,188 @@
+"""``[telemetry.http]``: /healthz computed from the telemetry, /metrics for Prometheus."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+import tempera
+from tempera.plugins.botticelli import BotMetrics
+from tempera.plugins.botticelli.simulator import SimulationConfig, run
+from tempera.plugins.health import HealthMonitor
+from tempera.plugins.http import endpoints
+from tempera.settings import HealthRule
+
+GENERATION = {
+    "name": "GenerationFailureRate",
+    "metric": "bot.generation.runs",
+    "kind": "ratio",
+    "where": {"outcome": "failure"},
+    "threshold": 0.10,
+    "window": "5m",
+}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def configure(**http: Any) -> tempera.Telemetry:
+    return tempera.configure(
+        backend="none",
+        service_name="health-test",
+        logs={"enabled": False},
+        http={"enabled": True, "port": 0, **http},
+    )
+
+
+def test_healthz_turns_503_on_generation_failures_and_back() -> None:
+    handle = configure(health=[GENERATION])
+    try:
+        server = endpoints(handle)
+        assert server is not None and server.monitor is not None
+        clock = Clock()
+        server.monitor.clock = clock
+        code, body = get(f"{server.url}/healthz")
+        assert code == 200 and json.loads(body)["status"] == "ok"
+
+        # A bad spell: about 1 - 0.75**3 = 58% of the generation runs fail their JSON parse.
+        sim = dict(act_cpu_ms=0.02, curation_every=1000)
+        bad = run(SimulationConfig(seed=5, narratives=60, json_failure_rate=0.25, **sim))
+        assert bad.generation_failures / (bad.generations + bad.generation_failures) > 0.1
+        code, body = get(f"{server.url}/healthz")
+        detail = json.loads(body)
+        assert code == 503, detail
+        assert detail["failing"] == ["GenerationFailureRate"]
+        assert detail["rules"][0]["value"] == pytest.approx(
+            bad.generation_failures / (bad.generations + bad.generation_failures)
+        )
+
+        # Six minutes later, with healthy runs only, the bad spell is out of the window.
+        clock.now += 360
+        good = run(SimulationConfig(seed=6, narratives=40, json_failure_rate=0.0, **sim))
+        assert good.generation_failures == 0
+        code, body = get(f"{server.url}/healthz")
+        detail = json.loads(body)
+        assert code == 200, detail
+        assert detail["rules"][0]["value"] == 0.0
+    finally:
+        handle.shutdown()
+    assert endpoints(handle) is None
+
+
+def test_metrics_endpoint_serves_the_plan_names() -> None:
+    pytest.importorskip("prometheus_client")
+    handle = configure()
+    try:
+        server = endpoints(handle)
+        assert server is not None
+        run(SimulationConfig(seed=1, narratives=20, act_cpu_ms=0.02))
+        code, body = get(f"{server.url}/metrics")
+        assert code == 200
+        text = body.decode()
+        for name in (
+            "bot_generation_runs_total",
+            "bot_generation_duration_seconds_bucket",
+            "narrative_act_duration_seconds_count",
+            "database_query_duration_seconds_sum",
+            "api_requests_total",
+        ):
+            assert f"\n{name}{{" in text, name
+        assert get(f"{server.url}/nothing")[0] == 404
+    finally:
+        handle.shutdown()
+
+
+def test_every_kind_of_rule() -> None:
+    rules = [
+        HealthRule(
+            name="Posting", metric="bot.posting.failed", kind="count", threshold=5, window="10m"
+        ),
+        HealthRule(
+            name="Tokens",
+            metric="bot.generation.tokens.used",
+            kind="quota",
+            quota=1000,
+            threshold=0.8,
+            window="1d",
+        ),
+        HealthRule(
+            name="SlowQuery",
+            metric="database.query.duration",
+            kind="max",
+            threshold=1.0,
+            window="5m",
+        ),
+        HealthRule(
+            name="Quiet",
+            metric="bot.generation.runs",
+            kind="ratio",
+            where={"outcome": "failure"},
+            threshold=0.1,
+            min_total=10,
+        ),
+    ]
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    clock = Clock()
+    monitor = HealthMonitor(rules, clock=clock)
+    provider = MeterProvider(metric_readers=[monitor.reader])
+    metrics = BotMetrics(meter_provider=provider)
+    try:
+        for _ in range(5):
+            metrics.record_posting(False, "art", platform="x", error_type="E")
+        metrics.record_generation(0.1, 700, "art")
+        metrics.record_db_query(0.5, "select")
+        metrics.record_generation_failure(0.1, "art")  # 1 of 2 runs: below min_total
+        states = {s.rule.name: s for s in monitor.evaluate()}
+        assert states["Posting"].value == 5 and states["Posting"].ok  # more than 5 fails
+        assert states["Tokens"].value == pytest.approx(0.7) and states["Tokens"].ok
+        assert states["SlowQuery"].value == pytest.approx(0.5) and states["SlowQuery"].ok
+        assert states["Quiet"].value is None and states["Quiet"].ok
+
+        clock.now += 60
+        metrics.record_posting(False, "art", platform="x", error_type="E")
+        metrics.record_generation(0.1, 200, "art")
+        metrics.record_db_query(1.5, "select")
+        states = {s.rule.name: s for s in monitor.evaluate()}
+        assert not states["Posting"].ok and states["Posting"].value == 6
+        assert not states["Tokens"].ok and states["Tokens"].value == pytest.approx(0.9)
+        assert not states["SlowQuery"].ok and states["SlowQuery"].value == pytest.approx(1.5)
+
+        clock.now += 400  # past the 5-minute window, inside the 10-minute and daily ones
+        states = {s.rule.name: s for s in monitor.evaluate()}
+        assert states["SlowQuery"].ok and states["SlowQuery"].value is None
+        assert not states["Posting"].ok and not states["Tokens"].ok
+    finally:
+        provider.shutdown()
+
+
+def test_all_interfaces_warns(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="tempera"):
+        handle = configure(host="0.0.0.0")
+        handle.shutdown()
+    assert any("reachable from other hosts" in r.getMessage() for r in caplog.records)
+
+
+def test_disabled_by_default() -> None:
+    handle = tempera.configure(backend="none", logs={"enabled": False})
+    try:
+        assert endpoints(handle) is None
+    finally:
+        handle.shutdown()
