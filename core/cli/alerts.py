@@ -1,0 +1,57 @@
+"""``tempera alerts --format prometheus [FILE] [-o OUT]``: the ``[[telemetry.http.health]]``
+rules of a config as a Prometheus alerting-rules file (``promtool check rules`` accepts it)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["register", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from tempera import load_settings
+    from tempera.alerts import histogram_boundaries, render_prometheus
+
+    settings = load_settings(args.file)
+    rules = settings.http.health
+    if not rules:
+        where = settings.path or "the configuration"
+        print(f"error: no [[telemetry.http.health]] rules in {where}", file=sys.stderr)
+        return 1
+    for rule in rules:
+        bounds = histogram_boundaries(rule.metric)
+        if rule.kind == "max" and bounds is not None and rule.threshold not in bounds:
+            print(
+                f"warning: {rule.name}: {rule.threshold} is not a bucket boundary of "
+                f"{rule.metric}; Prometheus cannot see observations above it exactly",
+                file=sys.stderr,
+            )
+    text = render_prometheus(rules, group=f"tempera-{settings.service_name}")
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    # Written next to the target, then renamed: a reader never sees half a file.
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, target)
+    print(f"wrote {len(rules)} alerting rules to {target}", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "alerts",
+        help="render the health rules as Prometheus alerting rules",
+        description="Render the [[telemetry.http.health]] rules of FILE (default: the "
+        "discovered config) as a Prometheus alerting-rules file.",
+    )
+    p.add_argument("file", nargs="?", metavar="FILE", help="a TOML file with [telemetry]")
+    p.add_argument("--format", choices=["prometheus"], default="prometheus", help="output format")
+    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    p.set_defaults(func=run)
