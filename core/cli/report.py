@@ -12,6 +12,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tempera.plugins.local.store import Store
 
 __all__ = ["DEFAULT_DIRECTORY", "REPORTS", "register"]
 
@@ -39,9 +43,83 @@ def _summary(args: argparse.Namespace, paths: list[str]) -> int:
     return 0
 
 
+def _open(paths: list[str], name: str) -> Store | None:
+    from tempera.plugins.local.store import Store
+
+    if len(paths) > 1:
+        print(f"error: report {name} takes one directory", file=sys.stderr)
+        return None
+    store = Store(paths[0] if paths else DEFAULT_DIRECTORY)
+    if not store.exists():
+        print(f"error: no local store at {store.directory}", file=sys.stderr)
+        return None
+    return store
+
+
+def _costs(args: argparse.Namespace, paths: list[str]) -> int:
+    from dataclasses import asdict
+
+    from tempera.plugins.local.costs import costs, load_prices, render_csv, render_text
+
+    store = _open(paths, "costs")
+    if store is None:
+        return 2 if len(paths) > 1 else 1
+    prices = load_prices(args.prices) if args.prices else None
+    rows = costs(store.spans(), prices)
+    if args.csv:
+        sys.stdout.write(render_csv(rows))
+    elif args.json:
+        print(json.dumps([{**asdict(r), "tokens": r.tokens} for r in rows], indent=2))
+    else:
+        sys.stdout.write(render_text(rows, store, prices))
+    return 0
+
+
+def _failures(args: argparse.Namespace, paths: list[str]) -> int:
+    from dataclasses import asdict
+
+    from tempera.plugins.local.failures import failures, render_text
+
+    store = _open(paths, "failures")
+    if store is None:
+        return 2 if len(paths) > 1 else 1
+    groups = failures(store.spans())
+    if args.json:
+        print(json.dumps([asdict(g) for g in groups], indent=2))
+    else:
+        sys.stdout.write(render_text(groups, str(store.directory)))
+    return 0
+
+
+def _compare(args: argparse.Namespace, paths: list[str]) -> int:
+    from dataclasses import asdict
+
+    from tempera.plugins.local.compare import compare, render_text
+    from tempera.plugins.local.report import summarize
+
+    if len(paths) != 2:
+        print("error: report compare takes two directories, A and B", file=sys.stderr)
+        return 2
+    summaries = []
+    for path in paths:
+        store = _open([path], "compare")
+        if store is None:
+            return 2
+        summaries.append(summarize(store))
+    changes = compare(summaries[0], summaries[1], args.threshold)
+    if args.json:
+        print(json.dumps([asdict(c) for c in changes], indent=2))
+    else:
+        sys.stdout.write(render_text(changes, paths[0], paths[1], args.threshold))
+    return 1 if any(c.regressed for c in changes) else 0
+
+
 # name -> (help line, function taking the arguments and the remaining paths)
 REPORTS: dict[str, tuple[str, Report]] = {
     "summary": ("traces, spans, errors and latency by service and span name", _summary),
+    "costs": ("LLM tokens and estimated cost per day, topic and model", _costs),
+    "failures": ("failures by stage and error, traced back to their generation", _failures),
+    "compare": ("P50/P95 change per span name from store A to B; exit 1 on a regression", _compare),
 }
 
 
@@ -60,6 +138,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         f"directory (default {DEFAULT_DIRECTORY})",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--csv", action="store_true", help="costs: print CSV")
+    p.add_argument("--prices", metavar="FILE", help="costs: a TOML price table per model")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=20.0,
+        metavar="PCT",
+        help="compare: flag a P50 or P95 increase above PCT percent (default 20)",
+    )
     p.set_defaults(func=run)
 
 

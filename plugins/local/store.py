@@ -86,6 +86,7 @@ class SpanRecord:
     attributes: dict[str, Any]
     events: list[EventRecord] = field(default_factory=list)
     resource: dict[str, Any] = field(default_factory=dict)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (trace id, span id)
 
     @property
     def duration_ns(self) -> int:
@@ -197,6 +198,7 @@ def _span(span: dict[str, Any], service: str, scope: str, resource: dict[str, An
             for e in span.get("events", ())
         ],
         resource=resource,
+        links=[(k.get("traceId", ""), k.get("spanId", "")) for k in span.get("links", ())],
     )
 
 
