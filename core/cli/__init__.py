@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "doctor",
     "demo",
     "alerts",
+    "reference",
 )
 
 
