@@ -1,3 +1,3 @@
 """Shared pytest configuration. Fixture modules are registered as plugins, one line each."""
 
-pytest_plugins = ["receivers"]
+pytest_plugins = ["receivers", "venv_support"]

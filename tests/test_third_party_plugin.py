@@ -9,68 +9,25 @@ installed, so everything below proves discovery by entry point of an installed d
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from venv_support import IGNORE, REPO, Venv
 
-REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "docs" / "examples" / "tempera-backend-example"
-_IGNORE = shutil.ignore_patterns(
-    ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".*_cache", ".benchmarks",
-    ".hypothesis", ".tempera", "docs",
-)  # fmt: skip
-
-
-@dataclass
-class Venv:
-    root: Path
-    work: Path
-
-    @property
-    def bin(self) -> Path:
-        return self.root / ("Scripts" if os.name == "nt" else "bin")
-
-    def run(self, *args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("TEMPERA_", "OTEL_", "PYTHON")) and k != "VIRTUAL_ENV"
-        }
-        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
-        return subprocess.run(
-            [str(a) for a in args],
-            capture_output=True,
-            text=True,
-            cwd=cwd or self.work,
-            env=env,
-            timeout=300,
-        )
-
-    def python(self, code: str) -> subprocess.CompletedProcess[str]:
-        return self.run(self.bin / "python", "-c", textwrap.dedent(code))
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
-    base = tmp_path_factory.mktemp("third-party")
-    # Build from copies: an in-tree build would write build/ and *.egg-info into the checkout.
-    src = base / "tempera-src"
-    shutil.copytree(REPO, src, ignore=_IGNORE)
-    example = base / "tempera-backend-example"
-    shutil.copytree(EXAMPLE, example, ignore=_IGNORE)
-    root = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=120)
-    env = Venv(root, base)
-    installed = env.run(env.bin / "python", "-m", "pip", "install", "-q", src, example, "pytest")
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    yield env
+def venv(tempera_venv: Venv) -> Iterator[Venv]:
+    # The session's venv (tempera built from a copy of the checkout), plus the example.
+    example = tempera_venv.work / "tempera-backend-example"
+    if not example.exists():
+        shutil.copytree(EXAMPLE, example, ignore=IGNORE)
+    tempera_venv.pip_install(example)
+    yield tempera_venv
 
 
 def test_the_example_is_installed_in_the_venv_only(venv: Venv) -> None:
