@@ -18,7 +18,7 @@ MODULE = "sampler_guide_example"
 @pytest.fixture
 def example_module(tmp_path: Path) -> Iterator[str]:
     text = DOC.read_text()
-    match = re.search(r"<!-- example: custom-sampler -->\n```python\n(.*?)```", text, re.S)
+    match = re.search(r"<!-- example: custom-sampler -->\n```python[^\n]*\n(.*?)```", text, re.S)
     assert match, "docs/samplers.md lost its example"
     (tmp_path / f"{MODULE}.py").write_text(match.group(1))
     sys.path.insert(0, str(tmp_path))
