@@ -53,7 +53,9 @@ class ViewSettings(_Strict):
         default=None, description="Explicit histogram bucket boundaries, ascending."
     )
     name: str | None = Field(default=None, description="Export the instrument under this name.")
-    description: str | None = None
+    description: str | None = Field(
+        default=None, description="Export the instrument with this description."
+    )
 
     @field_validator("buckets")
     @classmethod
@@ -114,8 +116,10 @@ class HealthRule(_Strict):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Rule (and Prometheus alert) name."
     )
     metric: str = Field(min_length=1, description="Instrument name, e.g. bot.generation.runs.")
-    kind: Literal["ratio", "count", "quota", "max"]
-    threshold: Annotated[float, Field(ge=0)]
+    kind: Literal["ratio", "count", "quota", "max"] = Field(description="What is compared.")
+    threshold: Annotated[float, Field(ge=0)] = Field(
+        description="The limit: a fraction for ratio and quota, a count, or a value for max."
+    )
     window: str = Field(default="5m", description="Look-back window: 30s, 5m, 1h, 1d.")
     where: dict[str, str] = Field(
         default_factory=dict, description="Attribute values the counted points must have."
@@ -129,8 +133,8 @@ class HealthRule(_Strict):
     unit: str | None = Field(
         default=None, description="The instrument's unit, when tempera cannot look it up."
     )
-    severity: str = "warning"
-    summary: str | None = None
+    severity: str = Field(default="warning", description="Alert label severity.")
+    summary: str | None = Field(default=None, description="Alert annotation summary.")
 
     @field_validator("window")
     @classmethod
@@ -155,9 +159,9 @@ class HealthRule(_Strict):
 
 
 class HttpSettings(_Strict):
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="Serve /metrics and /healthz over HTTP.")
     host: str = Field(default="127.0.0.1", description="Bind address; loopback by default.")
-    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(default=9464, description="0 picks one.")
     collect_interval_ms: Annotated[int, Field(ge=100, le=HOUR_MS)] = Field(
         default=5000, description="How often the health rules' metrics are sampled."
     )
@@ -185,8 +189,10 @@ class Settings(_Strict):
     """The validated ``[telemetry]`` table."""
 
     enabled: bool = Field(default=True, description="Master switch; false installs nothing.")
-    service_name: str = Field(default="unknown_service", min_length=1)
-    service_version: str | None = None
+    service_name: str = Field(
+        default="unknown_service", min_length=1, description="Resource service.name."
+    )
+    service_version: str | None = Field(default=None, description="Resource service.version.")
     environment: str | None = Field(
         default=None, description="Deployment environment (resource deployment.environment)."
     )
@@ -195,12 +201,16 @@ class Settings(_Strict):
         default_factory=dict, description="Options validated by the backend plugin's own model."
     )
     otlp_endpoint: str | None = Field(default=None, description="OTLP endpoint URL.")
-    protocol: Literal["grpc", "http/protobuf"] = "grpc"
+    protocol: Literal["grpc", "http/protobuf"] = Field(
+        default="grpc", description="OTLP transport of the backend's exporters."
+    )
     headers: dict[str, SecretStr] = Field(
         default_factory=dict, description="Headers sent to the backend. Secret: always redacted."
     )
     insecure: bool = Field(default=False, description="Plaintext gRPC / unverified TLS.")
-    compression: Literal["none", "gzip"] = "none"
+    compression: Literal["none", "gzip"] = Field(
+        default="none", description="Compression of OTLP exports."
+    )
     sampling_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
         default=None, description="Shorthand for a parent_based sampler over ratio(x)."
     )
@@ -220,7 +230,10 @@ class Settings(_Strict):
     shutdown_timeout_ms: Annotated[int, Field(ge=0, le=HOUR_MS)] = Field(
         default=5000, description="shutdown() returns within this, backend reachable or not."
     )
-    propagators: list[Propagator] = Field(default_factory=lambda: list(_PROPAGATORS))
+    propagators: list[Propagator] = Field(
+        default_factory=lambda: list(_PROPAGATORS),
+        description="Context propagators installed globally (W3C headers).",
+    )
     resource: dict[str, ResourceValue] = Field(
         default_factory=dict, description="Extra resource attributes."
     )
