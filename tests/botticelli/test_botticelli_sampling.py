@@ -7,7 +7,6 @@ import math
 import random
 from collections import Counter
 
-import pytest
 from botticelli_support import configure_memory, finished_spans
 from tempera.plugins.botticelli.simulator import SimulationConfig, run
 
@@ -15,10 +14,8 @@ RATES = {"content_generation": 0.5, "curation": 0.2}
 DEFAULT_RATE = 0.3
 
 
-# error-always answers RECORD_ONLY without the caller's attributes, and the SDK builds a span's
-# attributes from the sampling result: traces kept for their error lose narrative.type and
-# every other start attribute. Strict: this turns into a failure once the sampler passes them.
-@pytest.mark.xfail(strict=True, reason="error-always drops start attributes of RECORD_ONLY spans")
+# The SDK builds a span's attributes from the sampling result: a RECORD_ONLY answer must carry
+# the caller's attributes, or traces kept for their error lose narrative.type.
 def test_failures_kept_and_counts_estimated() -> None:
     random.seed(1234)  # the SDK draws trace ids (and so sampling randomness) from `random`
     handle = configure_memory(
