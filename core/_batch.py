@@ -114,7 +114,9 @@ class ExportQueue(Generic[T]):
             return
         queue.append(item)
         self._queued.incr()
-        if len(queue) >= self.batch_size:
+        if len(queue) >= self.batch_size and not self._wake.is_set():
+            # Event.set takes a lock and notifies: once per batch, not for every item that
+            # arrives before the worker gets to run.
             self._wake.set()
 
     def __len__(self) -> int:

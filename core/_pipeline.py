@@ -25,6 +25,7 @@ from ._processors import (
 )
 from ._resolve import Plan, SamplerNode
 from ._stats import Stats
+from ._tracer import TemperaTracerProvider
 from .plugin import BuildContext, SamplerContext, SamplerSpec, TailStage
 from .settings import Settings, Signal
 
@@ -160,7 +161,10 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
     export: SpanProcessor = (
         span_processors[0] if len(span_processors) == 1 else FanOutSpanProcessor(span_processors)
     )
-    tracer_provider = TracerProvider(resource=resource, sampler=sampler, shutdown_on_exit=False)
+    # tempera's provider: SDK spans on a shorter start/end path (see _tracer.py).
+    tracer_provider = TemperaTracerProvider(
+        resource=resource, sampler=sampler, shutdown_on_exit=False
+    )
     if isinstance(sampler, TailStage):
         tracer_provider.add_span_processor(sampler.tail_processor(export, stats))
     elif span_processors:

@@ -11,6 +11,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import TraceFlags
 
 from ._batch import ExportQueue
 from ._stats import Stats
@@ -18,6 +19,7 @@ from ._stats import Stats
 __all__ = ["FanOutSpanProcessor", "QueueLogProcessor", "QueueSpanProcessor", "SyncSpanProcessor"]
 
 log = logging.getLogger("tempera")
+_SAMPLED = TraceFlags.SAMPLED
 
 
 class QueueSpanProcessor(SpanProcessor):
@@ -34,8 +36,11 @@ class QueueSpanProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
-        context = span.context
-        if context is not None and context.trace_flags.sampled:
+        try:
+            context = span._context  # a ReadableSpan's field: no property call
+        except AttributeError:
+            context = span.context
+        if context is not None and context.trace_flags & _SAMPLED:
             self._put(span)
 
     def shutdown(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = ["Counter", "Stats"]
@@ -13,15 +13,14 @@ __all__ = ["Counter", "Stats"]
 class Counter:
     """A monotonic counter; ``add`` is one C call and safe across threads under the GIL."""
 
-    __slots__ = ("_bulk", "_count", "_lock")
+    __slots__ = ("_bulk", "_count", "_lock", "incr")
 
     def __init__(self) -> None:
         self._count = itertools.count()
         self._bulk = 0
         self._lock = threading.Lock()
-
-    def incr(self) -> None:
-        next(self._count)
+        # ``incr()`` is the count's own C-level ``__next__``: no Python frame on hot paths.
+        self.incr: Callable[[], object] = self._count.__next__
 
     def add(self, n: int) -> None:
         if n == 1:

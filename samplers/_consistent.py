@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.trace import Span, SpanContext, get_current_span
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "keep_result",
     "parent_policy",
     "parent_span_context",
+    "parent_trace_state",
     "parse_ot",
     "probability",
     "randomness",
@@ -56,6 +58,7 @@ RANDOM_MASK = MAX_THRESHOLD - 1
 _SCALE = float(MAX_THRESHOLD)
 _OT = "ot"
 
+_new_result = object.__new__
 DROP = SamplingResult(Decision.DROP)
 RECORD_ONLY = SamplingResult(Decision.RECORD_ONLY)
 
@@ -110,6 +113,21 @@ def parse_ot(value: str) -> tuple[int, int, tuple[str, ...]]:
         elif member:
             rest.append(member)
     return th, rv, tuple(rest)
+
+
+def parent_trace_state(parent_context: Context | None) -> TraceState | None:
+    """The trace state of the parent span in ``parent_context`` (default: the current
+    context), read without the API's lookup chain; None for a root."""
+    ctx = parent_context if parent_context is not None else get_current()
+    span = ctx.get(_SPAN_KEY)
+    if span is None:
+        return None
+    sc = getattr(span, "_context", None)
+    if type(sc) is SpanContext:
+        # SpanContext is a tuple: (trace_id, span_id, is_remote, flags, state, is_valid).
+        return sc[4] if sc[5] else None
+    sc = get_current_span(parent_context).get_span_context()
+    return sc.trace_state if sc.is_valid else None
 
 
 def parent_span_context(parent_context: Context | None) -> SpanContext | None:
@@ -221,9 +239,19 @@ def drop_result(
         return (
             SamplingResult(decision, None, state_without_th(trace_state)) if trace_state else DROP
         )
-    if not trace_state and not attributes:
-        return RECORD_ONLY
-    return SamplingResult(decision, attributes, state_without_th(trace_state))
+    if trace_state is None or not trace_state:
+        if not attributes:
+            return RECORD_ONLY
+        state = None
+    else:
+        state = state_without_th(trace_state)
+    # Built field by field: SamplingResult's constructor wraps the attributes in a read-only
+    # proxy that the tracer copies from anyway (a span's attributes are its own dict).
+    result = _new_result(SamplingResult)
+    result.decision = decision
+    result.attributes = attributes  # type: ignore[assignment]
+    result.trace_state = state
+    return result
 
 
 def follow_parent(

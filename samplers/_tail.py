@@ -69,7 +69,8 @@ def span_has_error(span: ReadableSpan) -> bool:
     # The private fields spare a tuple copy per span on the hot path; the properties are
     # the fallback for any other ReadableSpan-like object.
     status = getattr(span, "_status", None) or span.status
-    if status.status_code is _ERROR:
+    code = getattr(status, "_status_code", None)
+    if (code if code is not None else status.status_code) is _ERROR:
         return True
     events = getattr(span, "_events", None)
     if events is None:
@@ -205,14 +206,18 @@ class TailProcessor(SpanProcessor):
                 log.warning("tempera: the tail-decision processor raised", exc_info=True)
 
     def _on_end(self, span: ReadableSpan) -> None:
-        ctx = span.context
+        try:  # a ReadableSpan's fields: no property calls (and no tuple copies) per span
+            ctx = span._context
+            parent = span._parent
+        except AttributeError:
+            ctx = span.context
+            parent = span.parent
         if ctx is None:
             return
         tid = ctx.trace_id
-        parent = span.parent
         is_root = parent is None or parent.is_remote
         is_error = span_has_error(span)
-        out: list[_Verdict] = []
+        out: list[_Verdict] | None = None
         late: str | None = None
         with self._lock:
             decided = self._decided.get(tid)
@@ -224,27 +229,38 @@ class TailProcessor(SpanProcessor):
                 if trace is None:
                     if len(traces) >= self.max_traces:
                         _, oldest = traces.popitem(last=False)
-                        out.append(self._finish(oldest, None, "max_traces"))
+                        out = [self._finish(oldest, None, "max_traces")]
                     trace = traces[tid] = _Trace(self._clock())
                 trace.spans.append(span)
                 if is_error:
                     trace.error_ids.append(ctx.span_id)
                 if is_root:
                     del traces[tid]
-                    out.append(self._finish(trace, span, None))
+                    verdict = self._finish(trace, span, None)
+                    if out is None:
+                        out = [verdict]
+                    else:
+                        out.append(verdict)
                 elif len(trace.spans) >= self.max_spans:
                     del traces[tid]
-                    out.append(self._finish(trace, None, "max_spans"))
+                    verdict = self._finish(trace, None, "max_spans")
+                    if out is None:
+                        out = [verdict]
+                    else:
+                        out.append(verdict)
                 self._age_check += 1
                 if self._age_check >= 256:
                     self._age_check = 0
-                    out.extend(self._expire(self._clock() - self.max_age_ns))
+                    expired = self._expire(self._clock() - self.max_age_ns)
+                    if expired:
+                        out = (out or []) + expired
         if late is not None:
             self._seen.incr()
             self._late.incr()
             self._follow(span, late, is_error)
-        for verdict in out:
-            self._emit(verdict)
+        if out is not None:
+            for verdict in out:
+                self._emit(verdict)
 
     def _finish(self, trace: _Trace, root: ReadableSpan | None, early: str | None) -> _Verdict:
         """Decide ``trace`` (called under the lock, so the decision is cached before any other

@@ -30,6 +30,7 @@ from ._consistent import (
     drop_result,
     follow_parent,
     keep_result,
+    parent_trace_state,
     randomness,
     threshold,
 )
@@ -163,7 +164,7 @@ class _Fixed:
         attributes: Attributes,
         links: Sequence[Link] | None,
     ) -> SamplingResult:
-        ts = get_current_span(parent_context).get_span_context().trace_state
+        ts = parent_trace_state(parent_context)
         t = self.t
         if t < MAX_THRESHOLD and randomness(trace_id, ts) >= t:
             return keep_result(self.policy, t, attributes, ts)

@@ -30,10 +30,10 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
-from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, Status, StatusCode
+from tempera._tracer import VAR_TOKENS, attach, attach_span, current_context, detach
 
 from . import conventions as conv
 from ._context import SAMPLER_NARRATIVE_TYPE, current_narrative_type, tracer, with_narrative_type
@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("tempera.botticelli")
+_clock = time.perf_counter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,7 +74,7 @@ class _Handle:
 
     def __init__(self, span: Span) -> None:
         self.span = span
-        self._started = time.perf_counter()
+        self._started = _clock()
 
     def set_attribute(self, key: str, value: Any) -> None:
         try:
@@ -93,7 +94,7 @@ class _Handle:
     @property
     def elapsed(self) -> float:
         """Seconds since the block started."""
-        return time.perf_counter() - self._started
+        return _clock() - self._started
 
 
 class NarrativeSpan(_Handle):
@@ -102,7 +103,8 @@ class NarrativeSpan(_Handle):
     __slots__ = ("name", "tokens", "type")
 
     def __init__(self, span: Span, narrative_type: str, name: str) -> None:
-        super().__init__(span)
+        self.span = span
+        self._started = _clock()
         self.type = narrative_type
         self.name = name
         self.tokens = 0
@@ -112,7 +114,8 @@ class ActSpan(_Handle):
     __slots__ = ("name", "narrative_type")
 
     def __init__(self, span: Span, name: str, narrative_type: str | None) -> None:
-        super().__init__(span)
+        self.span = span
+        self._started = _clock()
         self.name = name
         self.narrative_type = narrative_type
 
@@ -123,7 +126,8 @@ class LlmCall(_Handle):
     __slots__ = ("input_tokens", "model", "output_tokens")
 
     def __init__(self, span: Span, model: str) -> None:
-        super().__init__(span)
+        self.span = span
+        self._started = _clock()
         self.model = model
         self.input_tokens = 0
         self.output_tokens = 0
@@ -162,6 +166,12 @@ class _Attached:
 
     def __init__(self, token: Token[Context]) -> None:
         self.token = token
+
+
+def _context_token(token: Token[Context]) -> Any:
+    """What ``__exit__`` undoes for an OpenTelemetry context token: the token itself when
+    it is a ContextVar token (``token.var.reset``), else wrapped for ``detach``."""
+    return token if VAR_TOKENS else _Attached(token)
 
 
 class _Scope:
@@ -211,8 +221,8 @@ class _Scope:
         finally:
             for token in reversed(tokens):
                 try:
-                    if isinstance(token, _Attached):
-                        context_api.detach(token.token)
+                    if type(token) is _Attached:
+                        detach(token.token)
                     else:
                         token.var.reset(token)
                 except Exception:
@@ -299,7 +309,7 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
 
     def _open(self, tokens: list[Any]) -> NarrativeSpan:
         ctx: Context = (
-            extract_context(self.parent) if self.parent is not None else context_api.get_current()
+            extract_context(self.parent) if self.parent is not None else current_context()
         )
         links: list[Link] = list(pending_links(ctx))
         for carrier in self.links:
@@ -307,7 +317,7 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
             if link is not None:
                 links.append(link)
         ctx = with_narrative_type(self.type, ctx)
-        tokens.append(_Attached(context_api.attach(ctx)))
+        tokens.append(_context_token(attach(ctx)))
         if SAMPLER_NARRATIVE_TYPE is not None:
             tokens.append(SAMPLER_NARRATIVE_TYPE.set(self.type))
         attributes = {conv.NARRATIVE_TYPE: self.type, conv.NARRATIVE_NAME: self.name}
@@ -315,7 +325,7 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
         span = tracer().start_span(
             conv.NARRATIVE_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
         )
-        tokens.append(_Attached(context_api.attach(trace_api.set_span_in_context(span, ctx))))
+        tokens.append(_context_token(attach_span(span, ctx)))
         handle = NarrativeSpan(span, self.type, self.name)
         tokens.append(_current_narrative.set(handle))
         tokens.append(_current_act.set(None))
@@ -370,20 +380,22 @@ class act(_Scope):
         return ActSpan(trace_api.INVALID_SPAN, self.name, None)
 
     def _open(self, tokens: list[Any]) -> ActSpan:
-        ctx = context_api.get_current()
+        ctx = current_context()
         running = _current_narrative.get()
         narrative_type = running.type if running is not None else current_narrative_type(ctx)
         attributes: dict[str, Any] = {conv.ACT: self.name}
         if narrative_type is not None:
             attributes[conv.NARRATIVE_TYPE] = narrative_type
-        attributes.update(self.attributes)
+        if self.attributes:
+            attributes.update(self.attributes)
         span = tracer().start_span(
             conv.ACT_SPAN_PREFIX + self.name,
             ctx,
             attributes=attributes,
-            links=pending_links(ctx),
+            # Only a new root takes pending links: inside a narrative there are none to take.
+            links=pending_links(ctx) if running is None else (),
         )
-        tokens.append(_Attached(context_api.attach(trace_api.set_span_in_context(span, ctx))))
+        tokens.append(_context_token(attach_span(span, ctx)))
         tokens.append(_current_act.set(self.name))
         return ActSpan(span, self.name, narrative_type)
 
@@ -420,15 +432,16 @@ class llm_call(_Scope):
         return LlmCall(trace_api.INVALID_SPAN, self.model)
 
     def _open(self, tokens: list[Any]) -> LlmCall:
-        ctx = context_api.get_current()
+        ctx = current_context()
         attributes: dict[str, Any] = {conv.MODEL: self.model}
         running = _current_narrative.get()
         narrative_type = running.type if running is not None else current_narrative_type(ctx)
         if narrative_type is not None:
             attributes[conv.NARRATIVE_TYPE] = narrative_type
-        attributes.update(self.attributes)
+        if self.attributes:
+            attributes.update(self.attributes)
         span = tracer().start_span(conv.LLM_SPAN_PREFIX + self.model, ctx, attributes=attributes)
-        tokens.append(_Attached(context_api.attach(trace_api.set_span_in_context(span, ctx))))
+        tokens.append(_context_token(attach_span(span, ctx)))
         return LlmCall(span, self.model)
 
     def _close(self, handle: LlmCall, exc: BaseException | None) -> None:

@@ -1,0 +1,673 @@
+"""tempera's tracer: the SDK's span model on a shorter path.
+
+Spans are SDK ``Span`` objects (so every exporter and processor takes them as they are), but
+starting and ending one does less than the SDK's generic path:
+
+- ``start_as_current_span`` is a small class, not a generator wrapped in a decorator;
+- the current context is read once per span, straight from the runtime's ContextVar;
+- what is the same for every span of a tracer (resource, scope, limits, processors) lives
+  on a per-tracer span class instead of being copied onto each span;
+- a small dict of plain attribute values becomes the span's attributes without being
+  cleaned key by key; anything else goes through the SDK's ``BoundedAttributes``;
+- no lock, event list or link list is allocated per span: one shared lock guards span state
+  (as the SDK's per-span lock does), and events and links get their list when the first one
+  is added;
+- processors whose ``on_start`` / ``_on_ending`` do nothing are not called, and the ended
+  span itself (already immutable through the API) goes to ``on_end`` instead of a copy.
+
+The OpenTelemetry API behaves as with the SDK's tracer: context propagation, the sampler's
+decision, attributes and their limits, events, links, status, exceptions recorded on exit.
+No call raises into the application: a failure while starting a span gives a non-recording
+span, a failing span processor is counted, logged once, and skipped.
+"""
+
+from __future__ import annotations
+
+import dis
+import functools
+import inspect
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from time import time_ns
+from types import TracebackType
+from typing import Any, cast
+
+from opentelemetry import context as context_api
+from opentelemetry import trace as trace_api
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    TraceState,
+)
+from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace.status import Status, StatusCode
+from opentelemetry.util import types
+
+__all__ = ["TemperaTracer", "TemperaTracerProvider"]
+
+log = logging.getLogger("tempera")
+
+_SIMPLE = frozenset((str, int, float, bool))
+_STR = frozenset((str,))
+_SAMPLE = Decision.RECORD_AND_SAMPLE
+_RECORD_ONLY = Decision.RECORD_ONLY
+_INTERNAL = SpanKind.INTERNAL
+_ApiSpan = trace_api.Span
+# (sampled, random trace id) -> flags; TraceFlags are immutable ints, so they are shared.
+_FLAGS = {
+    (False, False): TraceFlags(TraceFlags.DEFAULT),
+    (True, False): TraceFlags(TraceFlags.SAMPLED),
+    (False, True): TraceFlags(TraceFlags.RANDOM_TRACE_ID),
+    (True, True): TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID),
+}
+_new = object.__new__
+_tuple_new = tuple.__new__
+_RANDOM = TraceFlags.RANDOM_TRACE_ID
+_EMPTY_STATE = TraceState()
+
+
+def _tuple_layout() -> bool:
+    """SpanContext is a tuple (trace_id, span_id, is_remote, flags, state, is_valid)."""
+    try:
+        probe = SpanContext(3, 5, False, _FLAGS[True, True], _EMPTY_STATE)
+        return tuple(probe) == (3, 5, False, _FLAGS[True, True], _EMPTY_STATE, True) and (
+            probe.trace_id == 3 and probe.trace_flags.sampled and probe.is_valid
+        )
+    except Exception:  # pragma: no cover
+        return False
+
+
+_TUPLE_LAYOUT = _tuple_layout()
+# Span classes made by tempera's tracers: their ``_context`` is valid by construction.
+_OWN_SPANS: set[type] = set()
+
+# The SDK guards each span's state with its own lock; one lock shared by all spans guards
+# the same few-instruction sections without allocating a lock per span. The attributes get
+# their own shared lock: a span's lock is held while its attributes take theirs.
+_SPAN_LOCK = threading.Lock()
+_ATTRIBUTES_LOCK = threading.Lock()
+
+# The default runtime context keeps the current Context in one ContextVar: read and set it
+# directly. Any other runtime context goes through the API functions.
+_runtime = context_api._RUNTIME_CONTEXT
+if type(_runtime) is ContextVarsRuntimeContext:
+    _var = _runtime._current_context
+    _get_current: Callable[[], Context] = _var.get
+    _attach: Callable[[Context], Any] = _var.set
+    _reset: Callable[[Any], None] = _var.reset
+    # attach() returns a plain ContextVar token: ``token.var.reset(token)`` undoes it.
+    VAR_TOKENS = True
+else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
+    _get_current = context_api.get_current
+    _attach = context_api.attach
+    _reset = context_api.detach
+    VAR_TOKENS = False
+
+
+class _Attributes(BoundedAttributes):
+    """``BoundedAttributes`` with a cheap constructor for clean dicts and direct reads."""
+
+    _lock = _ATTRIBUTES_LOCK
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict
+
+    def items(self) -> Any:
+        return self._dict.items()
+
+    def keys(self) -> Any:
+        return self._dict.keys()
+
+    def values(self) -> Any:
+        return self._dict.values()
+
+
+def _attributes(
+    given: types.Attributes, maxlen: int | None, max_value_len: int | None
+) -> BoundedAttributes:
+    """The span's attribute container: built directly when every key is a non-empty string
+    and every value a plain scalar within the limits (what cleaning would leave unchanged)."""
+    if given:
+        # Checked in C (map/issuperset), not key by key in Python.
+        if (
+            (maxlen is not None and len(given) > maxlen)
+            or not _SIMPLE.issuperset(map(type, given.values()))
+            or not _STR.issuperset(map(type, given))
+            or "" in given
+            or (
+                max_value_len is not None
+                and any(type(v) is str and len(v) > max_value_len for v in given.values())
+            )
+        ):
+            return BoundedAttributes(maxlen, given, immutable=False, max_value_len=max_value_len)
+        clean: dict[str, Any] = dict(given)
+    else:
+        clean = {}
+    made = _new(_Attributes)
+    made._dict = clean
+    made.maxlen = maxlen
+    made.dropped = 0
+    made.max_value_len = max_value_len
+    made._immutable = False
+    return made
+
+
+_UNSET = Status(StatusCode.UNSET)
+
+
+class _Span(sdk_trace.Span):
+    """An SDK span whose per-tracer constants are class attributes (see ``_span_class``)."""
+
+    # Defaults shared by every span until one sets its own.
+    _kind = _INTERNAL
+    _status = _UNSET
+    _end_time: int | None = None
+    _events: Any = ()
+    _links: Any = ()
+    _record_exception = True
+    _set_status_on_exception = True
+    _trace_config = None
+    _record_end_metrics: Callable[[], None] | None = None
+    _lock = _SPAN_LOCK
+    _tracer: TemperaTracer
+
+    def set_attribute(self, key: str, value: types.AnyValue) -> None:
+        attrs: Any = self._attributes
+        if (
+            type(value) in _SIMPLE
+            and type(key) is str
+            and key
+            and (
+                attrs.max_value_len is None
+                or type(value) is not str
+                or len(value) <= attrs.max_value_len
+            )
+        ):
+            # What BoundedAttributes would store unchanged: set it under the span's lock,
+            # the way every writer of a span's attributes does.
+            with _SPAN_LOCK:
+                if self._end_time is None:
+                    d = attrs._dict
+                    if key in d:
+                        del d[key]  # re-set keys move to the end, as BoundedAttributes does
+                        d[key] = value
+                        return
+                    if attrs.maxlen is None or len(d) < attrs.maxlen:
+                        d[key] = value
+                        return
+        super().set_attribute(key, value)  # full, ended span, or a value to clean
+
+    def _add_event(self, event: sdk_trace.EventBase) -> None:
+        with _SPAN_LOCK:
+            if self._end_time is None:
+                events = self._events
+                if type(events) is tuple:
+                    events = self._events = BoundedList(self._limits.max_events)
+                events.append(event)
+                return
+        sdk_trace.logger.warning("Tried calling _add_event on an ended span.")
+
+    def _add_link(self, link: trace_api.Link) -> None:
+        with _SPAN_LOCK:
+            if self._end_time is None:
+                links = self._links
+                if type(links) is tuple:
+                    links = self._links = BoundedList(self._limits.max_links)
+                links.append(link)
+                return
+        sdk_trace.logger.warning("Tried calling _add_link on an ended span.")
+
+    def end(self, end_time: int | None = None) -> None:
+        with _SPAN_LOCK:
+            if self._end_time is not None:
+                ended = True
+            else:
+                ended = False
+                self._end_time = end_time if end_time is not None else time_ns()
+                self._attributes._immutable = True  # type: ignore[union-attr]
+        if ended:
+            sdk_trace.logger.warning("Calling end() on an ended span.")
+            return
+        if self._record_end_metrics is not None:
+            self._record_end_metrics()
+        tracer = self._tracer
+        procs = tracer._processors
+        if procs is None or procs.source is not tracer._source():
+            procs = tracer._current_processors()
+        for call in procs.on_ending:
+            try:
+                call(self)
+            except Exception:
+                tracer._processor_failed()
+        for call in procs.on_end:
+            try:
+                call(self)
+            except Exception:
+                tracer._processor_failed()
+
+
+def _does_nothing(method: Any) -> bool:
+    """True when ``method``'s body is empty (``pass`` or a docstring): no need to call it."""
+    func = getattr(method, "__func__", method)
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return False
+    for ins in dis.get_instructions(code):
+        if ins.opname in ("RESUME", "NOP", "RETURN_VALUE", "RETURN_CONST", "CACHE"):
+            if ins.opname == "RETURN_CONST" and ins.argval is not None:
+                return False
+            continue
+        if ins.opname == "LOAD_CONST" and ins.argval is None:
+            continue
+        return False
+    return True
+
+
+class _Processors:
+    """The provider's span processors as lists of bound methods, no-ops left out."""
+
+    __slots__ = ("on_end", "on_ending", "on_start", "source")
+
+    def __init__(self, source: Sequence[sdk_trace.SpanProcessor]) -> None:
+        self.source = source
+        self.on_start = [p.on_start for p in source if not _does_nothing(p.on_start)]
+        self.on_ending = [p._on_ending for p in source if not _does_nothing(p._on_ending)]
+        self.on_end = [p.on_end for p in source]
+
+
+class TemperaTracer(sdk_trace.Tracer):
+    """An SDK tracer with a shorter span path (see the module docstring)."""
+
+    _span_cls: type[_Span]
+    _processors: _Processors | None
+    _failed = False
+
+    def _prepare(self) -> None:
+        """Called once, when the provider makes this tracer."""
+        self._span_cls = type(
+            "TemperaSpan",
+            (_Span,),
+            {
+                "_resource": self.resource,
+                "_instrumentation_info": self.instrumentation_info,
+                "_instrumentation_scope": self._instrumentation_scope,
+                "_limits": self._span_limits,
+                "_span_processor": self.span_processor,
+                "_sampler": self.sampler,
+                "_tracer": self,
+                "__module__": __name__,
+            },
+        )
+        _OWN_SPANS.add(self._span_cls)
+        self._should_sample = self.sampler.should_sample
+        self._processors = None
+        self._single = (self.span_processor,)
+        self._multi = (
+            self.span_processor
+            if type(self.span_processor) is sdk_trace.SynchronousMultiSpanProcessor
+            else None
+        )
+        ids = self.id_generator
+        if type(ids) is RandomIdGenerator:
+            self._random_ids = True
+            self._getrandbits: Callable[[int], int] | None = random.getrandbits
+        else:
+            self._random_ids = ids.is_trace_id_random()
+            self._getrandbits = None
+        self._metrics = not isinstance(self._tracer_metrics, NoOpTracerMetrics)
+        limits = self._span_limits
+        self._max_attributes = limits.max_span_attributes
+        self._max_value_len = limits.max_span_attribute_length
+
+    def _set_resource(self, resource: Any) -> None:
+        super()._set_resource(resource)
+        self._span_cls._resource = resource
+
+    # -- processors ------------------------------------------------------------------------
+
+    def _source(self) -> Sequence[sdk_trace.SpanProcessor]:
+        multi = self._multi
+        return multi._span_processors if multi is not None else self._single
+
+    def _current_processors(self) -> _Processors:
+        multi = self._multi
+        source = multi._span_processors if multi is not None else self._single
+        cached = self._processors
+        if cached is None or cached.source is not source:
+            cached = self._processors = _Processors(source)
+        return cached
+
+    def _ended(self, span: _Span) -> None:
+        procs = self._processors
+        if procs is None or procs.source is not self._source():
+            procs = self._current_processors()
+        for call in procs.on_ending:
+            try:
+                call(span)
+            except Exception:
+                self._processor_failed()
+        for call in procs.on_end:
+            try:
+                call(span)
+            except Exception:
+                self._processor_failed()
+
+    def _processor_failed(self) -> None:
+        if not self._failed:
+            self._failed = True
+            log.warning(
+                "tempera: a span processor raised; the span goes on to the others (logged once)",
+                exc_info=True,
+            )
+
+    # -- spans -----------------------------------------------------------------------------
+
+    def _start(
+        self,
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attributes: types.Attributes,
+        links: Sequence[trace_api.Link] | None,
+        start_time: int | None,
+        record_exception: bool,
+        set_status_on_exception: bool,
+        current: Context,
+    ) -> trace_api.Span:
+        # One frame and a zero-cost try: whatever goes wrong, the caller gets a span.
+        try:
+            parent_span = current.get(_SPAN_KEY)
+            parent: SpanContext | None = None
+            if parent_span is not None:
+                if type(parent_span) in _OWN_SPANS:
+                    parent = cast(_Span, parent_span)._context  # ours: always valid
+                elif isinstance(parent_span, _ApiSpan):
+                    parent = parent_span.get_span_context()
+                    if parent is not None:
+                        if not isinstance(parent, SpanContext):
+                            raise TypeError("parent_span_context must be a SpanContext or None.")
+                        if not parent.is_valid:
+                            parent = None
+            if not self._tracer_config.is_enabled:
+                return NonRecordingSpan(parent or INVALID_SPAN_CONTEXT)
+            links = links or ()
+            bits = self._getrandbits
+            if parent is None:
+                trace_id = (
+                    (bits(128) or 1) if bits is not None else self.id_generator.generate_trace_id()
+                )
+                random_id = self._random_ids
+            elif _TUPLE_LAYOUT:
+                trace_id = parent[0]
+                random_id = bool(parent[3] & _RANDOM)
+            else:  # pragma: no cover - a SpanContext of another shape
+                trace_id = parent.trace_id
+                random_id = parent.trace_flags.random_trace_id
+            result = self._should_sample(context, trace_id, name, kind, attributes, links)
+            decision = result.decision
+            sampled = decision is _SAMPLE
+            flags = _FLAGS[sampled, random_id]
+            state = result.trace_state
+            if state is None:
+                state = _EMPTY_STATE
+            if bits is not None and _TUPLE_LAYOUT:
+                # Both ids are valid by construction: skip SpanContext's range checks.
+                span_context = _tuple_new(
+                    SpanContext,
+                    (trace_id, bits(64) or 1, False, flags, state, True),
+                )
+            else:
+                span_id = (
+                    (bits(64) or 1) if bits is not None else self.id_generator.generate_span_id()
+                )
+                span_context = SpanContext(trace_id, span_id, False, flags, result.trace_state)
+            record_end_metrics = (
+                self._tracer_metrics.start_span(parent, decision) if self._metrics else None
+            )
+            if not sampled and decision is not _RECORD_ONLY:
+                return NonRecordingSpan(span_context)
+            span = _new(self._span_cls)
+            span._name = name
+            span._context = span_context
+            span._parent = parent
+            span._attributes = _attributes(
+                result.attributes, self._max_attributes, self._max_value_len
+            )
+            if kind is not _INTERNAL:
+                span._kind = kind
+            if links:
+                span._links = span._new_links(links)
+            if not record_exception:
+                span._record_exception = False
+            if not set_status_on_exception:
+                span._set_status_on_exception = False
+            if record_end_metrics is not None:
+                span._record_end_metrics = record_end_metrics
+            span._start_time = start_time if start_time is not None else time_ns()
+            procs = self._processors
+            if procs is None or procs.source is not self._source():
+                procs = self._current_processors()
+            on_start = procs.on_start
+            if on_start:
+                for call in on_start:
+                    try:
+                        call(span, parent_context=context)
+                    except Exception:
+                        self._processor_failed()
+            return span
+        except Exception:
+            if not self._failed:
+                self._failed = True
+                log.warning(
+                    "tempera: could not start span %r; it records nothing (logged once)",
+                    name,
+                    exc_info=True,
+                )
+            return trace_api.INVALID_SPAN
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = _INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[trace_api.Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace_api.Span:
+        return self._start(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+            context if context is not None else _get_current(),
+        )
+
+    def start_as_current_span(  # type: ignore[override]
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = _INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[trace_api.Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> _CurrentSpan:
+        return _CurrentSpan(
+            self,
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+            end_on_exit,
+        )
+
+
+class _CurrentSpan:
+    """``with tracer.start_as_current_span(...)``: start a span, make it current, end it.
+
+    Also a decorator of sync and async functions, a fresh span per call (as the SDK's).
+    """
+
+    __slots__ = (
+        "_args",
+        "_end_on_exit",
+        "_record_exception",
+        "_set_status",
+        "_span",
+        "_token",
+        "_tracer",
+    )
+
+    def __init__(
+        self,
+        tracer: TemperaTracer,
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attributes: types.Attributes,
+        links: Sequence[trace_api.Link] | None,
+        start_time: int | None,
+        record_exception: bool,
+        set_status_on_exception: bool,
+        end_on_exit: bool,
+    ) -> None:
+        self._tracer = tracer
+        self._args = (name, context, kind, attributes, links, start_time)
+        self._record_exception = record_exception
+        self._set_status = set_status_on_exception
+        self._end_on_exit = end_on_exit
+
+    def __enter__(self) -> trace_api.Span:
+        name, context, kind, attributes, links, start_time = self._args
+        current = context if context is not None else _get_current()
+        span = self._span = self._tracer._start(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            self._record_exception,
+            self._set_status,
+            current,
+        )
+        new = Context(current)
+        dict.__setitem__(new, _SPAN_KEY, span)
+        self._token = _attach(new)
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            _reset(self._token)
+        except Exception:
+            log.debug("tempera: failed to detach the context", exc_info=True)
+        span = self._span
+        try:
+            if exc is not None and isinstance(exc, Exception) and span.is_recording():
+                if self._record_exception:
+                    span.record_exception(exc)
+                if self._set_status:
+                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            if self._end_on_exit:
+                span.end()
+        except Exception:
+            log.debug("tempera: failed to end a span", exc_info=True)
+
+    def _recreate(self) -> _CurrentSpan:
+        fresh = _new(_CurrentSpan)
+        fresh._tracer = self._tracer
+        fresh._args = self._args
+        fresh._record_exception = self._record_exception
+        fresh._set_status = self._set_status
+        fresh._end_on_exit = self._end_on_exit
+        return fresh
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with self._recreate():
+                    return await func(*args, **kwargs)
+
+            return run_async
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self._recreate():
+                return func(*args, **kwargs)
+
+        return run
+
+
+class TemperaTracerProvider(sdk_trace.TracerProvider):
+    """The SDK's provider, handing out ``TemperaTracer`` objects."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
+        tracer = super().get_tracer(*args, **kwargs)
+        if type(tracer) is sdk_trace.Tracer:
+            with self._tracers_lock:
+                if type(tracer) is sdk_trace.Tracer:
+                    tracer.__class__ = TemperaTracer
+                    tracer._prepare()  # type: ignore[attr-defined]
+        return tracer
+
+
+# -- for tempera's own span helpers ----------------------------------------------------------
+
+
+def attach(context: Context) -> Any:
+    """``opentelemetry.context.attach`` without the indirection: the token for ``detach``."""
+    return _attach(context)
+
+
+def attach_span(span: trace_api.Span, context: Context) -> Any:
+    """Make ``span`` current in a copy of ``context``; the token for ``detach``."""
+    new = Context(context)
+    dict.__setitem__(new, _SPAN_KEY, span)
+    return _attach(new)
+
+
+def detach(token: Any) -> None:
+    """``opentelemetry.context.detach``: never raises (a token of another context is logged)."""
+    try:
+        _reset(token)
+    except Exception:
+        log.debug("tempera: failed to detach a context", exc_info=True)
+
+
+def current_context() -> Context:
+    return _get_current()
