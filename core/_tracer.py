@@ -353,21 +353,6 @@ class TemperaTracer(sdk_trace.Tracer):
             cached = self._processors = _Processors(source)
         return cached
 
-    def _ended(self, span: _Span) -> None:
-        procs = self._processors
-        if procs is None or procs.source is not self._source():
-            procs = self._current_processors()
-        for call in procs.on_ending:
-            try:
-                call(span)
-            except Exception:
-                self._processor_failed()
-        for call in procs.on_end:
-            try:
-                call(span)
-            except Exception:
-                self._processor_failed()
-
     def _processor_failed(self) -> None:
         if not self._failed:
             self._failed = True
