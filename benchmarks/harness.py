@@ -59,7 +59,7 @@ PRODUCTION_SAMPLER: dict[str, Any] = {
 _TRACES_ONLY: dict[str, Any] = {"metrics": {"enabled": False}, "logs": {"enabled": False}}
 _OTLP: dict[str, Any] = {"backend": "otlp", "otlp_endpoint": "http://127.0.0.1:4317"}
 
-# name -> (configure() keyword arguments, whether the reference narrative records metrics)
+# name -> configure() keyword arguments (METRICS: the ones whose narratives record metrics)
 CONFIGS: dict[str, dict[str, Any]] = {
     "disabled": {"enabled": False},
     "otlp": {**_OTLP, **_TRACES_ONLY},
