@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ._errors import ConfigError
 from ._loading import load_settings
-from ._telemetry import Telemetry, active, configure
+from ._telemetry import Telemetry, active, after_fork, configure
 from .hookspecs import hookimpl
 from .settings import Settings
 
@@ -19,6 +19,7 @@ __all__ = [
     "Telemetry",
     "__version__",
     "active",
+    "after_fork",
     "configure",
     "hookimpl",
     "load_settings",

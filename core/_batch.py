@@ -4,12 +4,21 @@ The caller's thread does as little as possible: a length check, one ``deque.appe
 a batch is full, one ``Event.set``. Everything else (batching, export, retries, accounting)
 happens on the worker. Drops are counted by reason, never logged per item, and ``shutdown``
 returns within its deadline whatever the exporter does.
+
+A batch whose export fails is not dropped at once: the worker keeps it and tries again with
+a growing back-off (0.5 s doubling to 5 s) for up to ``retry_s``, so what was queued during a
+short outage is delivered when the backend is back. Meanwhile newer items wait in the queue
+behind it, in order, and beyond ``max_queue_size`` they are dropped as ``queue_full``: memory
+stays bounded by ``max_queue_size + batch_size`` items. A batch still failing after
+``retry_s`` (a long outage, or a batch the backend refuses for good) is counted as
+``export_failed`` and the next one is tried.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 import weakref
@@ -26,6 +35,10 @@ __all__ = ["ExportQueue"]
 log = logging.getLogger("tempera")
 T = TypeVar("T")
 
+# Back-off between attempts at a failed batch (seconds), before a +-20% jitter.
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 5.0
+
 
 def _succeeded(result: Any) -> bool:
     # SpanExportResult / LogRecordExportResult: SUCCESS is the first member, value 0.
@@ -36,7 +49,9 @@ class ExportQueue(Generic[T]):
     """Bounded queue + worker that calls ``exporter.export(batch)``.
 
     Counters (under ``{signal}.``): ``queued``, ``exported``, ``dropped.queue_full``,
-    ``dropped.shutdown``, ``dropped.export_failed``.
+    ``dropped.shutdown``, ``dropped.export_failed``, and ``export.retries`` (attempts made at
+    a batch that had failed before). At any moment ``queued`` = ``exported`` + the dropped
+    counters + ``len(queue)`` (which includes the batch being exported or retried).
     """
 
     def __init__(
@@ -49,15 +64,18 @@ class ExportQueue(Generic[T]):
         delay_ms: int,
         max_queue_size: int,
         name: str = "",
+        retry_ms: int = 0,
     ) -> None:
         self.exporter = exporter
         self.signal = signal
         self.batch_size = batch_size
         self.delay = delay_ms / 1000
         self.max_queue_size = max_queue_size
+        self.retry_s = retry_ms / 1000
         self.name = name or type(exporter).__name__
         self._queue: deque[T] = deque()
         self._wake = threading.Event()
+        self._stop = threading.Event()  # set by shutdown: cuts a retry back-off short
         self._flushed = threading.Condition()
         self._flush_requests = 0
         self._flush_done = 0
@@ -73,6 +91,7 @@ class ExportQueue(Generic[T]):
         self._dropped_full = stats.counter(f"{signal}.dropped.queue_full")
         self._dropped_shutdown = stats.counter(f"{signal}.dropped.shutdown")
         self._failed = stats.counter(f"{signal}.dropped.export_failed")
+        self._retries = stats.counter(f"{signal}.export.retries")
         self._pid = os.getpid()
         self._start_worker()
         if hasattr(os, "register_at_fork"):
@@ -92,9 +111,14 @@ class ExportQueue(Generic[T]):
         self._worker.start()
 
     def _after_fork(self) -> None:
+        if self._pid == os.getpid():
+            return  # made in this process (by another at-fork hook): nothing inherited
         # The parent's queue is the parent's to send: a child starts empty, with its own thread.
         self._queue.clear()
+        self._inflight = 0
+        self._account = threading.Lock()
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self._flushed = threading.Condition()
         self._flush_requests = self._flush_done = 0
         self._pid = os.getpid()
@@ -120,7 +144,8 @@ class ExportQueue(Generic[T]):
             self._wake.set()
 
     def __len__(self) -> int:
-        return len(self._queue)
+        """Items waiting, plus the batch being exported or retried."""
+        return len(self._queue) + self._inflight
 
     # -- worker ------------------------------------------------------------------------------
 
@@ -163,27 +188,49 @@ class ExportQueue(Generic[T]):
                 self._export(batch)
 
     def _export(self, batch: Sequence[T]) -> None:
-        try:
-            result = self.exporter.export(batch)
-        except Exception as exc:
-            result = exc
-        with self._account:
-            self._inflight = 0
-            if self._abandoned:
+        """Export ``batch``, retrying with back-off within ``retry_s`` of its first failure."""
+        first_failure: float | None = None
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                result = self.exporter.export(batch)
+            except Exception as exc:
+                result = exc
+            ok = _succeeded(result) and not isinstance(result, Exception)
+            now = time.monotonic()
+            wait = delay * random.uniform(0.8, 1.2)
+            if first_failure is None:
+                first_failure = now
+            with self._account:
+                if self._abandoned:  # shutdown gave up on it and counted it already
+                    self._inflight = 0
+                    return
+                done = ok or self._closed or now + wait - first_failure > self.retry_s
+                if done:
+                    # Counted under the lock that shutdown reads: never both, never neither.
+                    self._inflight = 0
+                    (self._exported if ok else self._failed).add(len(batch))
+            if not ok:
+                self._log_failure(result)
+            if done:
                 return
-        if _succeeded(result) and not isinstance(result, Exception):
-            self._exported.add(len(batch))
+            self._stop.wait(wait)
+            self._retries.incr()
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    def _log_failure(self, result: Any) -> None:
+        if self._failure_logged:
             return
-        self._failed.add(len(batch))
-        if not self._failure_logged:
-            self._failure_logged = True
-            log.warning(
-                "tempera: %s export through %s failed (%s); failures are counted in stats(), "
-                "this warning is not repeated",
-                self.signal,
-                self.name,
-                result,
-            )
+        self._failure_logged = True
+        retrying = f"failed batches are retried for {self.retry_s:g}s, " if self.retry_s else ""
+        log.warning(
+            "tempera: %s export through %s failed (%s); %sfailures are counted in stats(), "
+            "this warning is not repeated",
+            self.signal,
+            self.name,
+            result,
+            retrying,
+        )
 
     # -- control -----------------------------------------------------------------------------
 
@@ -213,6 +260,7 @@ class ExportQueue(Generic[T]):
         deadline = time.monotonic() + timeout
         self._closed = True
         self._wake.set()
+        self._stop.set()
         stop = exporter_shutdown or getattr(self.exporter, "shutdown", None)
         closer: threading.Thread | None = None
         # Most of the budget goes to sending what is queued. If the worker is still inside

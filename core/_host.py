@@ -69,6 +69,14 @@ def _info(kind: Kind, ep: EntryPoint, disabled: bool) -> PluginInfo:
     )
 
 
+@dataclass(frozen=True)
+class HookFailure:
+    """A hook-only plugin that could not be loaded."""
+
+    name: str
+    message: str
+
+
 class _PassThroughOptions(BaseModel):
     """Options of an adapted OpenTelemetry class: passed as keyword arguments."""
 
@@ -280,11 +288,24 @@ class PluginHost:
                 key=key,
             ) from None
 
-    def load_hook_plugins(self) -> None:
-        """Register every enabled plugin of the ``tempera.plugins`` group (hooks only)."""
+    def load_hook_plugins(self, strict: bool = False) -> list[HookFailure]:
+        """Register every enabled plugin of the ``tempera.plugins`` group (hooks only).
+
+        Nothing in the config names these plugins: one that fails to import is left out and
+        returned (the caller counts and logs it), unless ``strict``, where it is a
+        ConfigError.
+        """
+        failures: list[HookFailure] = []
         for ep in self._entry_points(GROUPS["hooks"]):
-            if not self.is_disabled("hooks", ep.name):
+            if self.is_disabled("hooks", ep.name) or self.pm.get_plugin(ep.name) is not None:
+                continue
+            try:
                 self.register(self._from_entry_point("hooks", ep, "telemetry.plugins"), ep.name)
+            except ConfigError as exc:
+                if strict:
+                    raise
+                failures.append(HookFailure(ep.name, exc.message))
+        return failures
 
     def origin_of(self, kind: Kind, name: str) -> str:
         for info in self.discover(kind):

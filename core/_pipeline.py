@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.sampling import Sampler
 
 from ._batch import ExportQueue
 from ._errors import ConfigError
+from ._guards import GuardedSpanProcessor, PluginErrors, call_hook, strict
 from ._host import Kind, PluginHost
 from ._processors import (
     FanOutSpanProcessor,
@@ -45,10 +46,13 @@ class Pipelines:
     exporters: dict[tuple[str, Signal], Any] = field(default_factory=dict)
 
 
-def build_resource(plan: Plan) -> Resource:
+def build_resource(plan: Plan, stats: Stats | None = None) -> Resource:
     settings = plan.settings
     attributes: dict[str, Any] = {}
-    for extra in plan.host.pm.hook.tempera_resource_attributes(settings=settings):
+    hooked = call_hook(
+        plan.host.pm, "tempera_resource_attributes", stats or Stats(), settings=settings
+    )
+    for extra in hooked:
         attributes.update(extra or {})
     attributes["service.name"] = settings.service_name
     if settings.service_version:
@@ -130,8 +134,9 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
     settings = plan.settings
     context = BuildContext(settings=settings, stats=stats)
     # Hook-only plugins (entry-point group tempera.plugins) join before the first hook call.
-    plan.host.load_hook_plugins()
-    resource = build_resource(plan)
+    for failure in plan.host.load_hook_plugins(strict=strict()):
+        PluginErrors(failure.name, stats).record(f"import ({failure.message})")
+    resource = build_resource(plan, stats)
     sampler = build_sampler(plan.sampler, settings, stats, plan.host)
     queues: list[ExportQueue[Any]] = []
 
@@ -144,6 +149,7 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
             delay_ms=settings.batch_timeout_ms,
             max_queue_size=settings.max_queue_size,
             name=name,
+            retry_ms=settings.export_retry_ms,
         )
         queues.append(q)
         return q
@@ -169,9 +175,11 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
         tracer_provider.add_span_processor(sampler.tail_processor(export, stats))
     elif span_processors:
         tracer_provider.add_span_processor(export)
-    for extra in plan.host.pm.hook.tempera_span_processors(settings=settings):
+    for extra in call_hook(plan.host.pm, "tempera_span_processors", stats, settings=settings):
         for processor in extra or ():
-            tracer_provider.add_span_processor(processor)
+            # The SDK calls on_start/on_end on the application's thread, catching nothing.
+            name = type(processor).__name__
+            tracer_provider.add_span_processor(GuardedSpanProcessor(processor, name, stats))
 
     # Metrics.
     meter_provider = None
@@ -191,7 +199,7 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
                         export_timeout_millis=settings.export_timeout_ms,
                     )
                 )
-        for extra in plan.host.pm.hook.tempera_metric_readers(settings=settings):
+        for extra in call_hook(plan.host.pm, "tempera_metric_readers", stats, settings=settings):
             readers.extend(extra or ())
         meter_provider = MeterProvider(
             metric_readers=readers,

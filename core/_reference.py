@@ -36,7 +36,9 @@ OTHER_VARIABLES: dict[str, str] = {
     "TEMPERA_DISABLE_PLUGINS": "Comma-separated plugin names (or `kind:name`) not to load; "
     "replaces `plugins.disable`.",
     "TEMPERA_DEBUG": "`1`: the CLI prints the traceback of an unexpected failure.",
-    "TEMPERA_STRICT": "Reserved; never read as a settings key.",
+    "TEMPERA_STRICT": "`1`: plugin faults are errors (for CI): a hook-only plugin that fails "
+    "to import or a raising hook fails `configure()`, and a sampler's or span processor's "
+    "exception reaches the caller. See docs/reliability.md.",
 }
 
 _KINDS = (

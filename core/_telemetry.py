@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
@@ -17,9 +19,15 @@ from opentelemetry import trace as trace_api
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util._once import Once
 
+from ._guards import call_hook
 from ._loading import load_settings
 from ._logging import OtelLogHandler
 from ._logging import install as install_log_handler
@@ -29,7 +37,7 @@ from ._stats import Stats
 from .plugin import TailStage
 from .settings import Settings, Signal
 
-__all__ = ["Telemetry", "active", "configure"]
+__all__ = ["Telemetry", "active", "after_fork", "configure"]
 
 log = logging.getLogger("tempera")
 
@@ -79,6 +87,9 @@ class Telemetry:
         self._handler: OtelLogHandler | None = None
         self._closed = False
         self._pid = os.getpid()
+        #: True in a process forked from the one that called configure(): the pipelines were
+        #: re-created here. Plugins serving a port leave it to the parent when it is set.
+        self.forked = False
 
     # -- what is running ---------------------------------------------------------------------
 
@@ -142,11 +153,59 @@ class Telemetry:
         if self.plan is not None:
             for notice in self.plan.notices:
                 log.info("tempera: %s", notice)
-            self.plan.host.pm.hook.tempera_configured(telemetry=self)
+            call_hook(self.plan.host.pm, "tempera_configured", self.stats_registry, telemetry=self)
         atexit.register(self._at_exit)
+        # A multiprocessing child made by fork ends with os._exit(): atexit does not run
+        # there, multiprocessing's finalizers do.
+        multiprocessing.util.register_after_fork(self, Telemetry._in_multiprocessing_child)
 
     def _at_exit(self) -> None:
         self.shutdown()
+
+    def _in_multiprocessing_child(self) -> None:
+        multiprocessing.util.Finalize(self, self.shutdown, exitpriority=100)
+
+    def _after_fork(self) -> None:
+        """Re-create the pipelines in a forked child (runs in the child's only thread).
+
+        What the child inherited belongs to the parent: queued spans, open traces in a
+        tail-sampling buffer, exporter connections (a gRPC channel or an HTTP keep-alive
+        socket shared with the parent) and counters. None of it is flushed, shut down or
+        reused here: the old queues and readers are silenced, and new providers, exporters,
+        queues and counters are built from the same plan, so no span is sent twice and the
+        child's spans go through connections of its own. Exporters that serve a port
+        (Prometheus) stay with the parent.
+        """
+        old = self._pipes
+        if old is None or self._closed:
+            return
+        self._pid = os.getpid()
+        self.forked = True
+        for q in old.queues:
+            q._closed = True  # its own at-fork hook then starts no worker
+            q._queue.clear()
+        for reader in old.readers:
+            if isinstance(reader, PeriodicExportingMetricReader):
+                # Its at-fork hook restarts its thread; make that thread end at once, and
+                # its last collection (the parent's data) go nowhere.
+                reader._exporter = _DISCARD_METRICS
+                reader._shutdown_event.set()
+        if self._handler is not None:
+            self._handler.uninstall()
+            self._handler = None
+        self.stats_registry = Stats()
+        plan = self.plan
+        assert plan is not None
+        local = [n for n in plan.exporters if not getattr(n.plugin, "serves_port", False)]
+        self._pipes = build_pipelines(
+            dataclasses.replace(plan, exporters=local), self.stats_registry
+        )
+        _install_globals(self._pipes)
+        if self._pipes.logger_provider is not None:
+            self._handler = install_log_handler(
+                self._pipes.logger_provider, self.settings.logs.level
+            )
+        call_hook(plan.host.pm, "tempera_configured", self.stats_registry, telemetry=self)
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything queued; False when ``timeout`` seconds pass first."""
@@ -183,10 +242,19 @@ class Telemetry:
         budget = timeout if timeout is not None else self.settings.shutdown_timeout_ms / 1000
         deadline = time.monotonic() + budget
         if self.plan is not None:
-            try:
-                self.plan.host.pm.hook.tempera_shutdown(telemetry=self)
-            except Exception:
-                log.warning("tempera: a plugin's shutdown hook raised", exc_info=True)
+            hook = self.plan.host.pm.hook.tempera_shutdown
+
+            def plugin_shutdown() -> bool:
+                try:
+                    hook(telemetry=self)
+                except Exception:
+                    log.warning("tempera: a plugin's shutdown hook raised", exc_info=True)
+                return True
+
+            # Bounded like every other step: a plugin's hook cannot hold shutdown past its
+            # deadline.
+            if not _bounded(plugin_shutdown, deadline):
+                log.warning("tempera: a plugin's shutdown hook did not finish in time")
         if self._handler is not None:
             self._handler.uninstall()
         clean = True
@@ -249,6 +317,45 @@ def _bounded(call: Any, deadline: float) -> bool:
     return bool(result) and result[0] is not False
 
 
+class _DiscardMetrics(MetricExporter):
+    def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kwargs: Any) -> Any:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
+_DISCARD_METRICS = _DiscardMetrics()
+
+
+def after_fork() -> None:
+    """Re-create the running telemetry's pipelines in this (forked) process.
+
+    tempera does this by itself in any child made by ``os.fork`` (``multiprocessing``'s fork
+    start method, gunicorn and other pre-fork servers included), so this call is needed only
+    where a process was forked by means that skip Python's at-fork hooks (a C extension
+    calling fork(2) directly). It does nothing in the process that called ``configure()``,
+    and nothing twice.
+    """
+    handle = _active
+    if handle is None or handle._closed or handle._pid == os.getpid():
+        return
+    try:
+        handle._after_fork()
+    except Exception:
+        # Never into the forking code: this child then runs without exporting.
+        log.warning("tempera: could not re-create telemetry after fork", exc_info=True)
+
+
+if hasattr(os, "register_at_fork"):
+    # Registered at import, before any export queue or metric reader registers its own
+    # hook, so it runs first in the child and can silence what it replaces.
+    os.register_at_fork(after_in_child=after_fork)
+
+
 def active() -> Telemetry | None:
     """The handle of the running ``configure()``, if any."""
     return _active
@@ -262,6 +369,10 @@ def configure(path: str | os.PathLike[str] | None = None, **overrides: Any) -> T
     configured in this process (call ``shutdown()`` on the running handle first).
     """
     global _active
+    inherited = _active
+    if inherited is not None and inherited.forked and inherited._pid == os.getpid():
+        # A forked child configuring itself: its own call wins over the inherited setup.
+        inherited.shutdown(timeout=1.0)
     with _lock:
         if _active is not None and not _active._closed and _active._pid == os.getpid():
             where = _active.settings.path or "keyword arguments"
@@ -277,6 +388,11 @@ def configure(path: str | os.PathLike[str] | None = None, **overrides: Any) -> T
             plan: Plan = settings._plan if settings._plan is not None else resolve(settings)
             pipes = build_pipelines(plan, stats)
             handle = Telemetry(settings, plan, pipes, stats)
-            handle._start()
+            try:
+                handle._start()
+            except BaseException:
+                # Strict mode refused a plugin's hook: leave nothing installed behind.
+                handle.shutdown(timeout=1.0)
+                raise
         _active = handle
         return handle

@@ -56,6 +56,8 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util import types
 
+from ._guards import strict
+
 __all__ = ["TemperaTracer", "TemperaTracerProvider"]
 
 log = logging.getLogger("tempera")
@@ -354,6 +356,9 @@ class TemperaTracer(sdk_trace.Tracer):
         return cached
 
     def _processor_failed(self) -> None:
+        """Call from the ``except`` block that caught a processor's exception."""
+        if strict():
+            raise  # TEMPERA_STRICT=1: the processor's exception reaches the caller
         if not self._failed:
             self._failed = True
             log.warning(
@@ -457,6 +462,8 @@ class TemperaTracer(sdk_trace.Tracer):
                         self._processor_failed()
             return span
         except Exception:
+            if strict():
+                raise  # TEMPERA_STRICT=1: e.g. a sampler's exception reaches the caller
             if not self._failed:
                 self._failed = True
                 log.warning(
@@ -589,6 +596,8 @@ class _CurrentSpan:
             if self._end_on_exit:
                 span.end()
         except Exception:
+            if strict():
+                raise  # TEMPERA_STRICT=1: e.g. a processor's on_end exception
             log.debug("tempera: failed to end a span", exc_info=True)
 
     def _recreate(self) -> _CurrentSpan:

@@ -8,6 +8,7 @@ model when the plugin host resolves them (see :mod:`tempera._resolve`).
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -19,6 +20,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+from ._validation import is_secret_key
 
 __all__ = [
     "SIGNALS",
@@ -40,6 +43,46 @@ ResourceValue = str | bool | int | float
 HOUR_MS = 3_600_000
 Propagator = Literal["tracecontext", "baggage"]
 _PROPAGATORS: tuple[Propagator, ...] = ("tracecontext", "baggage")
+
+
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+
+
+def scrub_url_anywhere(text: str) -> str:
+    """``text`` with the user and password of every URL in it shown as ``***``."""
+    return _URL_ANYWHERE.sub(r"\g<1>***@", text)
+
+
+_URL_ANYWHERE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
+
+
+def scrub_url(value: str) -> str:
+    """``value`` with a URL's user and password (``scheme://user:pass@``) shown as ``***``."""
+    return _URL_USERINFO.sub(r"\g<1>***@", value)
+
+
+def _scrubbed(value: Any, key: str = "") -> Any:
+    """``value`` for a repr: secret-named keys' values as ``***``, URL passwords hidden."""
+    if isinstance(value, SecretStr):
+        return value
+    if key and is_secret_key(key):
+        return "***"
+    if isinstance(value, str):
+        return scrub_url(value)
+    if isinstance(value, dict):
+        return {k: _scrubbed(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrubbed(v) for v in value]
+    return value
+
+
+class _Redacted(BaseModel):
+    """A repr that never shows a secret: the plugin-owned tables (exporters' options, backend
+    options) are plain data here, not SecretStr, until their plugin validates them."""
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, _scrubbed(value, name or "")
 
 
 class _Strict(BaseModel):
@@ -170,7 +213,7 @@ class HttpSettings(_Strict):
     )
 
 
-class ExporterSettings(BaseModel):
+class ExporterSettings(_Redacted, BaseModel):
     """One ``[[telemetry.exporters]]`` entry: ``type`` plus the exporter's own options."""
 
     model_config = ConfigDict(extra="allow")
@@ -185,7 +228,7 @@ class ExporterSettings(BaseModel):
         return dict(self.model_extra or {})
 
 
-class Settings(_Strict):
+class Settings(_Redacted, _Strict):
     """The validated ``[telemetry]`` table."""
 
     enabled: bool = Field(default=True, description="Master switch; false installs nothing.")
@@ -226,6 +269,10 @@ class Settings(_Strict):
     )
     export_timeout_ms: Annotated[int, Field(ge=1, le=HOUR_MS)] = Field(
         default=10_000, description="Deadline for one export call."
+    )
+    export_retry_ms: Annotated[int, Field(ge=0, le=HOUR_MS)] = Field(
+        default=30_000,
+        description="How long a batch whose export failed is kept and retried; 0: drop it.",
     )
     shutdown_timeout_ms: Annotated[int, Field(ge=0, le=HOUR_MS)] = Field(
         default=5000, description="shutdown() returns within this, backend reachable or not."

@@ -89,6 +89,8 @@ class PrometheusExporter(Exporter):
 
     Options: ClassVar[type[BaseModel]] = PrometheusOptions
     signals: ClassVar[frozenset[Signal]] = frozenset({"metrics"})
+    # A port serves one process: a forked child leaves the endpoint to its parent.
+    serves_port: ClassVar[bool] = True
 
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
         if is_unspecified(options.host):

@@ -33,12 +33,16 @@ class Guard:
     with its traceback, the rest are only counted so a broken sampler cannot flood the log.
     """
 
-    __slots__ = ("_errors", "_logged", "_policy_errors", "policy", "record_only")
+    __slots__ = ("_errors", "_logged", "_policy_errors", "_strict", "policy", "record_only")
 
     def __init__(self, policy: str, stats: Stats | None, record_only: bool = False) -> None:
+        from tempera._guards import strict
+
         self.policy = policy
         self.record_only = record_only
         self._logged = False
+        # TEMPERA_STRICT=1 (CI): the sampler's exception reaches the caller, once counted.
+        self._strict = strict()
         if stats is not None:
             self._errors: Any = stats.counter("sampler.errors")
             self._policy_errors: Any = stats.counter(f"sampler.{policy}.errors")
@@ -48,6 +52,12 @@ class Guard:
     def fallback(
         self, parent_context: Context | None, attributes: Attributes = None
     ) -> SamplingResult:
+        """Call from the ``except`` block that caught the sampler's exception."""
+        if self._strict:
+            if self._errors is not None:
+                self._errors.incr()
+                self._policy_errors.incr()
+            raise  # the exception the caller is handling
         try:
             if self._errors is not None:
                 self._errors.incr()

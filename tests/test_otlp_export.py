@@ -212,6 +212,7 @@ def _send_one_span(endpoint: str, **options: Any) -> tuple[tempera.Telemetry, di
         None,
         backend="none",
         exporters=[{"type": "otlp-http", "endpoint": endpoint, "timeout_ms": 2000, **options}],
+        export_retry_ms=0,  # a failed batch is counted at once, not retried
         metrics={"enabled": False},
         logs={"enabled": False},
     )
