@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from difflib import get_close_matches
 from pathlib import Path
@@ -54,7 +56,7 @@ class ConfigError(ValueError):
                 if self.column is not None:
                     where += f":{self.column}"
         parts = [p for p in (where, self.key) if p]
-        return ": ".join([*parts, self.message])
+        return _one_line(_URL_USERINFO.sub(r"\g<1>***@", ": ".join([*parts, self.message])))
 
     def located(
         self,
@@ -73,3 +75,18 @@ class ConfigError(ValueError):
             key=self.key or key,
             source=self.source,
         )
+
+
+# A URL's user and password, wherever one is quoted in a message (a bad endpoint).
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control and other invisible characters escaped (a key or value from a
+    hostile file may hold newlines): an error stays one line, and shows what is there."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c == " " or not unicodedata.category(c).startswith(("C", "Z")) else ascii(c)[1:-1]
+        for c in text
+    )

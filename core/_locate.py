@@ -25,7 +25,7 @@ def _parse_path(key: str) -> list[str | int]:
     """``telemetry.exporters[1].type`` -> ['telemetry', 'exporters', 1, 'type']."""
     out: list[str | int] = []
     for part in key.split("."):
-        m = re.fullmatch(r"(.*?)((?:\[\d+\])*)", part)
+        m = re.fullmatch(r"(.*?)((?:\[\d+\])*)", part, re.DOTALL)
         assert m is not None
         if m.group(1):
             out.append(m.group(1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -30,7 +32,7 @@ class ConsoleExporter(Exporter):
         if signal == "traces":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            return ConsoleSpanExporter(out=sys.stdout)
+            return ConsoleSpanExporter(out=sys.stdout, formatter=_span_json)
         if signal == "metrics":
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
@@ -38,6 +40,36 @@ class ConsoleExporter(Exporter):
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
         return ConsoleLogRecordExporter(out=sys.stdout)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _span_json(span: Any) -> str:
+    """The SDK's JSON for a span, with bytes attribute values as hex.
+
+    The SDK accepts ``bytes`` attribute values but its ``to_json`` cannot write them: one
+    such span would otherwise fail the whole batch it is printed in.
+    """
+    try:
+        return str(span.to_json()) + os.linesep
+    except (TypeError, ValueError):
+        from opentelemetry.sdk.trace import Event
+        from opentelemetry.trace import Link
+
+        def clean(attributes: Any) -> dict[str, Any]:
+            return {k: _jsonable(v) for k, v in (attributes or {}).items()}
+
+        copied = copy.copy(span)
+        copied._attributes = clean(span.attributes)
+        copied._events = tuple(Event(e.name, clean(e.attributes), e.timestamp) for e in span.events)
+        copied._links = tuple(Link(link.context, clean(link.attributes)) for link in span.links)
+        return str(copied.to_json()) + os.linesep
 
 
 class InMemoryExporter:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from .._errors import ConfigError
 from .._loading import load_settings
-from ..settings import SIGNALS, Settings
+from ..settings import SIGNALS, Settings, scrub_url_anywhere
 
 __all__ = ["Check", "checks", "register"]
 
@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.file)
     results = checks(settings, timeout=args.timeout)
     for check in results:
-        print(f"{'ok  ' if check.ok else 'FAIL'}  {check.message}")
+        # An endpoint's user:password (basic auth in the URL) is never printed.
+        print(f"{'ok  ' if check.ok else 'FAIL'}  {scrub_url_anywhere(check.message)}")
     findings = sum(not c.ok for c in results)
     if findings:
         print(f"{findings} finding{'s' if findings != 1 else ''}")
