@@ -75,6 +75,12 @@ class CardinalityGuard:
             if value is not None and key in self._caps
         }
 
+    def admit(self, attributes: Mapping[str, Any]) -> tuple[dict[str, AttributeValue], bool]:
+        """``filter(attributes)``, and whether no value was folded into the overflow value
+        (a value once kept stays kept, so the same attributes filter the same way again)."""
+        filtered = self.filter(attributes)
+        return filtered, self.overflow not in filtered.values()
+
     def folded(self) -> dict[str, int]:
         """How many values were folded into the overflow value, per key."""
         with self._lock:

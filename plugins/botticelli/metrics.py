@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from opentelemetry import metrics as metrics_api
+from opentelemetry.metrics import _internal as _metrics_global  # the global provider slot
+from tempera._series import Series, SeriesRecorder
 
 from .cardinality import DEFAULT_CAP, CardinalityGuard
 
@@ -168,16 +170,25 @@ INSTRUMENTS: Final[tuple[InstrumentSpec, ...]] = (
 )
 
 
+_METHOD = {"counter": "add", "up_down_counter": "add", "gauge": "set", "histogram": "record"}
+SPECS: Final[dict[str, InstrumentSpec]] = {spec.name: spec for spec in INSTRUMENTS}
+# Guarded attribute sets remembered per instrument (a set folded by the guard never is).
+MAX_CACHED_SETS = 4096
+
+
 class _Bound:
-    """The instruments of one MeterProvider, and each one's recording method by name."""
+    """The instruments of one MeterProvider, and each one's recorder by name."""
 
-    __slots__ = ("instruments", "provider", "recorders")
+    __slots__ = ("instruments", "provider", "recorders", "series", "slot")
 
-    def __init__(self, provider: Any, meter_name: str, version: str | None) -> None:
+    def __init__(self, provider: Any, slot: Any, meter_name: str, version: str | None) -> None:
         self.provider = provider
+        self.slot = slot  # what the global slot (or the pinned provider) held when bound
         meter = provider.get_meter(meter_name, version)
         self.instruments: dict[str, Any] = {}
-        self.recorders: dict[str, Any] = {}
+        self.recorders: dict[str, SeriesRecorder] = {}
+        # Per instrument: attribute values (in the spec's key order) -> bound series.
+        self.series: dict[str, dict[tuple[Any, ...], Series]] = {}
         for spec in INSTRUMENTS:
             if spec.kind == "counter":
                 made = meter.create_counter(spec.name, spec.unit, spec.description)
@@ -193,12 +204,8 @@ class _Bound:
                     explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
                 )
             self.instruments[spec.name] = made
-            self.recorders[spec.name] = getattr(
-                made,
-                {"counter": "add", "up_down_counter": "add", "gauge": "set"}.get(
-                    spec.kind, "record"
-                ),
-            )
+            self.recorders[spec.name] = SeriesRecorder(made, _METHOD[spec.kind])
+            self.series[spec.name] = {}
 
 
 def _outcome(success: bool) -> str:
@@ -235,20 +242,45 @@ class BotMetrics:
 
     # -- plumbing --------------------------------------------------------------------------------
 
-    def _recorders(self) -> dict[str, Any]:
-        provider = self._pinned or metrics_api.get_meter_provider()
+    def _bind(self) -> _Bound:
+        # The global slot is read directly: None until a provider is installed (the API's
+        # proxy stands in then), a new object after each configure().
+        slot = self._pinned or _metrics_global._METER_PROVIDER
         bound = self._bound
-        if bound is None or bound.provider is not provider:
+        if bound is None or bound.slot is not slot:
             with self._lock:
                 bound = self._bound
-                if bound is None or bound.provider is not provider:
-                    bound = _Bound(provider, self._meter_name, self._version)
+                if bound is None or bound.slot is not slot:
+                    provider = self._pinned or metrics_api.get_meter_provider()
+                    slot = self._pinned or _metrics_global._METER_PROVIDER
+                    bound = _Bound(provider, slot, self._meter_name, self._version)
                     self._bound = bound
-        return bound.recorders
+        return bound
 
-    def _record(self, name: str, value: float, attributes: Mapping[str, Any]) -> None:
+    def _record(self, name: str, value: float, values: tuple[Any, ...]) -> None:
+        """Record ``value`` under the attribute ``values``, in the instrument's key order."""
         try:
-            self._recorders()[name](value, self.guards[name].filter(attributes))
+            bound = self._bound
+            if bound is None or bound.slot is not (self._pinned or _metrics_global._METER_PROVIDER):
+                bound = self._bind()
+            cached = bound.series[name]
+            try:
+                series = cached.get(values)
+                hashable = True
+            except TypeError:  # an unhashable value: guarded (as a string), never cached
+                series = None
+                hashable = False
+            if series is not None:
+                series.record(value)
+                return
+            given = dict(zip(SPECS[name].keys, values, strict=True))
+            attributes, kept = self.guards[name].admit(given)
+            if hashable and kept and len(cached) < MAX_CACHED_SETS:
+                # Values the guard kept stay kept: the guarded set is the same every time.
+                series = cached[values] = bound.recorders[name].series(attributes)
+                series.record(value)
+            else:
+                bound.recorders[name](value, attributes)
         except Exception:
             # A metric is never worth an exception in the bot; say so once per cause.
             _log_once(name)
@@ -259,11 +291,11 @@ class BotMetrics:
         self, duration_s: float, tokens: int, topic: str | None = None, *, model: str | None = None
     ) -> None:
         """One successful generation run: its duration and the tokens it used."""
-        attrs = {"topic": topic, "outcome": "success", "model": model}
-        self._record("bot.generation.runs", 1, attrs)
-        self._record("bot.generation.duration", duration_s, attrs)
+        values = (topic, "success", model)
+        self._record("bot.generation.runs", 1, values)
+        self._record("bot.generation.duration", duration_s, values)
         if tokens:
-            self._record("bot.generation.tokens.used", tokens, {"topic": topic, "model": model})
+            self._record("bot.generation.tokens.used", tokens, (topic, model))
 
     def record_generation_failure(
         self,
@@ -274,26 +306,26 @@ class BotMetrics:
         model: str | None = None,
     ) -> None:
         """One failed generation run; tokens spent before the failure still count."""
-        attrs = {"topic": topic, "outcome": "failure", "model": model}
-        self._record("bot.generation.runs", 1, attrs)
-        self._record("bot.generation.duration", duration_s, attrs)
+        values = (topic, "failure", model)
+        self._record("bot.generation.runs", 1, values)
+        self._record("bot.generation.duration", duration_s, values)
         if tokens:
-            self._record("bot.generation.tokens.used", tokens, {"topic": topic, "model": model})
+            self._record("bot.generation.tokens.used", tokens, (topic, model))
 
     def record_tokens(
         self, tokens: int, topic: str | None = None, model: str | None = None
     ) -> None:
         """Tokens used outside a generation run (curation, research)."""
         if tokens:
-            self._record("bot.generation.tokens.used", tokens, {"topic": topic, "model": model})
+            self._record("bot.generation.tokens.used", tokens, (topic, model))
 
     def record_curation(
         self, approved: bool, topic: str | None = None, *, reason: str | None = None
     ) -> None:
         if approved:
-            self._record("bot.curation.approved", 1, {"topic": topic})
+            self._record("bot.curation.approved", 1, (topic,))
         else:
-            self._record("bot.curation.rejected", 1, {"topic": topic, "reason": reason})
+            self._record("bot.curation.rejected", 1, (topic, reason))
 
     def record_posting(
         self,
@@ -304,13 +336,9 @@ class BotMetrics:
         error_type: str | None = None,
     ) -> None:
         if published:
-            self._record("bot.posting.published", 1, {"topic": topic, "platform": platform})
+            self._record("bot.posting.published", 1, (topic, platform))
         else:
-            self._record(
-                "bot.posting.failed",
-                1,
-                {"topic": topic, "platform": platform, "error.type": error_type},
-            )
+            self._record("bot.posting.failed", 1, (topic, platform, error_type))
 
     # -- narratives ------------------------------------------------------------------------------
 
@@ -320,7 +348,7 @@ class BotMetrics:
         self._record(
             "narrative.execution.duration",
             duration_s,
-            {"narrative.type": narrative_type, "outcome": _outcome(success)},
+            (narrative_type, "success" if success else "failure"),
         )
 
     def record_act(
@@ -329,14 +357,14 @@ class BotMetrics:
         self._record(
             "narrative.act.duration",
             duration_s,
-            {"narrative.type": narrative_type, "narrative.act": act, "outcome": _outcome(success)},
+            (narrative_type, act, "success" if success else "failure"),
         )
 
     def record_json_parse(
         self, success: bool, narrative_type: str | None = None, act: str | None = None
     ) -> None:
         name = "narrative.json.parse.success" if success else "narrative.json.parse.failures"
-        self._record(name, 1, {"narrative.type": narrative_type, "narrative.act": act})
+        self._record(name, 1, (narrative_type, act))
 
     # -- system ----------------------------------------------------------------------------------
 
@@ -348,15 +376,11 @@ class BotMetrics:
         *,
         success: bool = True,
     ) -> None:
-        self._record(
-            "database.query.duration",
-            duration_s,
-            {"operation": operation, "table": table, "outcome": _outcome(success)},
-        )
+        self._record("database.query.duration", duration_s, (operation, table, _outcome(success)))
 
     def set_pool_size(self, size: int, pool: str = "default") -> None:
         """The number of connections now open in ``pool``."""
-        self._record("database.connection.pool.size", size, {"pool": pool})
+        self._record("database.connection.pool.size", size, (pool,))
 
     def record_api_request(
         self,
@@ -370,14 +394,9 @@ class BotMetrics:
         """One request to an external API; success defaults to a status code below 400."""
         if success is None:
             success = status_code is not None and status_code < 400
-        attrs = {
-            "endpoint": endpoint,
-            "method": method,
-            "status_code": status_code,
-            "outcome": _outcome(success),
-        }
-        self._record("api.requests", 1, attrs)
-        self._record("api.requests.duration", duration_s, attrs)
+        values = (endpoint, method, status_code, _outcome(success))
+        self._record("api.requests", 1, values)
+        self._record("api.requests.duration", duration_s, values)
 
 
 _logged: set[str] = set()

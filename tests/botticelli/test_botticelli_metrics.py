@@ -92,6 +92,20 @@ def test_cardinality_guard_folds_overflow_into_other(telemetry: tempera.Telemetr
     assert point_sum(runs, topic="topic-1") == 2
 
 
+def test_repeated_sets_are_cached_and_folded_ones_keep_being_counted(
+    telemetry: tempera.Telemetry,
+) -> None:
+    metrics = BotMetrics(cap=1)
+    for _ in range(3):
+        metrics.record_act(0.1, "curation", "draft")
+        metrics.record_act(0.2, "curation", "review")  # "review" folded into "_other"
+        metrics.record_act(0.3, "curation", ["not", "hashable"])  # type: ignore[arg-type]
+    acts = metric_points(telemetry)["narrative.act.duration"]
+    counts = {p.attributes["narrative.act"]: p.count for p in acts.data.data_points}
+    assert counts == {"draft": 3, "_other": 6}
+    assert metrics.guards["narrative.act.duration"].folded()["narrative.act"] == 6
+
+
 def test_guard_drops_keys_the_instrument_does_not_allow() -> None:
     guard = CardinalityGuard(["topic"], cap=2)
     assert guard.filter({"topic": "a", "user.id": "u-123", "model": None}) == {"topic": "a"}

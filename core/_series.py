@@ -1,0 +1,277 @@
+"""Metric series: the SDK's record path, shortened for attribute sets recorded before.
+
+Recording into an SDK instrument costs several microseconds: a ``Measurement`` dataclass
+whose constructor cleans every attribute, the exemplar filter, then per reader and view a
+copy of the attributes, an aggregation key hashed value by value, and the aggregation's own
+update. For a caller whose attribute sets are few and already clean (the cardinality-guarded
+sets of the Botticelli metrics), most of that work is the same for every record.
+
+A ``SeriesRecorder`` remembers, per attribute set (named by a hashable key the caller
+chooses), what the SDK would compute for it: the view matches of every reader and each
+one's aggregation key. A record then does only what varies, through the same SDK objects
+and under the same locks: the value checks, the time, the context, the exemplar decision,
+the aggregation lookup (an aggregation dropped by a delta collection is re-created the
+SDK's way) and its update.
+
+The shape it relies on (opentelemetry-sdk's synchronous instruments, measurement consumer,
+reader storages and view matches) is checked when a series is bound; with anything else (a
+proxy or no-op instrument, another SDK, attributes that need cleaning, a value the SDK would
+warn about) the instrument's own method does the work.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Callable, Mapping
+from time import time_ns
+from typing import Any
+
+from opentelemetry.trace import SpanContext
+from opentelemetry.trace.propagation import _SPAN_KEY
+
+from ._tracer import _get_current, _tuple_layout
+
+__all__ = ["Series", "SeriesRecorder"]
+
+try:  # the SDK internals the fast path uses; without them every record takes the SDK's path
+    from opentelemetry.sdk.metrics._internal import _view_instrument_match as _vim_module
+    from opentelemetry.sdk.metrics._internal.exemplar import (
+        AlwaysOffExemplarFilter,
+        AlwaysOnExemplarFilter,
+        TraceBasedExemplarFilter,
+    )
+    from opentelemetry.sdk.metrics._internal.instrument import (
+        _Counter,
+        _Gauge,
+        _Histogram,
+        _UpDownCounter,
+    )
+    from opentelemetry.sdk.metrics._internal.measurement import Measurement
+    from opentelemetry.sdk.metrics._internal.measurement_consumer import (
+        SynchronousMeasurementConsumer,
+    )
+    from opentelemetry.sdk.metrics._internal.metric_reader_storage import MetricReaderStorage
+
+    _hash_attributes: Callable[[Any], Any] | None = _vim_module._hash_attributes
+    _ViewInstrumentMatch: type | None = _vim_module._ViewInstrumentMatch
+    # Instruments whose values must not be negative (the SDK warns and drops those).
+    _NON_NEGATIVE: frozenset[type] = frozenset((_Counter, _Histogram))
+    _KNOWN: frozenset[type] = frozenset((_Counter, _Histogram, _UpDownCounter, _Gauge))
+except ImportError:  # pragma: no cover - another SDK version
+    _hash_attributes = None
+    _ViewInstrumentMatch = None
+    _NON_NEGATIVE = frozenset()
+    _KNOWN = frozenset()
+
+_new = object.__new__
+_set = object.__setattr__
+_NUMBERS = (int, float)
+_SCALARS = frozenset((str, bool, int, float))
+_SUM: Any = None
+_HISTOGRAM: Any = None
+try:
+    from opentelemetry.sdk.metrics._internal import aggregation as _aggregation
+
+    _SUM = _aggregation._SumAggregation
+    _HISTOGRAM = _aggregation._ExplicitBucketHistogramAggregation
+except (ImportError, AttributeError):  # pragma: no cover - another SDK version
+    pass
+
+
+def _uses(cls: Any, fields: tuple[str, ...]) -> bool:
+    """True when ``cls``'s constructors and ``aggregate`` use exactly these fields' names."""
+    names: set[str] = set()
+    for klass in getattr(cls, "__mro__", ()):
+        for method in ("__init__", "aggregate", "_sample_exemplar"):
+            code = getattr(klass.__dict__.get(method), "__code__", None)
+            if code is not None:
+                names.update(code.co_names)
+    return set(fields) <= names
+
+
+# The two aggregations updated inline; any other goes through its own ``aggregate``.
+if not _uses(_SUM, ("_lock", "_value", "_reservoir", "offer")):  # pragma: no cover
+    _SUM = None
+_HISTOGRAM_FIELDS = ("_lock", "_value", "_reservoir", "offer", "_sum", "_min", "_max")
+if not _uses(
+    _HISTOGRAM, (*_HISTOGRAM_FIELDS, "_boundaries", "_record_min_max")
+):  # pragma: no cover
+    _HISTOGRAM = None
+_SPAN_CONTEXT_TUPLE = _tuple_layout()
+
+
+def _clean(attributes: Mapping[str, Any]) -> bool:
+    """True when the SDK's attribute cleaning would leave ``attributes`` as they are."""
+    return _SCALARS.issuperset(map(type, attributes.values())) and all(
+        type(k) is str and k for k in attributes
+    )
+
+
+def _sampled(context: Any) -> bool:
+    """The trace-based exemplar filter's rule: the context's current span is sampled."""
+    span = context.get(_SPAN_KEY)
+    if span is None:
+        return False
+    sc = getattr(span, "_context", None)  # SDK and non-recording spans keep it here
+    if _SPAN_CONTEXT_TUPLE and type(sc) is SpanContext:
+        return bool(sc[3] & 1)  # (trace_id, span_id, is_remote, flags, state, is_valid)
+    return bool(span.get_span_context().trace_flags.sampled)
+
+
+class SeriesRecorder:
+    """Records into one synchronous SDK instrument.
+
+    ``recorder(value, attributes)`` is the instrument's own method; ``recorder.series(
+    attributes)`` gives a :class:`Series` whose ``record(value)`` takes the short path.
+    """
+
+    __slots__ = ("call", "consumer", "fast", "instrument", "non_negative")
+
+    def __init__(self, instrument: Any, method: str) -> None:
+        self.instrument = instrument
+        self.call: Callable[..., Any] = getattr(instrument, method)
+        kind = type(instrument)
+        consumer: Any = getattr(instrument, "_measurement_consumer", None)
+        self.fast = (
+            _hash_attributes is not None
+            and kind in _KNOWN
+            and type(consumer) is SynchronousMeasurementConsumer
+            and hasattr(instrument, "_meter_config")
+        )
+        self.consumer = consumer
+        self.non_negative = kind in _NON_NEGATIVE
+
+    def __call__(self, value: Any, attributes: Mapping[str, Any] | None) -> None:
+        self.call(value, attributes)
+
+    def series(self, attributes: Mapping[str, Any]) -> Series:
+        """The series of ``attributes`` (copied: later changes to the mapping do not count)."""
+        return Series(self, dict(attributes))
+
+
+class Series:
+    """One attribute set of one instrument: ``record(value)``.
+
+    Bound to the reader storages of the moment; when the SDK replaces them (a reader added
+    or removed) the series binds again. A value or an attribute set the fast path cannot
+    take (see the module docstring) goes through the instrument's own method.
+    """
+
+    __slots__ = ("attributes", "fast", "matches", "recorder", "storages")
+
+    def __init__(self, recorder: SeriesRecorder, attributes: dict[str, Any]) -> None:
+        self.recorder = recorder
+        self.attributes = attributes
+        self.fast = recorder.fast and _clean(attributes)
+        self.storages: Any = None
+        # (view match, aggregation key, the attributes it aggregates, inline kind)
+        self.matches: list[tuple[Any, Any, dict[str, Any]]] = []
+
+    def _bind(self, storages: Any) -> bool:
+        matches: list[tuple[Any, Any, dict[str, Any]]] = []
+        instrument = self.recorder.instrument
+        for storage in storages.values():
+            if type(storage) is not MetricReaderStorage:
+                return False
+            for vim in storage._get_or_init_view_instrument_match(instrument):
+                if type(vim) is not _ViewInstrumentMatch:
+                    return False
+                keys = vim._view._attribute_keys
+                attrs = self.attributes
+                kept = attrs if keys is None else {k: v for k, v in attrs.items() if k in keys}
+                matches.append((vim, _hash_attributes(kept), dict(kept)))  # type: ignore[misc]
+        self.matches = matches
+        self.storages = storages
+        return True
+
+    def record(self, value: Any) -> None:
+        recorder = self.recorder
+        if not self.fast:
+            recorder.call(value, self.attributes)
+            return
+        config = recorder.instrument._meter_config
+        if (
+            (config is not None and not config.is_enabled)
+            or type(value) not in _NUMBERS
+            or value - value != 0  # inf or nan: the SDK warns and ignores it
+            or (value < 0 and recorder.non_negative)
+        ):
+            recorder.call(value, self.attributes)
+            return
+        consumer = recorder.consumer
+        storages = consumer._reader_storages  # replaced, never mutated, by the SDK
+        if storages is not self.storages and not self._bind(storages):
+            self.fast = False
+            recorder.call(value, self.attributes)
+            return
+        context = _get_current()
+        exemplars = consumer._sdk_config.exemplar_filter
+        kind = type(exemplars)
+        if kind is TraceBasedExemplarFilter:
+            sample = _sampled(context)
+        elif kind is AlwaysOffExemplarFilter:
+            sample = False
+        elif kind is AlwaysOnExemplarFilter:
+            sample = True
+        else:
+            sample = exemplars.should_sample(value, time_ns(), self.attributes, context)
+        measurement: Any = None
+        for vim, aggr_key, aggr_attributes in self.matches:
+            if vim._reset_on_collect:
+                # A delta collection swaps the aggregations out: aggregate under its lock.
+                with vim._lock:
+                    aggregation = vim._attributes_aggregation.get(aggr_key)
+                    if aggregation is None:
+                        aggregation = vim._get_or_create_aggregation(
+                            aggr_key, dict(aggr_attributes)
+                        )
+                    if measurement is None:
+                        measurement = self._measurement(value, context)
+                    aggregation.aggregate(measurement, sample)
+                continue
+            aggregation = vim._attributes_aggregation.get(aggr_key)
+            if aggregation is None:
+                with vim._lock:
+                    aggregation = vim._get_or_create_aggregation(aggr_key, dict(aggr_attributes))
+            kind = type(aggregation)
+            if kind is _SUM:
+                # _SumAggregation.aggregate, inline.
+                with aggregation._lock:
+                    total = aggregation._value
+                    aggregation._value = value if total is None else total + value
+            elif kind is _HISTOGRAM:
+                # _ExplicitBucketHistogramAggregation.aggregate, inline.
+                with aggregation._lock:
+                    counts = aggregation._value
+                    if counts is None:
+                        counts = aggregation._value = aggregation._get_empty_bucket_counts()
+                    aggregation._sum += value
+                    if aggregation._record_min_max:
+                        if value < aggregation._min:
+                            aggregation._min = value
+                        if value > aggregation._max:
+                            aggregation._max = value
+                    counts[bisect_left(aggregation._boundaries, value)] += 1
+            else:
+                if measurement is None:
+                    measurement = self._measurement(value, context)
+                aggregation.aggregate(measurement, sample)
+                continue
+            if sample:
+                aggregation._reservoir.offer(value, time_ns(), self.attributes, context)
+
+    def _measurement(self, value: Any, context: Any) -> Any:
+        """The SDK's Measurement, built without re-cleaning the (clean) attributes."""
+        measurement = _new(Measurement)
+        _set(
+            measurement,
+            "__dict__",
+            {
+                "value": value,
+                "time_unix_nano": time_ns(),
+                "instrument": self.recorder.instrument,
+                "context": context,
+                "attributes": self.attributes,
+            },
+        )
+        return measurement
