@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry.context import Context, get_current
@@ -21,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.trace import Span, SpanContext, get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
+from tempera._tracer import _TUPLE_LAYOUT
 
 __all__ = [
     "ADJUSTED_COUNT",
@@ -61,6 +63,8 @@ _OT = "ot"
 _new_result = object.__new__
 DROP = SamplingResult(Decision.DROP)
 RECORD_ONLY = SamplingResult(Decision.RECORD_ONLY)
+_SAMPLE = Decision.RECORD_AND_SAMPLE
+_DROP = Decision.DROP
 
 
 def threshold(p: float) -> int:
@@ -138,12 +142,12 @@ def parent_span_context(parent_context: Context | None) -> SpanContext | None:
 
 def randomness(trace_id: int, trace_state: TraceState | None) -> int:
     """R: the ``rv`` of the incoming tracestate, else the trace id's low 56 bits."""
-    if trace_state:
-        ot = trace_state.get(_OT)
-        if ot:
-            rv = parse_ot(ot)[1]
-            if rv >= 0:
-                return rv
+    if trace_state is not None:
+        facts = _FACTS.get(id(trace_state))
+        if facts is None or facts.state is not trace_state:
+            facts = _learn(trace_state)
+        if facts.rv >= 0:
+            return facts.rv
     return trace_id & RANDOM_MASK
 
 
@@ -163,6 +167,52 @@ def _root_state(t: int) -> TraceState:
     return TraceState(((_OT, f"th:{th_hex(t)}"),))
 
 
+class _Facts:
+    """What the hot path asks of one (immutable) TraceState, worked out once."""
+
+    __slots__ = ("drop", "empty", "rv", "state", "th", "with_th", "without_th")
+
+    state: TraceState
+    empty: bool
+    rv: int  # the ot rv value, -1 when absent
+    th: int  # the ot th value, -1 when absent
+    drop: SamplingResult
+    without_th: TraceState | None
+    with_th: dict[int, TraceState]
+
+
+# id(state) -> facts. Trace states are shared between the spans of a trace (and the kept
+# ones between traces: see _root_state), so a handful of entries serve nearly every span.
+# The entry holds the state itself, so its id cannot be reused while it is cached.
+_FACTS: dict[int, _Facts] = {}
+_MAX_FACTS = 1024
+
+
+def _learn(trace_state: TraceState) -> _Facts:
+    facts = _new_result(_Facts)
+    facts.state = trace_state
+    facts.empty = not trace_state
+    ot = None if facts.empty else trace_state.get(_OT)
+    th, rv, _ = parse_ot(ot) if ot else (-1, -1, ())
+    facts.rv = rv
+    facts.th = th
+    facts.without_th = state_without_th(trace_state)
+    facts.drop = SamplingResult(Decision.DROP, None, facts.without_th) if not facts.empty else DROP
+    facts.with_th = {}
+    if len(_FACTS) >= _MAX_FACTS:
+        _FACTS.clear()
+    _FACTS[id(trace_state)] = facts
+    return facts
+
+
+def facts_of(trace_state: TraceState) -> _Facts:
+    """The cached facts of ``trace_state``."""
+    facts = _FACTS.get(id(trace_state))
+    if facts is None or facts.state is not trace_state:
+        facts = _learn(trace_state)
+    return facts
+
+
 @lru_cache(maxsize=4096)
 def _ot_with_th(ot: str, t: int) -> str:
     _, rv, rest = parse_ot(ot)
@@ -175,6 +225,18 @@ def _ot_with_th(ot: str, t: int) -> str:
 
 def state_with_th(trace_state: TraceState | None, t: int) -> TraceState:
     """``trace_state`` with ``ot=th:<t>`` written (other members kept)."""
+    if trace_state is None:
+        return _root_state(t)
+    facts = _FACTS.get(id(trace_state))
+    if facts is None or facts.state is not trace_state:
+        facts = _learn(trace_state)
+    made = facts.with_th.get(t)
+    if made is None:
+        made = facts.with_th[t] = _with_th(trace_state, t)
+    return made
+
+
+def _with_th(trace_state: TraceState, t: int) -> TraceState:
     if not trace_state:
         return _root_state(t)
     ot = trace_state.get(_OT)
@@ -220,11 +282,16 @@ def keep_result(
 
     The common case (no caller attributes, no incoming tracestate) is one cached object.
     """
-    if not attributes and not trace_state:
+    if not attributes and (trace_state is None or facts_of(trace_state).empty):
         return _cached_keep(policy, t)
     weights = weight_attributes(policy, t)
-    merged = {**attributes, **weights} if attributes else weights
-    return SamplingResult(Decision.RECORD_AND_SAMPLE, merged, state_with_th(trace_state, t))
+    # Built field by field, as in drop_result: no read-only proxy the tracer copies anyway.
+    result = _new_result(SamplingResult)
+    result.decision = _SAMPLE
+    merged: Any = {**attributes, **weights} if attributes else MappingProxyType(weights)
+    result.attributes = merged
+    result.trace_state = state_with_th(trace_state, t)
+    return result
 
 
 def drop_result(
@@ -235,16 +302,24 @@ def drop_result(
     """DROP, or RECORD_ONLY with the span's own ``attributes`` (the SDK starts a recorded span
     with the sampling result's attributes, so they must be passed through), keeping the
     incoming tracestate minus any ``th``."""
-    if decision is Decision.DROP:
-        return (
-            SamplingResult(decision, None, state_without_th(trace_state)) if trace_state else DROP
-        )
-    if trace_state is None or not trace_state:
+    if trace_state is None:
+        if decision is _DROP:
+            return DROP
         if not attributes:
             return RECORD_ONLY
         state = None
     else:
-        state = state_without_th(trace_state)
+        facts = _FACTS.get(id(trace_state))
+        if facts is None or facts.state is not trace_state:
+            facts = _learn(trace_state)
+        if decision is _DROP:
+            return facts.drop
+        if facts.empty:
+            if not attributes:
+                return RECORD_ONLY
+            state = None
+        else:
+            state = facts.without_th
     # Built field by field: SamplingResult's constructor wraps the attributes in a read-only
     # proxy that the tracer copies from anyway (a span's attributes are its own dict).
     result = _new_result(SamplingResult)
@@ -266,26 +341,39 @@ def follow_parent(
     probability is unknown, and 1 never over-counts. Given the local ``parent_span``, its
     recorded policy is carried over (``policy`` is the default).
     """
-    ts = parent.trace_state
-    if not parent.trace_flags.sampled:
+    if _TUPLE_LAYOUT and type(parent) is SpanContext:
+        # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
+        ts = parent[4]
+        sampled = parent[3] & 1
+        remote = parent[2]
+    else:  # pragma: no cover - a SpanContext of another shape
+        ts = parent.trace_state
+        sampled = parent.trace_flags.sampled
+        remote = parent.is_remote
+    if not sampled:
         return drop_result(ts)
     t = 0
-    if ts:
-        ot = ts.get(_OT)
-        if ot:
-            th = parse_ot(ot)[0]
-            if th >= 0:
-                t = th
-    if parent_span is not None and not parent.is_remote:
+    if ts is not None:
+        facts = _FACTS.get(id(ts))
+        if facts is None or facts.state is not ts:
+            facts = _learn(ts)
+        if facts.th >= 0:
+            t = facts.th
+    if parent_span is not None and not remote:
         # A local parent's recorded policy carries over; looked up for kept spans only.
         attrs = getattr(parent_span, "_attributes", None)
-        if attrs:
-            recorded = attrs.get(POLICY)
+        if attrs is not None:
+            plain = getattr(attrs, "_dict", None)
+            recorded = plain.get(POLICY) if type(plain) is dict else attrs.get(POLICY)
             if isinstance(recorded, str):
                 policy = recorded  # only for kept spans: it costs
     weights = weight_attributes(policy, t)
-    merged = {**attributes, **weights} if attributes else weights
-    return SamplingResult(Decision.RECORD_AND_SAMPLE, merged, ts)
+    result = _new_result(SamplingResult)
+    result.decision = _SAMPLE
+    merged: Any = {**attributes, **weights} if attributes else MappingProxyType(weights)
+    result.attributes = merged
+    result.trace_state = ts
+    return result
 
 
 def parent_policy(parent_context: Context | None, default: str) -> str:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
+from tempera._tracer import _TUPLE_LAYOUT
 
 from ._consistent import state_with_th, weight_attributes
 
@@ -209,14 +210,24 @@ class TailProcessor(SpanProcessor):
         try:  # a ReadableSpan's fields: no property calls (and no tuple copies) per span
             ctx = span._context
             parent = span._parent
+            # span_has_error, inline for the common case: no ERROR status, no events.
+            is_error = (
+                span._status._status_code is _ERROR  # type: ignore[attr-defined]
+                or bool(span._events and span_has_error(span))
+            )
         except AttributeError:
             ctx = span.context
             parent = span.parent
+            is_error = span_has_error(span)
         if ctx is None:
             return
-        tid = ctx.trace_id
-        is_root = parent is None or parent.is_remote
-        is_error = span_has_error(span)
+        if type(ctx) is SpanContext and _TUPLE_LAYOUT:
+            # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
+            tid = ctx[0]
+            is_root = parent is None or parent[2]
+        else:
+            tid = ctx.trace_id
+            is_root = parent is None or parent.is_remote
         out: list[_Verdict] | None = None
         late: str | None = None
         with self._lock:
@@ -325,7 +336,12 @@ class TailProcessor(SpanProcessor):
             return
         kept = 0
         for s in spans:
-            if s.context.trace_flags.sampled:  # type: ignore[union-attr]
+            ctx = getattr(s, "_context", None)
+            if type(ctx) is SpanContext and _TUPLE_LAYOUT:
+                sampled = ctx[3] & 1  # the flags, without two property calls
+            else:
+                sampled = s.context.trace_flags.sampled  # type: ignore[union-attr]
+            if sampled:
                 forward(s)
                 kept += 1
         self._kept_spans.add(kept)

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
+from tempera._tracer import _TUPLE_LAYOUT, _get_current
 from tempera.plugin import SamplerContext, SamplerPlugin
 
 from ._consistent import (
@@ -149,10 +151,19 @@ class AdaptiveSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            parent_span = get_current_span(parent_context)
-            parent = parent_span.get_span_context()
-            if parent.is_valid and not parent.is_remote:
-                return follow_parent(parent, attributes, self.policy, parent_span)
+            context = parent_context if parent_context is not None else _get_current()
+            parent_span: Any = context.get(_SPAN_KEY)
+            parent = getattr(parent_span, "_context", None)
+            if _TUPLE_LAYOUT and type(parent) is SpanContext:
+                # A child of a local span (the common case) follows it: no property calls.
+                # (trace_id, span_id, is_remote, flags, state, is_valid)
+                if parent[5] and not parent[2]:
+                    return follow_parent(parent, attributes, self.policy, parent_span)
+            else:
+                parent_span = get_current_span(parent_context)
+                parent = parent_span.get_span_context()
+                if parent.is_valid and not parent.is_remote:
+                    return follow_parent(parent, attributes, self.policy, parent_span)
             now = self.clock()
             if now >= self._next_roll:
                 self.roll(now)
@@ -164,7 +175,7 @@ class AdaptiveSampler(Sampler):
             if not state.arrivals & 63:
                 self._check_burst(state, now)
             t = state.t
-            ts = parent.trace_state
+            ts = parent.trace_state if parent is not None else None
             if randomness(trace_id, ts) >= t:
                 self._kept()
                 return keep_result(self.policy, t, attributes, ts)

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
+from tempera._tracer import _TUPLE_LAYOUT, _get_current
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
@@ -184,19 +186,34 @@ class ParentBasedTempera(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            parent_span = get_current_span(parent_context)
-            parent = parent_span.get_span_context()
-            if not parent.is_valid:
+            context = parent_context if parent_context is not None else _get_current()
+            parent_span: Any = context.get(_SPAN_KEY)
+            if parent_span is None:
                 return self.root.should_sample(
                     parent_context, trace_id, name, kind, attributes, links
                 )
-            sampled = parent.trace_flags.sampled
-            delegate = self.delegates[(0 if parent.is_remote else 2) + (0 if sampled else 1)]
+            parent = getattr(parent_span, "_context", None)
+            if _TUPLE_LAYOUT and type(parent) is SpanContext:
+                # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
+                valid = parent[5]
+                remote = parent[2]
+                sampled = parent[3] & 1
+            else:
+                parent_span = get_current_span(parent_context)
+                parent = parent_span.get_span_context()
+                valid = parent.is_valid
+                remote = parent.is_remote
+                sampled = parent.trace_flags.sampled
+            if not valid:
+                return self.root.should_sample(
+                    parent_context, trace_id, name, kind, attributes, links
+                )
+            delegate = self.delegates[(0 if remote else 2) + (0 if sampled else 1)]
             if delegate is not None:
                 return delegate.should_sample(
                     parent_context, trace_id, name, kind, attributes, links
                 )
-            if sampled and not parent.is_remote:
+            if sampled and not remote:
                 return follow_parent(parent, attributes, "parent", parent_span)
             return follow_parent(parent, attributes, "parent")
         except Exception:

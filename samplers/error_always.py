@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["ErrorAlways", "ErrorAlwaysOptions", "ErrorAlwaysSampler"]
 
 ROOT_PATH = "telemetry.sampler"
+_DROP = Decision.DROP
+_RECORD_ONLY = Decision.RECORD_ONLY
+_new_result = object.__new__
 
 
 class ErrorAlwaysOptions(BaseModel):
@@ -78,8 +81,16 @@ class ErrorAlwaysSampler(Sampler):
     ) -> SamplingResult:
         try:
             result = self._nested(parent_context, trace_id, name, kind, attributes, links)
-            if result.decision is Decision.DROP:
-                return drop_result(result.trace_state, Decision.RECORD_ONLY, attributes)
+            if result.decision is _DROP:
+                if result.trace_state is None and attributes:
+                    # drop_result's common case, inline: RECORD_ONLY with the span's own
+                    # attributes, built field by field.
+                    kept = _new_result(SamplingResult)
+                    kept.decision = _RECORD_ONLY
+                    kept.attributes = attributes  # type: ignore[assignment]
+                    kept.trace_state = None
+                    return kept
+                return drop_result(result.trace_state, _RECORD_ONLY, attributes)
             return result
         except Exception:
             return self._guard.fallback(parent_context, attributes)

@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from opentelemetry import baggage
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tempera._tracer import _TUPLE_LAYOUT, _get_current
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
+    DROP,
     MAX_THRESHOLD,
     drop_result,
     follow_parent,
@@ -164,11 +167,21 @@ class _Fixed:
         attributes: Attributes,
         links: Sequence[Link] | None,
     ) -> SamplingResult:
-        ts = parent_trace_state(parent_context)
+        # parent_trace_state and randomness, inline: this runs for every span.
+        context = parent_context if parent_context is not None else _get_current()
+        span = context.get(_SPAN_KEY)
+        ts: TraceState | None = None
+        if span is not None:
+            sc = getattr(span, "_context", None)
+            if type(sc) is SpanContext and _TUPLE_LAYOUT:
+                if sc[5]:  # (trace_id, span_id, is_remote, flags, state, is_valid)
+                    ts = sc[4]
+            else:
+                ts = parent_trace_state(parent_context)
         t = self.t
         if t < MAX_THRESHOLD and randomness(trace_id, ts) >= t:
             return keep_result(self.policy, t, attributes, ts)
-        return drop_result(ts)
+        return drop_result(ts) if ts is not None else DROP
 
 
 class _Nested:
@@ -262,7 +275,7 @@ class PerNarrativeTypeSampler(Sampler):
     ) -> SamplingResult:
         try:
             attr = self.attribute
-            value = attributes.get(attr) if attributes else None
+            value: Any = attributes.get(attr) if attributes else None
             if value is None:
                 if attr == NARRATIVE_TYPE:
                     value = narrative_type.get()

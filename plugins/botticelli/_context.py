@@ -50,12 +50,15 @@ def tracer() -> trace_api.Tracer:
     so spans started after a shutdown and a second ``configure()`` reach the new pipeline.
     """
     global _cached
-    provider = trace_api.get_tracer_provider()
+    # The global slot read directly (one attribute load per span); None while no provider
+    # is installed, when the API's proxy provider (cached under None) stands in.
+    installed = trace_api._TRACER_PROVIDER
     cached = _cached
-    if cached is not None and cached[0] is provider:
+    if cached is not None and cached[0] is installed:
         return cached[1]
+    provider = trace_api.get_tracer_provider()  # may install one named by the environment
     made = provider.get_tracer(SCOPE)
-    _cached = (provider, made)
+    _cached = (trace_api._TRACER_PROVIDER, made)
     return made
 
 

@@ -33,9 +33,16 @@ from typing import Any, TypeVar, cast
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, Status, StatusCode
-from tempera._tracer import VAR_TOKENS, attach, attach_span, current_context, detach
+from opentelemetry.trace.propagation import _SPAN_KEY
+from tempera._tracer import (  # the context ContextVar's own set/get
+    VAR_TOKENS,
+    _attach,
+    _get_current,
+    detach,
+)
 
 from . import conventions as conv
+from . import metrics as _metrics_module
 from ._context import SAMPLER_NARRATIVE_TYPE, current_narrative_type, tracer, with_narrative_type
 from .metrics import BotMetrics, default_metrics
 from .propagation import extract_context, link_from, pending_links
@@ -159,51 +166,82 @@ def _mark_error(span: Span, exc: BaseException) -> None:
         span.set_attribute(conv.ERROR_KIND, kind)
 
 
-class _Attached:
-    """An OpenTelemetry context token, told apart from this module's own ContextVar tokens."""
+def _undo_context(token: Any) -> None:
+    """Undo an ``attach``: the token is a ContextVar token when ``VAR_TOKENS``."""
+    try:
+        if VAR_TOKENS:
+            token.var.reset(token)
+        else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
+            detach(token)
+    except Exception:
+        log.debug("tempera: could not restore the context", exc_info=True)
 
-    __slots__ = ("token",)
 
-    def __init__(self, token: Token[Context]) -> None:
-        self.token = token
+def _undo_var(token: Token[Any]) -> None:
+    try:
+        token.var.reset(token)
+    except Exception:
+        log.debug("tempera: could not restore the context", exc_info=True)
 
 
-def _context_token(token: Token[Context]) -> Any:
-    """What ``__exit__`` undoes for an OpenTelemetry context token: the token itself when
-    it is a ContextVar token (``token.var.reset``), else wrapped for ``detach``."""
-    return token if VAR_TOKENS else _Attached(token)
+def _metrics(given: BotMetrics | None) -> BotMetrics:
+    if given is not None:
+        return given
+    made = _metrics_module._default
+    return made if made is not None else default_metrics()
 
 
 class _Scope:
     """A span block usable as ``with``, ``async with`` and as a decorator of either kind of
-    function. Each entry keeps its own state on a stack, so one scope object may be entered
-    again (recursively, or from a decorator called many times) without mixing up spans."""
+    function.
+
+    The state of the open block (its handle and the context tokens to undo) lives in slots
+    of the scope object itself: no list or tuple is allocated per span. A scope entered
+    again while open (a shared scope object in a recursive function) hands the inner block
+    to a fresh copy kept in ``_inner``, so spans never get mixed up; a decorator makes a
+    fresh scope per call.
+    """
+
+    __slots__ = ("_handle", "_inner", "_token")
 
     def __init__(self) -> None:
-        self._stack: list[tuple[Any, list[Any]]] = []
+        self._handle: Any = None
+        self._token: Any = None  # the OpenTelemetry context token of the open block
+        self._inner: list[_Scope] | None = None
 
-    # Subclasses: open a span, appending what to undo (in reverse) to ``tokens``; close it.
-    def _open(self, tokens: list[Any]) -> Any:
+    # Subclasses: open a span (storing tokens as they are taken), close it, undo the rest.
+    def _open(self) -> Any:
         raise NotImplementedError
 
     def _close(self, handle: Any, exc: BaseException | None) -> None:
         raise NotImplementedError
 
-    def _copy(self, func: Callable[..., Any]) -> _Scope:
+    def _undo(self) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            _undo_context(token)
+
+    def _copy(self, func: Callable[..., Any] | None) -> _Scope:
         raise NotImplementedError
 
     def _fallback(self) -> Any:
         raise NotImplementedError
 
     def __enter__(self) -> Any:
-        tokens: list[Any] = []
+        if self._handle is not None:
+            inner = self._copy(None)
+            if self._inner is None:
+                self._inner = []
+            self._inner.append(inner)
+            return inner.__enter__()
         try:
-            handle = self._open(tokens)
+            handle = self._open()
         except Exception:
             # Give the block a handle anyway, on a span that records nothing.
             log.debug("tempera: could not start a span", exc_info=True)
             handle = self._fallback()
-        self._stack.append((handle, tokens))
+        self._handle = handle
         return handle
 
     def __exit__(
@@ -212,21 +250,19 @@ class _Scope:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        handle, tokens = self._stack.pop()
+        inner = self._inner
+        if inner:
+            inner.pop().__exit__(exc_type, exc, tb)
+            return
+        handle = self._handle
+        self._handle = None
         try:
             if handle is not None:
                 self._close(handle, exc)
         except Exception:
             log.debug("tempera: could not end a span", exc_info=True)
         finally:
-            for token in reversed(tokens):
-                try:
-                    if type(token) is _Attached:
-                        detach(token.token)
-                    else:
-                        token.var.reset(token)
-                except Exception:
-                    log.debug("tempera: could not restore the context", exc_info=True)
+            self._undo()
 
     async def __aenter__(self) -> Any:
         return self.__enter__()
@@ -240,7 +276,7 @@ class _Scope:
         self.__exit__(exc_type, exc, tb)
 
     def __call__(self, func: F) -> F:
-        # A fresh scope per call: calls from many threads or tasks never share a stack.
+        # A fresh scope per call: calls from many threads or tasks never share one.
         template = self._copy(func)
         if inspect.iscoroutinefunction(func):
 
@@ -259,11 +295,6 @@ class _Scope:
         return cast(F, run)
 
 
-def _record(metrics: BotMetrics | None, method: str, *args: Any) -> None:
-    if metrics is not None:
-        getattr(metrics, method)(*args)
-
-
 class narrative(_Scope):  # lower case: used like a function, `with narrative(...)`
     """The root span of one narrative run.
 
@@ -271,6 +302,20 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
     links to the spans other carriers point at. ``metrics=None`` records into the process's
     default ``BotMetrics``; ``record_metrics=False`` records no metrics at all.
     """
+
+    __slots__ = (
+        "_act_token",
+        "_named",
+        "_narrative_token",
+        "_type_token",
+        "attributes",
+        "links",
+        "metrics",
+        "name",
+        "parent",
+        "record_metrics",
+        "type",
+    )
 
     def __init__(
         self,
@@ -283,20 +328,25 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
         metrics: BotMetrics | None = None,
         record_metrics: bool = True,
     ) -> None:
-        super().__init__()
+        self._handle = None
+        self._token = None
+        self._inner = None
+        self._type_token: Token[Any] | None = None
+        self._narrative_token: Token[Any] | None = None
+        self._act_token: Token[Any] | None = None
         self.type = type
         self.name = name or type
         self._named = name is not None
-        self.attributes = dict(attributes or {})
+        self.attributes = dict(attributes) if attributes else {}
         self.parent = parent
         self.links = tuple(links)
         self.metrics = metrics
         self.record_metrics = record_metrics
 
-    def _copy(self, func: Callable[..., Any]) -> narrative:
+    def _copy(self, func: Callable[..., Any] | None) -> narrative:
         return narrative(
             self.type,
-            self.name if self._named else func.__name__,
+            self.name if self._named or func is None else func.__name__,
             attributes=self.attributes,
             parent=self.parent,
             links=self.links,
@@ -307,52 +357,70 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
     def _fallback(self) -> NarrativeSpan:
         return NarrativeSpan(trace_api.INVALID_SPAN, self.type, self.name)
 
-    def _open(self, tokens: list[Any]) -> NarrativeSpan:
-        ctx: Context = (
-            extract_context(self.parent) if self.parent is not None else current_context()
-        )
+    def _open(self) -> NarrativeSpan:
+        ctx: Context = extract_context(self.parent) if self.parent is not None else _get_current()
         links: list[Link] = list(pending_links(ctx))
         for carrier in self.links:
             link = link_from(carrier)
             if link is not None:
                 links.append(link)
+        # The type goes into the context once, on the root: children read it from there
+        # (the samplers' variable and the baggage the propagators carry downstream).
         ctx = with_narrative_type(self.type, ctx)
-        tokens.append(_context_token(attach(ctx)))
         if SAMPLER_NARRATIVE_TYPE is not None:
-            tokens.append(SAMPLER_NARRATIVE_TYPE.set(self.type))
+            self._type_token = SAMPLER_NARRATIVE_TYPE.set(self.type)
         attributes = {conv.NARRATIVE_TYPE: self.type, conv.NARRATIVE_NAME: self.name}
-        attributes.update(self.attributes)
+        if self.attributes:
+            attributes.update(self.attributes)
         span = tracer().start_span(
             conv.NARRATIVE_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
         )
-        tokens.append(_context_token(attach_span(span, ctx)))
+        # One attach: the baggage and the span in the same new context.
+        new = Context(ctx)
+        dict.__setitem__(new, _SPAN_KEY, span)
+        self._token = _attach(new)
         handle = NarrativeSpan(span, self.type, self.name)
-        tokens.append(_current_narrative.set(handle))
-        tokens.append(_current_act.set(None))
+        self._narrative_token = _current_narrative.set(handle)
+        if _current_act.get() is not None:  # a narrative started inside an act
+            self._act_token = _current_act.set(None)
         return handle
 
+    def _undo(self) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            _undo_context(token)
+        act_token = self._act_token
+        if act_token is not None:
+            self._act_token = None
+            _undo_var(act_token)
+        narrative_token = self._narrative_token
+        if narrative_token is not None:
+            self._narrative_token = None
+            _undo_var(narrative_token)
+        type_token = self._type_token
+        if type_token is not None:
+            self._type_token = None
+            _undo_var(type_token)
+
     def _close(self, handle: NarrativeSpan, exc: BaseException | None) -> None:
-        duration = handle.elapsed
+        duration = _clock() - handle._started
         span = handle.span
-        failed = isinstance(exc, Exception)
+        failed = exc is not None and isinstance(exc, Exception)
         if failed:
             _mark_error(span, cast(Exception, exc))
         if handle.tokens:
             span.set_attribute(conv.TOKENS_USED, handle.tokens)
         span.end()
         if self.record_metrics:
-            _record(
-                self.metrics or default_metrics(),
-                "record_narrative",
-                duration,
-                self.type,
-                not failed,
-            )
+            _metrics(self.metrics).record_narrative(duration, self.type, not failed)
 
 
 class act(_Scope):
     """One act of the running narrative: span ``act <name>``, duration in
     ``narrative.act.duration``."""
+
+    __slots__ = ("_act_token", "attributes", "metrics", "name", "record_metrics")
 
     def __init__(
         self,
@@ -362,13 +430,16 @@ class act(_Scope):
         metrics: BotMetrics | None = None,
         record_metrics: bool = True,
     ) -> None:
-        super().__init__()
+        self._handle = None
+        self._token = None
+        self._inner = None
+        self._act_token: Token[Any] | None = None
         self.name = name
-        self.attributes = dict(attributes or {})
+        self.attributes = dict(attributes) if attributes else None
         self.metrics = metrics
         self.record_metrics = record_metrics
 
-    def _copy(self, func: Callable[..., Any]) -> act:
+    def _copy(self, func: Callable[..., Any] | None) -> act:
         return act(
             self.name,
             attributes=self.attributes,
@@ -379,8 +450,8 @@ class act(_Scope):
     def _fallback(self) -> ActSpan:
         return ActSpan(trace_api.INVALID_SPAN, self.name, None)
 
-    def _open(self, tokens: list[Any]) -> ActSpan:
-        ctx = current_context()
+    def _open(self) -> ActSpan:
+        ctx = _get_current()
         running = _current_narrative.get()
         narrative_type = running.type if running is not None else current_narrative_type(ctx)
         attributes: dict[str, Any] = {conv.ACT: self.name}
@@ -395,24 +466,31 @@ class act(_Scope):
             # Only a new root takes pending links: inside a narrative there are none to take.
             links=pending_links(ctx) if running is None else (),
         )
-        tokens.append(_context_token(attach_span(span, ctx)))
-        tokens.append(_current_act.set(self.name))
+        new = Context(ctx)
+        dict.__setitem__(new, _SPAN_KEY, span)
+        self._token = _attach(new)
+        self._act_token = _current_act.set(self.name)
         return ActSpan(span, self.name, narrative_type)
 
+    def _undo(self) -> None:
+        token = self._token
+        if token is not None:
+            self._token = None
+            _undo_context(token)
+        act_token = self._act_token
+        if act_token is not None:
+            self._act_token = None
+            _undo_var(act_token)
+
     def _close(self, handle: ActSpan, exc: BaseException | None) -> None:
-        duration = handle.elapsed
-        failed = isinstance(exc, Exception)
+        duration = _clock() - handle._started
+        failed = exc is not None and isinstance(exc, Exception)
         if failed:
             _mark_error(handle.span, cast(Exception, exc))
         handle.span.end()
         if self.record_metrics:
-            _record(
-                self.metrics or default_metrics(),
-                "record_act",
-                duration,
-                handle.narrative_type,
-                self.name,
-                not failed,
+            _metrics(self.metrics).record_act(
+                duration, handle.narrative_type, self.name, not failed
             )
 
 
@@ -420,19 +498,23 @@ class llm_call(_Scope):
     """One call to a model: span ``llm <model>`` with the model and, through
     ``record_tokens``, the tokens used (also added to the narrative's total)."""
 
-    def __init__(self, model: str, *, attributes: Mapping[str, Any] | None = None) -> None:
-        super().__init__()
-        self.model = model
-        self.attributes = dict(attributes or {})
+    __slots__ = ("attributes", "model")
 
-    def _copy(self, func: Callable[..., Any]) -> llm_call:
+    def __init__(self, model: str, *, attributes: Mapping[str, Any] | None = None) -> None:
+        self._handle = None
+        self._token = None
+        self._inner = None
+        self.model = model
+        self.attributes = dict(attributes) if attributes else None
+
+    def _copy(self, func: Callable[..., Any] | None) -> llm_call:
         return llm_call(self.model, attributes=self.attributes)
 
     def _fallback(self) -> LlmCall:
         return LlmCall(trace_api.INVALID_SPAN, self.model)
 
-    def _open(self, tokens: list[Any]) -> LlmCall:
-        ctx = current_context()
+    def _open(self) -> LlmCall:
+        ctx = _get_current()
         attributes: dict[str, Any] = {conv.MODEL: self.model}
         running = _current_narrative.get()
         narrative_type = running.type if running is not None else current_narrative_type(ctx)
@@ -441,11 +523,13 @@ class llm_call(_Scope):
         if self.attributes:
             attributes.update(self.attributes)
         span = tracer().start_span(conv.LLM_SPAN_PREFIX + self.model, ctx, attributes=attributes)
-        tokens.append(_context_token(attach_span(span, ctx)))
+        new = Context(ctx)
+        dict.__setitem__(new, _SPAN_KEY, span)
+        self._token = _attach(new)
         return LlmCall(span, self.model)
 
     def _close(self, handle: LlmCall, exc: BaseException | None) -> None:
-        if isinstance(exc, Exception):
+        if exc is not None and isinstance(exc, Exception):
             _mark_error(handle.span, exc)
         handle.span.end()
 
@@ -478,14 +562,14 @@ def parse_json(
             span.set_attribute(conv.ERROR_KIND, "json_parse")
             span.end()
             if record_metrics:
-                (metrics or default_metrics()).record_json_parse(False, narrative_type, act_name)
+                _metrics(metrics).record_json_parse(False, narrative_type, act_name)
         except Exception:
             log.debug("tempera: could not record a parse failure", exc_info=True)
         raise
     try:
         span.end()
         if record_metrics:
-            (metrics or default_metrics()).record_json_parse(True, narrative_type, act_name)
+            _metrics(metrics).record_json_parse(True, narrative_type, act_name)
     except Exception:
         log.debug("tempera: could not record a parse", exc_info=True)
     return value
