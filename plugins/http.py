@@ -70,6 +70,14 @@ class HttpEndpoints:
         http = telemetry.settings.http
         if not http.enabled:
             return
+        if getattr(telemetry, "forked", False):
+            # A forked child: the listening socket and its threads belong to the parent (the
+            # serve loop does not run here, so shutting it down would wait forever). The
+            # endpoints stay with the parent, as the Prometheus exporter's do.
+            self.server = None
+            self._threads = []
+            self._stop = threading.Event()
+            return
         if is_unspecified(http.host):
             log.warning(
                 "tempera: HTTP endpoints bound to %s:%d: /metrics and /healthz are reachable "

@@ -186,3 +186,38 @@ def test_disabled_by_default() -> None:
         assert endpoints(handle) is None
     finally:
         handle.shutdown()
+
+
+def test_forked_child_leaves_the_endpoints_to_the_parent() -> None:
+    # The child inherits the listening socket but not the serve loop: it must neither bind
+    # the port again nor wait on the parent's loop at shutdown.
+    import os
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    handle = configure(port=port, health=[GENERATION])
+    try:
+        server = endpoints(handle)
+        assert server is not None and server.url is not None
+        url = server.url
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                child = tempera.active()
+                assert child is not None and child.plan is not None
+                plugin = child.plan.host.pm.get_plugin("http")
+                started = time.monotonic()
+                ok = child.shutdown(2.0)
+                quick = time.monotonic() - started < 1.0
+                code = 0 if (plugin.server is None and ok and quick) else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        assert get(f"{url}/healthz")[0] == 200  # the parent still serves
+    finally:
+        handle.shutdown()
