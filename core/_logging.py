@@ -9,7 +9,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import get_current
 from opentelemetry.sdk._logs import LoggerProvider
 
-__all__ = ["OtelLogHandler", "install"]
+__all__ = ["OtelLogHandler", "RateLimitFilter", "install", "rate_limit_sdk_logs"]
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -91,3 +91,46 @@ def install(provider: LoggerProvider, level: str | int) -> OtelLogHandler:
         root.setLevel(number)
     root.addHandler(handler)
     return handler
+
+
+class RateLimitFilter(logging.Filter):
+    """Lets the first record of each message template through, then one per ``interval``
+    seconds, noting how many were held back in between.
+
+    The OpenTelemetry exporters log a warning per failed attempt and the encoders a traceback
+    per bad attribute value (a value a user may control); during an outage that is a log
+    line every few hundred milliseconds, forever.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.msg)
+        now = record.created
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._last[key] = (last[0], last[1] + 1)
+            return False
+        if len(self._last) > 1000:  # many distinct templates: forget, stay bounded
+            self._last.clear()
+        held = last[1] if last is not None else 0
+        self._last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} similar messages in the last {self.interval:.0f}s)"
+        return True
+
+
+_SDK_FILTER = RateLimitFilter()
+
+
+def rate_limit_sdk_logs() -> None:
+    """Put the rate limit on every ``opentelemetry.*`` logger that exists now (configure()
+    runs after the exporters are imported, so theirs are among them). Idempotent."""
+    names = [n for n in logging.Logger.manager.loggerDict if n.startswith("opentelemetry")]
+    for name in names:
+        logger = logging.getLogger(name)
+        if _SDK_FILTER not in logger.filters:
+            logger.addFilter(_SDK_FILTER)

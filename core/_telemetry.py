@@ -29,7 +29,7 @@ from opentelemetry.util._once import Once
 
 from ._guards import call_hook
 from ._loading import load_settings
-from ._logging import OtelLogHandler
+from ._logging import OtelLogHandler, rate_limit_sdk_logs
 from ._logging import install as install_log_handler
 from ._pipeline import Pipelines, build_pipelines
 from ._resolve import Plan, resolve
@@ -145,6 +145,7 @@ class Telemetry:
         if pipes is None:
             return
         _install_globals(pipes)
+        rate_limit_sdk_logs()
         propagate.set_global_textmap(
             CompositePropagator([_PROPAGATORS[name]() for name in self.settings.propagators])
         )
