@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -26,15 +27,10 @@ Report = Callable[[argparse.Namespace, list[str]], int]
 
 def _summary(args: argparse.Namespace, paths: list[str]) -> int:
     from tempera.plugins.local.report import render_text, summarize, to_dict
-    from tempera.plugins.local.store import Store
 
-    if len(paths) > 1:
-        print("error: report summary takes one directory", file=sys.stderr)
-        return 2
-    store = Store(paths[0] if paths else DEFAULT_DIRECTORY)
-    if not store.exists():
-        print(f"error: no local store at {store.directory}", file=sys.stderr)
-        return 1
+    store = _open(args, paths, "summary")
+    if store is None:
+        return 2 if len(paths) > 1 else 1
     summary = summarize(store)
     if args.json:
         print(json.dumps(to_dict(summary), indent=2))
@@ -43,13 +39,28 @@ def _summary(args: argparse.Namespace, paths: list[str]) -> int:
     return 0
 
 
-def _open(paths: list[str], name: str) -> Store | None:
+def default_directory(config: str | None) -> str:
+    """The store a config writes to (its first ``local`` exporter), else ``.tempera``."""
+    if config is None and not os.environ.get("TEMPERA_CONFIG"):
+        return DEFAULT_DIRECTORY
+    from tempera import load_settings
+
+    settings = load_settings(config)
+    plan = settings._plan
+    for node in plan.exporters if plan is not None else ():
+        directory = getattr(node.options, "directory", None)
+        if node.name == "local" and directory:
+            return str(directory)
+    return DEFAULT_DIRECTORY
+
+
+def _open(args: argparse.Namespace, paths: list[str], name: str) -> Store | None:
     from tempera.plugins.local.store import Store
 
     if len(paths) > 1:
         print(f"error: report {name} takes one directory", file=sys.stderr)
         return None
-    store = Store(paths[0] if paths else DEFAULT_DIRECTORY)
+    store = Store(paths[0] if paths else default_directory(args.config))
     if not store.exists():
         print(f"error: no local store at {store.directory}", file=sys.stderr)
         return None
@@ -61,7 +72,7 @@ def _costs(args: argparse.Namespace, paths: list[str]) -> int:
 
     from tempera.plugins.local.costs import costs, load_prices, render_csv, render_text
 
-    store = _open(paths, "costs")
+    store = _open(args, paths, "costs")
     if store is None:
         return 2 if len(paths) > 1 else 1
     prices = load_prices(args.prices) if args.prices else None
@@ -80,7 +91,7 @@ def _failures(args: argparse.Namespace, paths: list[str]) -> int:
 
     from tempera.plugins.local.failures import failures, render_text
 
-    store = _open(paths, "failures")
+    store = _open(args, paths, "failures")
     if store is None:
         return 2 if len(paths) > 1 else 1
     groups = failures(store.spans())
@@ -102,7 +113,7 @@ def _compare(args: argparse.Namespace, paths: list[str]) -> int:
         return 2
     summaries = []
     for path in paths:
-        store = _open([path], "compare")
+        store = _open(args, [path], "compare")
         if store is None:
             return 2
         summaries.append(summarize(store))
@@ -136,6 +147,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="[REPORT] [DIR]",
         help=f"a report name ({', '.join(REPORTS)}; default summary), then the store "
         f"directory (default {DEFAULT_DIRECTORY})",
+    )
+    p.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="read the store directory from this config's local backend (default: "
+        "$TEMPERA_CONFIG, else .tempera)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--csv", action="store_true", help="costs: print CSV")

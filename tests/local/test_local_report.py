@@ -161,3 +161,21 @@ def test_cli_default_directory_and_missing_store(
     tracer.start_span("x").end()
     assert main(["report"]) == 0
     assert "1 spans in 1 traces" in capsys.readouterr().out
+
+
+def test_cli_reads_the_store_directory_from_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TEMPERA_CONFIG", raising=False)
+    _write_known_store(tmp_path / "store")
+    config = tmp_path / "app.toml"
+    config.write_text(
+        '[telemetry]\nbackend = "local"\n[telemetry.backend_options]\ndirectory = "store"\n'
+    )
+    assert main(["report", "-c", str(config)]) == 0
+    assert "500 spans in 200 traces" in capsys.readouterr().out
+    monkeypatch.setenv("TEMPERA_CONFIG", str(config))
+    assert main(["report", "failures"]) == 0
+    assert main(["report"]) == 0
+    assert "500 spans in 200 traces" in capsys.readouterr().out
