@@ -208,7 +208,16 @@ class Series:
         exemplars = consumer._sdk_config.exemplar_filter
         kind = type(exemplars)
         if kind is TraceBasedExemplarFilter:
-            sample = _sampled(context)
+            # _sampled(context), inline: the common case is a span of this SDK's shape.
+            span = context.get(_SPAN_KEY)
+            if span is None:
+                sample = False
+            else:
+                sc = getattr(span, "_context", None)
+                if _SPAN_CONTEXT_TUPLE and type(sc) is SpanContext:
+                    sample = bool(sc[3] & 1)
+                else:
+                    sample = _sampled(context)
         elif kind is AlwaysOffExemplarFilter:
             sample = False
         elif kind is AlwaysOnExemplarFilter:

@@ -120,9 +120,18 @@ else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
 
 
 class _Attributes(BoundedAttributes):
-    """``BoundedAttributes`` with a cheap constructor for clean dicts and direct reads."""
+    """``BoundedAttributes`` with a cheap constructor for clean dicts and direct reads.
+
+    Each tracer makes a subclass holding its limits; what is the same for every span's
+    attributes is a class attribute until one instance changes it (``dropped`` counts up,
+    ``_immutable`` is set when the span ends), so a span's attributes set only ``_dict``.
+    """
 
     _lock = _ATTRIBUTES_LOCK
+    maxlen: int | None = None
+    max_value_len: int | None = None
+    dropped = 0
+    _immutable = False
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._dict.get(key, default)
@@ -140,11 +149,11 @@ class _Attributes(BoundedAttributes):
         return self._dict.values()
 
 
-def _attributes(
-    given: types.Attributes, maxlen: int | None, max_value_len: int | None
-) -> BoundedAttributes:
+def _attributes(given: types.Attributes, cls: type[_Attributes]) -> BoundedAttributes:
     """The span's attribute container: built directly when every key is a non-empty string
     and every value a plain scalar within the limits (what cleaning would leave unchanged)."""
+    maxlen = cls.maxlen
+    max_value_len = cls.max_value_len
     if given:
         # Checked in C (map/issuperset), not key by key in Python.
         if (
@@ -161,12 +170,8 @@ def _attributes(
         clean: dict[str, Any] = dict(given)
     else:
         clean = {}
-    made = _new(_Attributes)
+    made = _new(cls)
     made._dict = clean
-    made.maxlen = maxlen
-    made.dropped = 0
-    made.max_value_len = max_value_len
-    made._immutable = False
     return made
 
 
@@ -250,7 +255,10 @@ class _Span(sdk_trace.Span):
             self._record_end_metrics()
         tracer = self._tracer
         procs = tracer._processors
-        if procs is None or procs.source is not tracer._source():
+        multi = tracer._multi  # tracer._source(), inline
+        if procs is None or procs.source is not (
+            multi._span_processors if multi is not None else tracer._single
+        ):
             procs = tracer._current_processors()
         for call in procs.on_ending:
             try:
@@ -336,6 +344,15 @@ class TemperaTracer(sdk_trace.Tracer):
         limits = self._span_limits
         self._max_attributes = limits.max_span_attributes
         self._max_value_len = limits.max_span_attribute_length
+        self._attributes_cls = type(
+            "TemperaAttributes",
+            (_Attributes,),
+            {
+                "maxlen": limits.max_span_attributes,
+                "max_value_len": limits.max_span_attribute_length,
+                "__module__": __name__,
+            },
+        )
 
     def _set_resource(self, resource: Any) -> None:
         super()._set_resource(resource)
@@ -436,9 +453,7 @@ class TemperaTracer(sdk_trace.Tracer):
             span._name = name
             span._context = span_context
             span._parent = parent
-            span._attributes = _attributes(
-                result.attributes, self._max_attributes, self._max_value_len
-            )
+            span._attributes = _attributes(result.attributes, self._attributes_cls)
             if kind is not _INTERNAL:
                 span._kind = kind
             if links:
@@ -451,7 +466,10 @@ class TemperaTracer(sdk_trace.Tracer):
                 span._record_end_metrics = record_end_metrics
             span._start_time = start_time if start_time is not None else time_ns()
             procs = self._processors
-            if procs is None or procs.source is not self._source():
+            multi = self._multi  # self._source(), inline
+            if procs is None or procs.source is not (
+                multi._span_processors if multi is not None else self._single
+            ):
                 procs = self._current_processors()
             on_start = procs.on_start
             if on_start:

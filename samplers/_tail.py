@@ -197,81 +197,82 @@ class TailProcessor(SpanProcessor):
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
+        # One frame per span: the whole body inside the try (free in CPython 3.11+).
         try:
-            self._on_end(span)
-        except Exception:
-            # Never into the application: count, log once, and move on.
-            self._policy_errors.incr()
-            if not self._policy_failed:
-                self._policy_failed = True
-                log.warning("tempera: the tail-decision processor raised", exc_info=True)
-
-    def _on_end(self, span: ReadableSpan) -> None:
-        try:  # a ReadableSpan's fields: no property calls (and no tuple copies) per span
-            ctx = span._context
-            parent = span._parent
-            # span_has_error, inline for the common case: no ERROR status, no events.
-            is_error = (
-                span._status._status_code is _ERROR  # type: ignore[attr-defined]
-                or bool(span._events and span_has_error(span))
-            )
-        except AttributeError:
-            ctx = span.context
-            parent = span.parent
-            is_error = span_has_error(span)
-        if ctx is None:
-            return
-        if type(ctx) is SpanContext and _TUPLE_LAYOUT:
-            # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
-            tid = ctx[0]
-            is_root = parent is None or parent[2]
-        else:
-            tid = ctx.trace_id
-            is_root = parent is None or parent.is_remote
-        out: list[_Verdict] | None = None
-        late: str | None = None
-        with self._lock:
-            decided = self._decided.get(tid)
-            if decided is not None:
-                late = decided
+            try:  # a ReadableSpan's fields: no property calls (and no tuple copies) per span
+                ctx = span._context
+                parent = span._parent
+                # span_has_error, inline for the common case: no ERROR status, no events.
+                is_error = (
+                    span._status._status_code is _ERROR  # type: ignore[attr-defined]
+                    or bool(span._events and span_has_error(span))
+                )
+            except AttributeError:
+                ctx = span.context
+                parent = span.parent
+                is_error = span_has_error(span)
+            if ctx is None:
+                return
+            if type(ctx) is SpanContext and _TUPLE_LAYOUT:
+                # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
+                tid = ctx[0]
+                is_root = parent is None or parent[2]
             else:
-                traces = self._traces
-                trace = traces.get(tid)
-                if trace is None:
-                    if len(traces) >= self.max_traces:
-                        _, oldest = traces.popitem(last=False)
-                        out = [self._finish(oldest, None, "max_traces")]
-                    trace = traces[tid] = _Trace(self._clock())
-                trace.spans.append(span)
-                if is_error:
-                    trace.error_ids.append(ctx.span_id)
-                if is_root:
-                    del traces[tid]
-                    verdict = self._finish(trace, span, None)
-                    if out is None:
-                        out = [verdict]
-                    else:
-                        out.append(verdict)
-                elif len(trace.spans) >= self.max_spans:
-                    del traces[tid]
-                    verdict = self._finish(trace, None, "max_spans")
-                    if out is None:
-                        out = [verdict]
-                    else:
-                        out.append(verdict)
-                self._age_check += 1
-                if self._age_check >= 256:
-                    self._age_check = 0
-                    expired = self._expire(self._clock() - self.max_age_ns)
-                    if expired:
-                        out = (out or []) + expired
-        if late is not None:
-            self._seen.incr()
-            self._late.incr()
-            self._follow(span, late, is_error)
-        if out is not None:
-            for verdict in out:
-                self._emit(verdict)
+                tid = ctx.trace_id
+                is_root = parent is None or parent.is_remote
+            out: list[_Verdict] | None = None
+            late: str | None = None
+            with self._lock:
+                decided = self._decided.get(tid)
+                if decided is not None:
+                    late = decided
+                else:
+                    traces = self._traces
+                    trace = traces.get(tid)
+                    if trace is None:
+                        if len(traces) >= self.max_traces:
+                            _, oldest = traces.popitem(last=False)
+                            out = [self._finish(oldest, None, "max_traces")]
+                        trace = traces[tid] = _Trace(self._clock())
+                    trace.spans.append(span)
+                    if is_error:
+                        trace.error_ids.append(ctx.span_id)
+                    if is_root:
+                        del traces[tid]
+                        verdict = self._finish(trace, span, None)
+                        if out is None:
+                            out = [verdict]
+                        else:
+                            out.append(verdict)
+                    elif len(trace.spans) >= self.max_spans:
+                        del traces[tid]
+                        verdict = self._finish(trace, None, "max_spans")
+                        if out is None:
+                            out = [verdict]
+                        else:
+                            out.append(verdict)
+                    self._age_check += 1
+                    if self._age_check >= 256:
+                        self._age_check = 0
+                        expired = self._expire(self._clock() - self.max_age_ns)
+                        if expired:
+                            out = (out or []) + expired
+            if late is not None:
+                self._seen.incr()
+                self._late.incr()
+                self._follow(span, late, is_error)
+            if out is not None:
+                for verdict in out:
+                    self._emit(verdict)
+        except Exception:
+            self._failed()
+
+    def _failed(self) -> None:
+        # Never into the application: count, log once, and move on.
+        self._policy_errors.incr()
+        if not self._policy_failed:
+            self._policy_failed = True
+            log.warning("tempera: the tail-decision processor raised", exc_info=True)
 
     def _finish(self, trace: _Trace, root: ReadableSpan | None, early: str | None) -> _Verdict:
         """Decide ``trace`` (called under the lock, so the decision is cached before any other
