@@ -71,6 +71,8 @@ def _otel(env: Mapping[str, str]) -> Iterator[EnvOverride]:
             "OTEL_EXPORTER_OTLP_HEADERS",
             merge=True,
         )
+    if v := env.get("OTEL_METRICS_EXEMPLAR_FILTER"):
+        yield EnvOverride(("metrics", "exemplars"), v.strip(), "OTEL_METRICS_EXEMPLAR_FILTER")
     if v := env.get("OTEL_RESOURCE_ATTRIBUTES"):
         yield EnvOverride(
             ("resource",),

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+    MeterProvider,
+    TraceBasedExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
@@ -31,6 +36,14 @@ from .plugin import BuildContext, SamplerContext, SamplerSpec, TailStage
 from .settings import Settings, Signal
 
 __all__ = ["Pipelines", "build_pipelines", "build_resource", "build_sampler"]
+
+# [telemetry.metrics] exemplars. Off by default: the SDK's trace-based filter makes every
+# record inside a sampled span also fill an exemplar reservoir (a few microseconds each).
+_EXEMPLAR_FILTERS: dict[str, Any] = {
+    "always_off": AlwaysOffExemplarFilter,
+    "trace_based": TraceBasedExemplarFilter,
+    "always_on": AlwaysOnExemplarFilter,
+}
 
 log = logging.getLogger("tempera")
 
@@ -206,6 +219,7 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
             resource=resource,
             views=_views(settings),
             shutdown_on_exit=False,
+            exemplar_filter=_EXEMPLAR_FILTERS[settings.metrics.exemplars](),
         )
 
     # Logs.

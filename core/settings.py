@@ -116,6 +116,13 @@ class MetricsSettings(_Strict):
     views: dict[str, ViewSettings] = Field(
         default_factory=dict, description="Per-instrument views keyed by instrument name."
     )
+    exemplars: Literal["always_off", "trace_based", "always_on"] = Field(
+        default="always_off",
+        description="Which measurements may become exemplars (a value with the trace and "
+        "span it was recorded in): 'trace_based' those recorded inside a sampled span (the "
+        "SDK's default; a few microseconds per such record), 'always_on' all, 'always_off' "
+        "none.",
+    )
 
 
 class LogsSettings(_Strict):

@@ -72,9 +72,11 @@ def test_the_documented_variable_sets_the_key(path: tuple[str, ...], default: An
 @pytest.mark.parametrize("variable,key", sorted(otel_variables().items()))
 def test_the_documented_otel_variable_sets_the_key(variable: str, key: str) -> None:
     assert f"| `{variable}` | `{key}` |" in PAGE.read_text()
-    value = {"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}.get(
-        variable, "a=b" if key in ("headers", "resource") else "http://collector:4317"
-    )
+    value = {
+        "OTEL_SDK_DISABLED": "true",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_METRICS_EXEMPLAR_FILTER": "trace_based",
+    }.get(variable, "a=b" if key in ("headers", "resource") else "http://collector:4317")
     settings = tempera.load_settings(env={variable: value}, resolve_plugins=False)
     assert settings.source_of(key) == f"env:{variable}"
 

@@ -144,3 +144,30 @@ def test_a_proxy_instrument_is_recorded_through_its_own_method() -> None:
     recorder = SeriesRecorder(counter, "add")
     assert not recorder.fast
     recorder.series({"a": "b"}).record(1)  # no error, nothing to check beyond that
+
+
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ({}, "AlwaysOffExemplarFilter"),
+        ({"metrics": {"exemplars": "trace_based"}}, "TraceBasedExemplarFilter"),
+        ({"metrics": {"exemplars": "always_on"}}, "AlwaysOnExemplarFilter"),
+    ],
+)
+def test_the_exemplar_filter_follows_the_settings(given: dict[str, Any], expected: str) -> None:
+    import tempera
+
+    with tempera.configure(None, service_name="t", backend="none", **given) as handle:
+        pipes = handle._pipes
+        assert pipes is not None and pipes.meter_provider is not None
+        config = pipes.meter_provider._sdk_config
+        assert type(config.exemplar_filter).__name__ == expected
+
+
+def test_otel_metrics_exemplar_filter_sets_the_key() -> None:
+    import tempera
+
+    settings = tempera.load_settings(
+        env={"OTEL_METRICS_EXEMPLAR_FILTER": "trace_based"}, resolve_plugins=False
+    )
+    assert settings.metrics.exemplars == "trace_based"
