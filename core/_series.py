@@ -6,12 +6,13 @@ copy of the attributes, an aggregation key hashed value by value, and the aggreg
 update. For a caller whose attribute sets are few and already clean (the cardinality-guarded
 sets of the Botticelli metrics), most of that work is the same for every record.
 
-A ``SeriesRecorder`` remembers, per attribute set (named by a hashable key the caller
-chooses), what the SDK would compute for it: the view matches of every reader and each
-one's aggregation key. A record then does only what varies, through the same SDK objects
-and under the same locks: the value checks, the time, the context, the exemplar decision,
-the aggregation lookup (an aggregation dropped by a delta collection is re-created the
-SDK's way) and its update.
+``SeriesRecorder(instrument, method).series(attributes)`` gives a ``Series`` that holds
+what the SDK would compute for that attribute set: the view matches of every reader, each
+one's aggregation key, and the aggregation found under it (kept while the match's table is
+the same object: a cumulative table never drops one, a delta collection swaps the table).
+``series.record(value)`` then does only what varies, through the same SDK objects and under
+the same locks: the value checks, the context, the exemplar decision, the sum or histogram
+update (any other aggregation through its own ``aggregate``) and the exemplar offer.
 
 The shape it relies on (opentelemetry-sdk's synchronous instruments, measurement consumer,
 reader storages and view matches) is checked when a series is bound; with anything else (a
@@ -149,6 +150,36 @@ class SeriesRecorder:
         return Series(self, dict(attributes))
 
 
+class _Match:
+    """One view match of a series, and the aggregation it found in the match's table."""
+
+    __slots__ = ("aggregation", "attributes", "key", "table", "vim")
+
+    def __init__(self, vim: Any, key: Any, attributes: dict[str, Any]) -> None:
+        self.vim = vim
+        self.key = key  # the SDK's aggregation key, hashed once
+        self.attributes = attributes
+        self.table: Any = None
+        self.aggregation: Any = None
+
+    def find(self, table: Any) -> Any:
+        """The aggregation of this series in ``table`` (created the SDK's way if missing);
+        remembered while ``table`` is the match's table. Delta matches: call under the
+        match's lock."""
+        vim = self.vim
+        aggregation = table.get(self.key)
+        if aggregation is None:
+            if vim._reset_on_collect:
+                aggregation = vim._get_or_create_aggregation(self.key, dict(self.attributes))
+            else:
+                with vim._lock:
+                    aggregation = vim._get_or_create_aggregation(self.key, dict(self.attributes))
+        if table.get(self.key) is aggregation:  # not the overflow point
+            self.table = table
+            self.aggregation = aggregation
+        return aggregation
+
+
 class Series:
     """One attribute set of one instrument: ``record(value)``.
 
@@ -164,11 +195,10 @@ class Series:
         self.attributes = attributes
         self.fast = recorder.fast and _clean(attributes)
         self.storages: Any = None
-        # (view match, aggregation key, the attributes it aggregates, inline kind)
-        self.matches: list[tuple[Any, Any, dict[str, Any]]] = []
+        self.matches: list[_Match] = []
 
     def _bind(self, storages: Any) -> bool:
-        matches: list[tuple[Any, Any, dict[str, Any]]] = []
+        matches: list[_Match] = []
         instrument = self.recorder.instrument
         for storage in storages.values():
             if type(storage) is not MetricReaderStorage:
@@ -179,7 +209,7 @@ class Series:
                 keys = vim._view._attribute_keys
                 attrs = self.attributes
                 kept = attrs if keys is None else {k: v for k, v in attrs.items() if k in keys}
-                matches.append((vim, _hash_attributes(kept), dict(kept)))  # type: ignore[misc]
+                matches.append(_Match(vim, _hash_attributes(kept), dict(kept)))  # type: ignore[misc]
         self.matches = matches
         self.storages = storages
         return True
@@ -225,23 +255,22 @@ class Series:
         else:
             sample = exemplars.should_sample(value, time_ns(), self.attributes, context)
         measurement: Any = None
-        for vim, aggr_key, aggr_attributes in self.matches:
+        for match in self.matches:
+            vim = match.vim
             if vim._reset_on_collect:
                 # A delta collection swaps the aggregations out: aggregate under its lock.
                 with vim._lock:
-                    aggregation = vim._attributes_aggregation.get(aggr_key)
-                    if aggregation is None:
-                        aggregation = vim._get_or_create_aggregation(
-                            aggr_key, dict(aggr_attributes)
-                        )
+                    table = vim._attributes_aggregation
+                    hit = table is match.table
+                    aggregation = match.aggregation if hit else match.find(table)
                     if measurement is None:
                         measurement = self._measurement(value, context)
                     aggregation.aggregate(measurement, sample)
                 continue
-            aggregation = vim._attributes_aggregation.get(aggr_key)
-            if aggregation is None:
-                with vim._lock:
-                    aggregation = vim._get_or_create_aggregation(aggr_key, dict(aggr_attributes))
+            # A cumulative table never drops an aggregation: the one found before holds.
+            table = vim._attributes_aggregation
+            hit = table is match.table
+            aggregation = match.aggregation if hit else match.find(table)
             kind = type(aggregation)
             if kind is _SUM:
                 # _SumAggregation.aggregate, inline.
