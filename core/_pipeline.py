@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +168,35 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
         queues.append(q)
         return q
 
+    try:
+        return _assemble(plan, stats, context, resource, sampler, queue, queues)
+    except BaseException:
+        # Leave nothing running behind a failed configure(): a queue's worker thread, an
+        # exporter's connection or a pull exporter's listening port.
+        _discard(queues, context.built)
+        raise
+
+
+def _discard(queues: list[ExportQueue[Any]], built: dict[tuple[str, Signal], Any]) -> None:
+    for q in queues:
+        q.shutdown(0.2)
+    for made in built.values():
+        try:
+            made.shutdown()
+        except Exception:
+            log.debug("tempera: shutting down a half-built exporter raised", exc_info=True)
+
+
+def _assemble(
+    plan: Plan,
+    stats: Stats,
+    context: BuildContext,
+    resource: Resource,
+    sampler: Sampler,
+    queue: Callable[[Any, str, str], ExportQueue[Any]],
+    queues: list[ExportQueue[Any]],
+) -> Pipelines:
+    settings = plan.settings
     # Traces.
     span_processors: list[SpanProcessor] = []
     for node in plan.exporters:

@@ -107,3 +107,29 @@ def test_prometheus_exporter_takes_metrics_only() -> None:
         tempera.load_settings(
             None, env={}, exporters=[{"type": "prometheus", "signals": ["traces"]}]
         )
+
+
+class _FailsToBuild:
+    """An exporter plugin whose create() raises, built after the Prometheus endpoint."""
+
+    signals = frozenset({"metrics"})
+
+    def create(self, signal: str, options: object, context: object) -> object:
+        raise RuntimeError("cannot build")
+
+
+def test_failed_configure_frees_the_port() -> None:
+    port = free_port()
+    with pytest.raises(ConfigError, match="cannot build"):
+        tempera.configure(
+            None,
+            backend="prometheus",
+            backend_options={"port": port},
+            exporters=[{"type": f"{__name__}:_FailsToBuild"}],
+        )
+    assert tempera.active() is None
+    with pytest.raises(OSError):
+        scrape(f"http://127.0.0.1:{port}/metrics")
+    # The port is free again: a new configure can serve on it.
+    with tempera.configure(None, backend="prometheus", backend_options={"port": port}) as t:
+        assert scrape(t.exporter("prometheus", "metrics").url) is not None
