@@ -234,10 +234,13 @@ class Series:
             self.fast = False
             recorder.call(value, self.attributes)
             return
-        context = _get_current()
         exemplars = consumer._sdk_config.exemplar_filter
         kind = type(exemplars)
-        if kind is TraceBasedExemplarFilter:
+        context: Any = None  # read only when something needs it
+        if kind is AlwaysOffExemplarFilter:
+            sample = False
+        elif kind is TraceBasedExemplarFilter:
+            context = _get_current()
             # _sampled(context), inline: the common case is a span of this SDK's shape.
             span = context.get(_SPAN_KEY)
             if span is None:
@@ -248,11 +251,11 @@ class Series:
                     sample = bool(sc[3] & 1)
                 else:
                     sample = _sampled(context)
-        elif kind is AlwaysOffExemplarFilter:
-            sample = False
         elif kind is AlwaysOnExemplarFilter:
+            context = _get_current()
             sample = True
         else:
+            context = _get_current()
             sample = exemplars.should_sample(value, time_ns(), self.attributes, context)
         measurement: Any = None
         for match in self.matches:
@@ -264,7 +267,7 @@ class Series:
                     hit = table is match.table
                     aggregation = match.aggregation if hit else match.find(table)
                     if measurement is None:
-                        measurement = self._measurement(value, context)
+                        measurement = self._measurement(value, context or _get_current())
                     aggregation.aggregate(measurement, sample)
                 continue
             # A cumulative table never drops an aggregation: the one found before holds.
@@ -292,7 +295,7 @@ class Series:
                     counts[bisect_left(aggregation._boundaries, value)] += 1
             else:
                 if measurement is None:
-                    measurement = self._measurement(value, context)
+                    measurement = self._measurement(value, context or _get_current())
                 aggregation.aggregate(measurement, sample)
                 continue
             if sample:

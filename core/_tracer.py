@@ -63,7 +63,6 @@ __all__ = ["TemperaTracer", "TemperaTracerProvider"]
 log = logging.getLogger("tempera")
 
 _SIMPLE = frozenset((str, int, float, bool))
-_STR = frozenset((str,))
 _SAMPLE = Decision.RECORD_AND_SAMPLE
 _RECORD_ONLY = Decision.RECORD_ONLY
 _INTERNAL = SpanKind.INTERNAL
@@ -155,18 +154,20 @@ def _attributes(given: types.Attributes, cls: type[_Attributes]) -> BoundedAttri
     maxlen = cls.maxlen
     max_value_len = cls.max_value_len
     if given:
-        # Checked in C (map/issuperset), not key by key in Python.
-        if (
-            (maxlen is not None and len(given) > maxlen)
-            or not _SIMPLE.issuperset(map(type, given.values()))
-            or not _STR.issuperset(map(type, given))
-            or "" in given
-            or (
-                max_value_len is not None
-                and any(type(v) is str and len(v) > max_value_len for v in given.values())
-            )
-        ):
+        if maxlen is not None and len(given) > maxlen:
             return BoundedAttributes(maxlen, given, immutable=False, max_value_len=max_value_len)
+        # One pass in Python: for the few attributes a span starts with, cheaper than the
+        # map/issuperset checks (which build two iterators and make two method calls).
+        for key, value in given.items():
+            if (
+                type(key) is not str
+                or not key
+                or type(value) not in _SIMPLE
+                or (max_value_len is not None and type(value) is str and len(value) > max_value_len)
+            ):
+                return BoundedAttributes(
+                    maxlen, given, immutable=False, max_value_len=max_value_len
+                )
         clean: dict[str, Any] = dict(given)
     else:
         clean = {}

@@ -14,7 +14,10 @@ from opentelemetry.sdk.metrics import (
     MeterProvider,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics._internal.exemplar import AlwaysOnExemplarFilter
+from opentelemetry.sdk.metrics._internal.exemplar import (
+    AlwaysOffExemplarFilter,
+    AlwaysOnExemplarFilter,
+)
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import TracerProvider
@@ -109,7 +112,9 @@ def _record_both(kind: str, *, views: Any = (), exemplar_filter: Any = None) -> 
         extra["exemplar_filter"] = exemplar_filter
     fast = _run(kind, True, extra)
     assert fast[0] and fast[1]
-    assert any(point["exemplars"] for point in fast[0])  # recorded under a sampled span
+    off = isinstance(exemplar_filter, AlwaysOffExemplarFilter)
+    # Recorded under a sampled span: exemplars unless the filter is off.
+    assert any(point["exemplars"] for point in fast[0]) is not off
     assert fast == _run(kind, False, extra)
 
 
@@ -122,6 +127,11 @@ def test_series_records_what_the_sdk_records(kind: str) -> None:
 def test_views_with_attribute_keys_and_always_on_exemplars(kind: str) -> None:
     views = [View(instrument_name="x.value", attribute_keys={"narrative.type"})]
     _record_both(kind, views=views, exemplar_filter=AlwaysOnExemplarFilter())
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_exemplars_off(kind: str) -> None:
+    _record_both(kind, exemplar_filter=AlwaysOffExemplarFilter())
 
 
 def test_attributes_the_sdk_would_clean_take_its_path() -> None:
