@@ -31,11 +31,13 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from opentelemetry import trace as trace_api
+from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from tempera._tracer import (  # the context ContextVar's own set/get
     VAR_TOKENS,
+    TemperaTracer,
     _attach,
     _get_current,
     detach,
@@ -44,9 +46,9 @@ from tempera._tracer import (  # the context ContextVar's own set/get
 from . import _context as _ctx
 from . import conventions as conv
 from . import metrics as _metrics_module
-from ._context import SAMPLER_NARRATIVE_TYPE, current_narrative_type, tracer, with_narrative_type
+from ._context import SAMPLER_NARRATIVE_TYPE, current_narrative_type, tracer
 from .metrics import BotMetrics, default_metrics
-from .propagation import extract_context, link_from, pending_links
+from .propagation import _LINKS_KEY, extract_context, link_from, pending_links
 
 __all__ = [
     "ActSpan",
@@ -62,6 +64,7 @@ __all__ = [
 log = logging.getLogger("tempera.botticelli")
 _clock = time.perf_counter
 _new = object.__new__
+_INTERNAL = SpanKind.INTERNAL
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -365,14 +368,20 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
 
     def _open(self) -> NarrativeSpan:
         ctx: Context = extract_context(self.parent) if self.parent is not None else _get_current()
-        links: list[Link] = list(pending_links(ctx))
+        # pending_links(ctx) only when linked_to() left some in the context.
+        links: list[Link] = list(pending_links(ctx)) if _LINKS_KEY in ctx else []
         for carrier in self.links:
             link = link_from(carrier)
             if link is not None:
                 links.append(link)
         # The type goes into the context once, on the root: children read it from there
         # (the samplers' variable and the baggage the propagators carry downstream).
-        ctx = with_narrative_type(self.type, ctx)
+        # baggage.set_baggage(BAGGAGE_NARRATIVE_TYPE, type, ctx), without its lookups.
+        entries = ctx.get(_BAGGAGE_KEY)
+        entries = dict(entries) if isinstance(entries, dict) else {}
+        entries[conv.BAGGAGE_NARRATIVE_TYPE] = self.type
+        ctx = Context(ctx)
+        dict.__setitem__(ctx, _BAGGAGE_KEY, entries)
         if SAMPLER_NARRATIVE_TYPE is not None:
             self._type_token = SAMPLER_NARRATIVE_TYPE.set(self.type)
         attributes = {conv.NARRATIVE_TYPE: self.type, conv.NARRATIVE_NAME: self.name}
@@ -476,13 +485,24 @@ class act(_Scope):
                 if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
                 else tracer()
             )
-            span = t.start_span(
-                conv.ACT_SPAN_PREFIX + self.name,
-                ctx,
-                attributes=attributes,
-                # Only a new root takes pending links: inside a narrative there are none.
-                links=pending_links(ctx) if running is None else (),
-            )
+            # Only a new root takes pending links: inside a narrative there are none.
+            links = pending_links(ctx) if running is None else ()
+            if type(t) is TemperaTracer:  # its start_span, one frame and no keywords less
+                span = t._start(
+                    conv.ACT_SPAN_PREFIX + self.name,
+                    ctx,
+                    _INTERNAL,
+                    attributes,
+                    links,
+                    None,
+                    True,
+                    True,
+                    ctx,
+                )
+            else:
+                span = t.start_span(
+                    conv.ACT_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
+                )
             new = Context(ctx)
             dict.__setitem__(new, _SPAN_KEY, span)
             self._token = _attach(new)
@@ -525,7 +545,13 @@ class act(_Scope):
             token = self._token
             if token is not None:
                 self._token = None
-                _undo_context(token)
+                try:  # _undo_context, inline
+                    if VAR_TOKENS:
+                        token.var.reset(token)
+                    else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
+                        detach(token)
+                except Exception:
+                    log.debug("tempera: could not restore the context", exc_info=True)
             act_token = self._act_token
             if act_token is not None:
                 self._act_token = None
@@ -572,7 +598,20 @@ class llm_call(_Scope):
                 if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
                 else tracer()
             )
-            span = t.start_span(conv.LLM_SPAN_PREFIX + self.model, ctx, attributes=attributes)
+            if type(t) is TemperaTracer:  # its start_span, one frame and no keywords less
+                span = t._start(
+                    conv.LLM_SPAN_PREFIX + self.model,
+                    ctx,
+                    _INTERNAL,
+                    attributes,
+                    (),
+                    None,
+                    True,
+                    True,
+                    ctx,
+                )
+            else:
+                span = t.start_span(conv.LLM_SPAN_PREFIX + self.model, ctx, attributes=attributes)
             new = Context(ctx)
             dict.__setitem__(new, _SPAN_KEY, span)
             self._token = _attach(new)
@@ -608,7 +647,13 @@ class llm_call(_Scope):
             token = self._token
             if token is not None:
                 self._token = None
-                _undo_context(token)
+                try:  # _undo_context, inline
+                    if VAR_TOKENS:
+                        token.var.reset(token)
+                    else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
+                        detach(token)
+                except Exception:
+                    log.debug("tempera: could not restore the context", exc_info=True)
 
 
 def parse_json(
@@ -633,7 +678,21 @@ def parse_json(
             if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
             else tracer()
         )
-        span: Span = t.start_span(conv.JSON_PARSE_SPAN, attributes=attributes)
+        span: Span
+        if type(t) is TemperaTracer:  # its start_span, one frame and no keywords less
+            span = t._start(
+                conv.JSON_PARSE_SPAN,
+                None,
+                _INTERNAL,
+                attributes,
+                (),
+                None,
+                True,
+                True,
+                _get_current(),
+            )
+        else:
+            span = t.start_span(conv.JSON_PARSE_SPAN, attributes=attributes)
     except Exception:
         log.debug("tempera: could not start a span", exc_info=True)
         span = trace_api.INVALID_SPAN
