@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Mapping
+from threading import Lock
 from time import time_ns
 from typing import Any
 
@@ -58,11 +59,15 @@ try:  # the SDK internals the fast path uses; without them every record takes th
     # Instruments whose values must not be negative (the SDK warns and drops those).
     _NON_NEGATIVE: frozenset[type] = frozenset((_Counter, _Histogram))
     _KNOWN: frozenset[type] = frozenset((_Counter, _Histogram, _UpDownCounter, _Gauge))
+    # Instruments whose aggregation does not depend on the order or time of its values
+    # relative to other series' records: their values may wait in a buffer (not gauges).
+    _DEFERRABLE: frozenset[type] = frozenset((_Counter, _Histogram, _UpDownCounter))
 except ImportError:  # pragma: no cover - another SDK version
     _hash_attributes = None
     _ViewInstrumentMatch = None
     _NON_NEGATIVE = frozenset()
     _KNOWN = frozenset()
+    _DEFERRABLE = frozenset()
 
 _new = object.__new__
 _set = object.__setattr__
@@ -99,6 +104,8 @@ if not _uses(
 ):  # pragma: no cover
     _HISTOGRAM = None
 _SPAN_CONTEXT_TUPLE = _tuple_layout()
+# Values a deferred series keeps before its recording thread folds them in itself.
+FOLD_AT = 64
 
 
 def _clean(attributes: Mapping[str, Any]) -> bool:
@@ -126,7 +133,7 @@ class SeriesRecorder:
     attributes)`` gives a :class:`Series` whose ``record(value)`` takes the short path.
     """
 
-    __slots__ = ("call", "consumer", "fast", "instrument", "non_negative")
+    __slots__ = ("call", "consumer", "deferrable", "fast", "instrument", "non_negative")
 
     def __init__(self, instrument: Any, method: str) -> None:
         self.instrument = instrument
@@ -141,6 +148,7 @@ class SeriesRecorder:
         )
         self.consumer = consumer
         self.non_negative = kind in _NON_NEGATIVE
+        self.deferrable = kind in _DEFERRABLE
 
     def __call__(self, value: Any, attributes: Mapping[str, Any] | None) -> None:
         self.call(value, attributes)
@@ -180,15 +188,65 @@ class _Match:
         return aggregation
 
 
+class _FlushingCollect:
+    """A reader storage's ``collect``, folding the pending values of its consumer's series
+    first: a collection (periodic, ``force_flush``, shutdown) sees every value recorded
+    before it began."""
+
+    __slots__ = ("collect", "registry")
+
+    def __init__(self, collect: Callable[[], Any], registry: list[Series]) -> None:
+        self.collect = collect
+        self.registry = registry
+
+    def __call__(self) -> Any:
+        for series in self.registry[:]:  # a copy: series may register meanwhile
+            if series.pending:
+                try:
+                    series.fold()
+                except Exception:  # pragma: no cover - a fold never fails on clean values
+                    series.pending.clear()
+        return self.collect()
+
+
+def _hook(consumer: Any, storages: Any) -> list[Series]:
+    """The registry of ``consumer``'s deferred series; every storage in ``storages`` folds
+    them before it collects. Call under ``_HOOK_LOCK``."""
+    registry: list[Series] = consumer.__dict__.setdefault("_tempera_series", [])
+    for storage in storages.values():
+        if type(storage.__dict__.get("collect")) is not _FlushingCollect:
+            storage.collect = _FlushingCollect(storage.collect, registry)
+    return registry
+
+
+_HOOK_LOCK = Lock()
+
+
 class Series:
     """One attribute set of one instrument: ``record(value)``.
 
     Bound to the reader storages of the moment; when the SDK replaces them (a reader added
     or removed) the series binds again. A value or an attribute set the fast path cannot
     take (see the module docstring) goes through the instrument's own method.
+
+    With exemplars off, a counter's or histogram's values wait in ``pending`` (an append,
+    the whole cost of a record) and are folded into the SDK's aggregations in order, by the
+    recording thread every ``FOLD_AT`` values and before every collection of the provider's
+    readers (the storages' ``collect`` is wrapped for that), so a collection never misses a
+    value recorded before it. A series stays registered with its provider while that lives.
     """
 
-    __slots__ = ("attributes", "fast", "matches", "recorder", "storages")
+    __slots__ = (
+        "attributes",
+        "deferred",
+        "fast",
+        "fold_lock",
+        "matches",
+        "pending",
+        "recorder",
+        "registered",
+        "storages",
+    )
 
     def __init__(self, recorder: SeriesRecorder, attributes: dict[str, Any]) -> None:
         self.recorder = recorder
@@ -196,8 +254,20 @@ class Series:
         self.fast = recorder.fast and _clean(attributes)
         self.storages: Any = None
         self.matches: list[_Match] = []
+        self.deferred = False
+        self.pending: list[Any] = []
+        self.fold_lock = Lock()
+        self.registered = False
 
     def _bind(self, storages: Any) -> bool:
+        if self.pending:  # values recorded under the previous readers go to those
+            self.fold()
+        consumer = self.recorder.consumer
+        deferred = (
+            self.recorder.deferrable
+            and type(consumer._sdk_config.exemplar_filter) is AlwaysOffExemplarFilter
+        )
+        self.deferred = False
         matches: list[_Match] = []
         instrument = self.recorder.instrument
         for storage in storages.values():
@@ -211,8 +281,70 @@ class Series:
                 kept = attrs if keys is None else {k: v for k, v in attrs.items() if k in keys}
                 matches.append(_Match(vim, _hash_attributes(kept), dict(kept)))  # type: ignore[misc]
         self.matches = matches
+        if deferred:
+            with _HOOK_LOCK:
+                registry = _hook(consumer, storages)
+                if not self.registered:
+                    registry.append(self)
+                    self.registered = True
         self.storages = storages
+        self.deferred = deferred
         return True
+
+    def fold(self) -> None:
+        """Aggregate the values waiting in ``pending``, in their order, each exactly once."""
+        with self.fold_lock:
+            pending = self.pending
+            count = len(pending)
+            if not count:
+                return
+            values = pending[:count]
+            # Values appended meanwhile by other threads sit after these, and stay.
+            del pending[:count]
+            for match in self.matches:
+                vim = match.vim
+                if vim._reset_on_collect:
+                    # A delta collection swaps the aggregations out: aggregate under its lock.
+                    with vim._lock:
+                        table = vim._attributes_aggregation
+                        hit = table is match.table
+                        self._add(match.aggregation if hit else match.find(table), values)
+                    continue
+                table = vim._attributes_aggregation
+                hit = table is match.table
+                self._add(match.aggregation if hit else match.find(table), values)
+
+    def _add(self, aggregation: Any, values: list[Any]) -> None:
+        """What the aggregation's ``aggregate`` does for each value, exemplars off."""
+        kind = type(aggregation)
+        if kind is _SUM:
+            with aggregation._lock:
+                total = aggregation._value
+                for value in values:
+                    total = value if total is None else total + value
+                aggregation._value = total
+        elif kind is _HISTOGRAM:
+            with aggregation._lock:
+                counts = aggregation._value
+                if counts is None:
+                    counts = aggregation._value = aggregation._get_empty_bucket_counts()
+                boundaries = aggregation._boundaries
+                total = aggregation._sum
+                for value in values:
+                    total += value
+                    counts[bisect_left(boundaries, value)] += 1
+                aggregation._sum = total
+                if aggregation._record_min_max:
+                    low = min(values)
+                    high = max(values)
+                    if low < aggregation._min:
+                        aggregation._min = low
+                    if high > aggregation._max:
+                        aggregation._max = high
+        else:
+            context = _get_current()
+            for value in values:
+                aggregation.aggregate(self._measurement(value, context), False)
 
     def record(self, value: Any) -> None:
         recorder = self.recorder
@@ -233,6 +365,12 @@ class Series:
         if storages is not self.storages and not self._bind(storages):
             self.fast = False
             recorder.call(value, self.attributes)
+            return
+        if self.deferred:
+            pending = self.pending
+            pending.append(value)
+            if len(pending) >= FOLD_AT:
+                self.fold()
             return
         exemplars = consumer._sdk_config.exemplar_filter
         kind = type(exemplars)

@@ -181,3 +181,150 @@ def test_otel_metrics_exemplar_filter_sets_the_key() -> None:
         env={"OTEL_METRICS_EXEMPLAR_FILTER": "trace_based"}, resolve_plugins=False
     )
     assert settings.metrics.exemplars == "trace_based"
+
+
+# -- the deferred path (exemplars off: values wait in a buffer until a fold) ---------------
+
+
+def _deferred(kind: str = "counter") -> tuple[Any, Any, InMemoryMetricReader, Any]:
+    provider, cumulative, delta = _provider(exemplar_filter=AlwaysOffExemplarFilter())
+    create, method = KINDS[kind]
+    instrument = getattr(provider.get_meter("m"), create)("x.value")
+    return provider, SeriesRecorder(instrument, method), cumulative, delta
+
+
+def _totals(points: list[dict[str, Any]], field: str = "value") -> dict[str, Any]:
+    return {f"{p['metric']}:{sorted(p['attributes'].items())}": p[field] for p in points}
+
+
+@pytest.mark.parametrize("kind", ["counter", "histogram", "up_down_counter"])
+def test_values_wait_and_are_all_collected(kind: str) -> None:
+    provider, recorder, cumulative, delta = _deferred(kind)
+    series = recorder.series(SETS[0])
+    series.record(3)
+    assert series.deferred and series.pending == [3]  # not folded yet
+    series.record(4.5)
+    # Collected right away: both values are in, for both temporalities.
+    field = "sum" if kind == "histogram" else "value"
+    assert list(_totals(_points(cumulative), field).values()) == [7.5]
+    assert series.pending == []
+    assert list(_totals(_points(delta), field).values()) == [7.5]
+    series.record(1)
+    assert list(_totals(_points(delta), field).values()) == [1]  # the next delta period
+    assert list(_totals(_points(cumulative), field).values()) == [8.5]
+    provider.shutdown()
+
+
+def test_the_recording_thread_folds_every_fold_at_values() -> None:
+    from tempera._series import FOLD_AT
+
+    provider, recorder, _, _ = _deferred()
+    series = recorder.series(SETS[1])
+    for _ in range(FOLD_AT - 1):
+        series.record(1)
+    assert len(series.pending) == FOLD_AT - 1
+    series.record(1)
+    assert series.pending == []
+    aggregation = series.matches[0].aggregation
+    assert aggregation._value == FOLD_AT  # folded into the SDK's aggregation
+    provider.shutdown()
+
+
+def test_gauges_and_exemplars_take_the_immediate_path() -> None:
+    provider, recorder, _, _ = _deferred("gauge")
+    gauge = recorder.series(SETS[0])
+    gauge.record(2)
+    assert not gauge.deferred and gauge.pending == []
+    provider.shutdown()
+    provider, _, _ = _provider(exemplar_filter=AlwaysOnExemplarFilter())
+    counter = SeriesRecorder(provider.get_meter("m").create_counter("c"), "add")
+    series = counter.series(SETS[0])
+    series.record(2)
+    assert not series.deferred and series.pending == []
+    provider.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["counter", "histogram"])
+def test_concurrent_records_and_collections_lose_nothing(kind: str) -> None:
+    import threading
+
+    provider, recorder, cumulative, delta = _deferred(kind)
+    series = [recorder.series(attrs) for attrs in SETS]
+    threads_n, per_thread = 4, 5000
+    start = threading.Barrier(threads_n + 1)
+    field = "sum" if kind == "histogram" else "value"
+    delta_totals: dict[str, float] = {}
+
+    def work(k: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            series[(i + k) % len(series)].record(1)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(threads_n)]
+    for t in threads:
+        t.start()
+    start.wait()
+    while any(t.is_alive() for t in threads):  # collections while the threads record
+        for key, value in _totals(_points(delta), field).items():
+            delta_totals[key] = delta_totals.get(key, 0) + value
+    for t in threads:
+        t.join()
+    for key, value in _totals(_points(delta), field).items():
+        delta_totals[key] = delta_totals.get(key, 0) + value
+    cumulative_totals = _totals(_points(cumulative), field)
+    assert sum(cumulative_totals.values()) == threads_n * per_thread
+    assert delta_totals == cumulative_totals
+    if kind == "histogram":
+        counts = _totals(_points(cumulative), "count")
+        assert sum(counts.values()) == threads_n * per_thread
+    provider.shutdown()
+
+
+def test_a_reader_added_later_sees_values_recorded_after_it() -> None:
+    provider, recorder, cumulative, _ = _deferred()
+    series = recorder.series(SETS[0])
+    series.record(2)
+    late = InMemoryMetricReader()
+    provider._measurement_consumer.add_metric_reader(late)
+    late._set_collect_callback(provider._measurement_consumer.collect)
+    series.record(5)
+    assert list(_totals(_points(late)).values()) == [5]
+    assert list(_totals(_points(cumulative)).values()) == [7]
+    provider.shutdown()
+
+
+def test_shutdown_exports_pending_values() -> None:
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        PeriodicExportingMetricReader,
+    )
+
+    exported: list[float] = []
+
+    class Keep(MetricExporter):
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **_: Any) -> Any:
+            for rm in metrics_data.resource_metrics:
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        exported.extend(p.value for p in metric.data.data_points)
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
+            pass
+
+    reader = PeriodicExportingMetricReader(Keep(), export_interval_millis=3_600_000)
+    provider = MeterProvider(
+        metric_readers=[reader],
+        shutdown_on_exit=False,
+        exemplar_filter=AlwaysOffExemplarFilter(),
+    )
+    series = SeriesRecorder(provider.get_meter("m").create_counter("c"), "add").series(SETS[0])
+    series.record(4)
+    series.record(6)
+    assert series.pending == [4, 6]
+    provider.shutdown()
+    assert exported == [10]
