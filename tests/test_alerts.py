@@ -103,7 +103,8 @@ tests:
 
 
 def test_series_names_match_a_real_scrape() -> None:
-    pytest.importorskip("prometheus_client")
+    import prometheus_client  # noqa: F401  (the prometheus extra, part of .[dev]: never skipped)
+
     handle = tempera.configure(
         backend="none", logs={"enabled": False}, http={"enabled": True, "port": 0}
     )
