@@ -1,3 +1,17 @@
 """Shared pytest configuration. Fixture modules are registered as plugins, one line each."""
 
+from collections.abc import Iterator
+
+import pytest
+import tempera
+
 pytest_plugins = ["receivers", "venv_support"]
+
+
+@pytest.fixture(autouse=True)
+def _no_telemetry_left_running() -> Iterator[None]:
+    """A test that fails before its own shutdown() must not fail every later configure()."""
+    yield
+    running = tempera.active()
+    if running is not None:
+        running.shutdown(timeout=2.0)

@@ -35,9 +35,11 @@ BATCH = 256
 SHUTDOWN_S = 1.5
 # A shutdown may run over its budget by thread scheduling only, never by an export.
 MARGIN_S = 0.3
-# The healthy p99 of a span is tens of microseconds; below this floor a 2x comparison would
-# measure the machine's scheduling noise, not tempera.
-P99_FLOOR_US = 50.0
+# The healthy p99 of a span is 50-90 us here, and on 2 cores shared with Rotel, the proxy and
+# the export thread a fault phase's p99 moves by as much from scheduling alone. Blocking on an
+# export would cost hundreds of milliseconds (a slow export takes 0.4-0.8 s), so a floor of
+# 100 us (a 200 us bound at least) still catches it without measuring the scheduler.
+P99_FLOOR_US = 100.0
 # A full queue holds MAX_QUEUE + BATCH spans of ~1-3 KB each; the rest is allocator slack.
 RSS_BOUND = 24 * 1024 * 1024
 
