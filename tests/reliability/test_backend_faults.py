@@ -201,7 +201,35 @@ def service(request: pytest.FixtureRequest) -> str:
 # -- the faults ------------------------------------------------------------------------------
 
 
-def test_backend_down_at_start(rotel: RotelServer, service: str, tmp_path: Path) -> None:
+def _under_fault(run: Run, proxy: FaultProxy, mode: Mode) -> tuple[Phase, list[int]]:
+    """Three seconds of load with the proxy in ``mode``, RSS sampled either side."""
+    proxy.set_mode(mode)
+    rss = [rss_bytes()]
+    phase = run.phase(3.0)
+    rss.append(rss_bytes())
+    return phase, rss
+
+
+def _recover_and_check(
+    run: Run,
+    rotel: RotelServer,
+    service: str,
+    proxy: FaultProxy,
+    healthy: Phase,
+    fault: Phase,
+    rss: list[int],
+    mode: Mode,
+) -> None:
+    """Back to healthy, then every guarantee: latency, delivery, memory, bounded shutdown."""
+    proxy.set_mode("pass")
+    run.phase(0.5)
+    _fast_enough(run, healthy, fault)
+    _delivered_after_recovery(run, rotel, service, fault)
+    _rss_bounded(run, rss)
+    _shutdown_under(run, proxy, mode)
+
+
+def test_backend_down_at_start(rotel: RotelServer, service: str) -> None:
     # The healthy baseline first, with its own handle, on the same machine a moment before.
     proxy = FaultProxy(rotel.grpc_port, "pass")
     try:
@@ -211,16 +239,9 @@ def test_backend_down_at_start(rotel: RotelServer, service: str, tmp_path: Path)
 
         proxy.set_mode("down")
         run = Run(_configure(proxy, service))
-        rss = [rss_bytes()]
-        outage = run.phase(3.0)
-        rss.append(rss_bytes())
+        outage, rss = _under_fault(run, proxy, "down")
         assert run.telemetry.stats()["traces.exported"] == 0
-        proxy.set_mode("pass")
-        run.phase(0.5)
-        _fast_enough(run, healthy, outage)
-        _delivered_after_recovery(run, rotel, service, outage)
-        _rss_bounded(run, rss)
-        _shutdown_under(run, proxy, "down")
+        _recover_and_check(run, rotel, service, proxy, healthy, outage, rss, "down")
     finally:
         proxy.close()
 
@@ -232,16 +253,8 @@ def test_backend_going_down_mid_run(rotel: RotelServer, service: str) -> None:
         healthy = run.phase(2.0)
         exported_before = run.telemetry.stats()["traces.exported"]
         assert exported_before > 0
-        proxy.set_mode("down")
-        rss = [rss_bytes()]
-        outage = run.phase(3.0)
-        rss.append(rss_bytes())
-        proxy.set_mode("pass")
-        run.phase(0.5)
-        _fast_enough(run, healthy, outage)
-        _delivered_after_recovery(run, rotel, service, outage)
-        _rss_bounded(run, rss)
-        _shutdown_under(run, proxy, "down")
+        outage, rss = _under_fault(run, proxy, "down")
+        _recover_and_check(run, rotel, service, proxy, healthy, outage, rss, "down")
     finally:
         proxy.close()
 
@@ -253,17 +266,9 @@ def test_slow_backend(rotel: RotelServer, service: str) -> None:
     try:
         run = Run(_configure(proxy, service))
         healthy = run.phase(2.0)
-        proxy.set_mode("slow")
-        rss = [rss_bytes()]
-        slow = run.phase(3.0)
-        rss.append(rss_bytes())
-        proxy.set_mode("pass")
-        run.phase(0.5)
-        _fast_enough(run, healthy, slow)
+        slow, rss = _under_fault(run, proxy, "slow")
         assert slow.dropped > 0, "a 200 ms backend at 2000 spans/s should fill the queue"
-        _delivered_after_recovery(run, rotel, service, slow)
-        _rss_bounded(run, rss)
-        _shutdown_under(run, proxy, "slow")
+        _recover_and_check(run, rotel, service, proxy, healthy, slow, rss, "slow")
     finally:
         proxy.close()
 
@@ -273,18 +278,10 @@ def test_blackholed_backend(rotel: RotelServer, service: str) -> None:
     try:
         run = Run(_configure(proxy, service))
         healthy = run.phase(2.0)
-        proxy.set_mode("blackhole")
-        rss = [rss_bytes()]
-        hole = run.phase(3.0)
-        rss.append(rss_bytes())
+        hole, rss = _under_fault(run, proxy, "blackhole")
         stats = run.telemetry.stats()
         assert stats["traces.export.retries"] >= 1, stats  # the timed-out batch is kept
-        proxy.set_mode("pass")
-        run.phase(0.5)
-        _fast_enough(run, healthy, hole)
-        _delivered_after_recovery(run, rotel, service, hole)
-        _rss_bounded(run, rss)
-        _shutdown_under(run, proxy, "blackhole")
+        _recover_and_check(run, rotel, service, proxy, healthy, hole, rss, "blackhole")
     finally:
         proxy.close()
 
