@@ -230,14 +230,18 @@ class Series:
     take (see the module docstring) goes through the instrument's own method.
 
     With exemplars off, a counter's or histogram's values wait in ``pending`` (an append,
-    the whole cost of a record) and are folded into the SDK's aggregations in order, by the
-    recording thread every ``FOLD_AT`` values and before every collection of the provider's
-    readers (the storages' ``collect`` is wrapped for that), so a collection never misses a
-    value recorded before it. A series stays registered with its provider while that lives.
+    the whole cost of a record) and are folded into the SDK's aggregations by the recording
+    thread every ``FOLD_AT`` values and before every collection of the provider's readers
+    (the storages' ``collect`` is wrapped for that), so a collection never misses a value
+    recorded before it. The SDK's checks of each value (finite, not negative where the
+    instrument refuses that, the meter enabled) run on the batch when it is folded; a value
+    that fails them goes through the instrument's own method, as it would have at once.
+    A series stays registered with its provider while that lives.
     """
 
     __slots__ = (
         "attributes",
+        "consumer",
         "deferred",
         "fast",
         "fold_lock",
@@ -250,6 +254,7 @@ class Series:
 
     def __init__(self, recorder: SeriesRecorder, attributes: dict[str, Any]) -> None:
         self.recorder = recorder
+        self.consumer = recorder.consumer
         self.attributes = attributes
         self.fast = recorder.fast and _clean(attributes)
         self.storages: Any = None
@@ -301,6 +306,23 @@ class Series:
             values = pending[:count]
             # Values appended meanwhile by other threads sit after these, and stay.
             del pending[:count]
+            recorder = self.recorder
+            config = recorder.instrument._meter_config
+            if config is not None and not config.is_enabled:
+                return  # the SDK drops what a disabled meter records
+            total = sum(values)
+            if total - total != 0 or (recorder.non_negative and min(values) < 0):
+                # A non-finite value, or a negative one where the SDK refuses it: those go
+                # through the instrument's own method (which warns and ignores them).
+                good = []
+                for value in values:
+                    if value - value != 0 or (value < 0 and recorder.non_negative):
+                        recorder.call(value, self.attributes)
+                    else:
+                        good.append(value)
+                if not good:
+                    return
+                values = good
             for match in self.matches:
                 vim = match.vim
                 if vim._reset_on_collect:
@@ -347,6 +369,21 @@ class Series:
                 aggregation.aggregate(self._measurement(value, context), False)
 
     def record(self, value: Any) -> None:
+        # The common case first: a deferred series still bound to the consumer's readers
+        # appends the value; the checks the SDK makes per value run when it is folded.
+        if (
+            self.deferred
+            and type(value) in _NUMBERS
+            and self.storages is self.consumer._reader_storages
+        ):
+            pending = self.pending
+            pending.append(value)
+            if len(pending) >= FOLD_AT:
+                self.fold()
+            return
+        self._record(value)
+
+    def _record(self, value: Any) -> None:
         recorder = self.recorder
         if not self.fast:
             recorder.call(value, self.attributes)

@@ -10,8 +10,12 @@ pytest_plugins = ["receivers", "venv_support"]
 
 @pytest.fixture(autouse=True)
 def _no_telemetry_left_running() -> Iterator[None]:
-    """A test that fails before its own shutdown() must not fail every later configure()."""
+    """A test that fails before its own shutdown() must not fail every later configure().
+
+    Only a handle the test itself started is shut down: one a module-scoped fixture made
+    before the test stays running for the module's other tests."""
+    before = tempera.active()
     yield
     running = tempera.active()
-    if running is not None:
+    if running is not None and running is not before:
         running.shutdown(timeout=2.0)

@@ -258,32 +258,40 @@ class BotMetrics:
         return bound
 
     def _record(self, name: str, value: float, values: tuple[Any, ...]) -> None:
-        """Record ``value`` under the attribute ``values``, in the instrument's key order."""
+        """Record ``value`` under the attribute ``values``, in the instrument's key order.
+
+        The narrative helpers call this directly (one frame less than the public methods).
+        """
         try:
             bound = self._bound
             if bound is None or bound.slot is not (self._pinned or _metrics_global._METER_PROVIDER):
                 bound = self._bind()
-            cached = bound.series[name]
             try:
-                series = cached.get(values)
-                hashable = True
+                series = bound.series[name].get(values)
             except TypeError:  # an unhashable value: guarded (as a string), never cached
-                series = None
-                hashable = False
-            if series is not None:
-                series.record(value)
+                self._first(bound, name, value, values, False)
                 return
-            given = dict(zip(SPECS[name].keys, values, strict=True))
-            attributes, kept = self.guards[name].admit(given)
-            if hashable and kept and len(cached) < MAX_CACHED_SETS:
-                # Values the guard kept stay kept: the guarded set is the same every time.
-                series = cached[values] = bound.recorders[name].series(attributes)
-                series.record(value)
-            else:
-                bound.recorders[name](value, attributes)
+            if series is None:
+                self._first(bound, name, value, values, True)
+                return
+            series.record(value)
         except Exception:
             # A metric is never worth an exception in the bot; say so once per cause.
             _log_once(name)
+
+    def _first(
+        self, bound: _Bound, name: str, value: float, values: tuple[Any, ...], hashable: bool
+    ) -> None:
+        """A set of values not seen before: guard it, and keep its series if it may be kept."""
+        given = dict(zip(SPECS[name].keys, values, strict=True))
+        attributes, kept = self.guards[name].admit(given)
+        cached = bound.series[name]
+        if hashable and kept and len(cached) < MAX_CACHED_SETS:
+            # Values the guard kept stay kept: the guarded set is the same every time.
+            series = cached[values] = bound.recorders[name].series(attributes)
+            series.record(value)
+        else:
+            bound.recorders[name](value, attributes)
 
     # -- bots ------------------------------------------------------------------------------------
 

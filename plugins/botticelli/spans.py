@@ -65,6 +65,13 @@ log = logging.getLogger("tempera.botticelli")
 _clock = time.perf_counter
 _new = object.__new__
 _INTERNAL = SpanKind.INTERNAL
+# The metrics the helpers record, by name (BotMetrics._record takes the values in the
+# instrument's key order).
+_NARRATIVE_DURATION = "narrative.execution.duration"
+_ACT_DURATION = "narrative.act.duration"
+_PARSE_SUCCESS = "narrative.json.parse.success"
+_SUCCESS = "success"
+_FAILURE = "failure"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -428,7 +435,9 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
             span.set_attribute(conv.TOKENS_USED, handle.tokens)
         span.end()
         if self.record_metrics:
-            _metrics(self.metrics).record_narrative(duration, self.type, not failed)
+            _metrics(self.metrics)._record(
+                _NARRATIVE_DURATION, duration, (self.type, _FAILURE if failed else _SUCCESS)
+            )
 
 
 class act(_Scope):
@@ -536,8 +545,10 @@ class act(_Scope):
                 _mark_error(handle.span, cast(Exception, exc))
             handle.span.end()
             if self.record_metrics:
-                (self.metrics or _metrics_module._default or default_metrics()).record_act(
-                    duration, handle.narrative_type, self.name, not failed
+                (self.metrics or _metrics_module._default or default_metrics())._record(
+                    _ACT_DURATION,
+                    duration,
+                    (handle.narrative_type, self.name, _FAILURE if failed else _SUCCESS),
                 )
         except Exception:
             log.debug("tempera: could not end a span", exc_info=True)
@@ -711,8 +722,8 @@ def parse_json(
     try:
         span.end()
         if record_metrics:
-            (metrics or _metrics_module._default or default_metrics()).record_json_parse(
-                True, narrative_type, act_name
+            (metrics or _metrics_module._default or default_metrics())._record(
+                _PARSE_SUCCESS, 1, (narrative_type, act_name)
             )
     except Exception:
         log.debug("tempera: could not record a parse", exc_info=True)
