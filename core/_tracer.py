@@ -29,7 +29,7 @@ import inspect
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from types import TracebackType
 from typing import Any, cast
@@ -220,6 +220,32 @@ class _Span(sdk_trace.Span):
                         d[key] = value
                         return
         super().set_attribute(key, value)  # full, ended span, or a value to clean
+
+    def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
+        attrs: Any = self._attributes
+        max_value_len = attrs.max_value_len
+        for key, value in attributes.items():
+            if (
+                type(value) not in _SIMPLE
+                or type(key) is not str
+                or not key
+                or (max_value_len is not None and type(value) is str and len(value) > max_value_len)
+            ):
+                break
+        else:
+            # All plain: set them under one acquisition of the span's lock, as set_attribute
+            # does one by one, while they all fit.
+            with _SPAN_LOCK:
+                d = attrs._dict
+                if self._end_time is None and (
+                    attrs.maxlen is None or len(d) + len(attributes) <= attrs.maxlen
+                ):
+                    for key, value in attributes.items():
+                        if key in d:
+                            del d[key]  # re-set keys move to the end, as BoundedAttributes does
+                        d[key] = value
+                    return
+        super().set_attributes(attributes)  # values to clean, no room, or an ended span
 
     def _add_event(self, event: sdk_trace.EventBase) -> None:
         with _SPAN_LOCK:

@@ -31,6 +31,7 @@ __all__ = [
     "POLICY",
     "RANDOM_MASK",
     "SAMPLE_RATE",
+    "Consistent",
     "adjusted_count",
     "consistent",
     "drop_result",
@@ -64,6 +65,7 @@ _new_result = object.__new__
 DROP = SamplingResult(Decision.DROP)
 RECORD_ONLY = SamplingResult(Decision.RECORD_ONLY)
 _SAMPLE = Decision.RECORD_AND_SAMPLE
+_RECORD_ONLY = Decision.RECORD_ONLY
 _DROP = Decision.DROP
 
 
@@ -384,6 +386,62 @@ def parent_policy(parent_context: Context | None, default: str) -> str:
         if isinstance(policy, str):
             return policy
     return default
+
+
+class Consistent:
+    """A fixed threshold decided from the parent's trace state with one cached lookup: what
+    ``randomness`` + ``keep_result`` / ``drop_result`` do, for a sampler that decides every
+    span at the same threshold. With ``record_only`` a span it does not keep is RECORD_ONLY
+    (with its own attributes) instead of DROP: what a tail sampler above it asks for."""
+
+    __slots__ = ("policy", "record_only", "root_keep", "t", "weights")
+
+    def __init__(self, t: int, policy: str) -> None:
+        self.t = t
+        self.policy = policy
+        self.weights = weight_attributes(policy, t)
+        self.root_keep = _cached_keep(policy, t)  # kept root, no attributes of its own
+        self.record_only = False
+
+    def decide(
+        self, trace_id: int, attributes: Mapping[str, Any] | None, ts: TraceState | None
+    ) -> SamplingResult:
+        t = self.t
+        facts: _Facts | None = None
+        if ts is not None:
+            facts = _FACTS.get(id(ts))
+            if facts is None or facts.state is not ts:
+                facts = _learn(ts)
+            r = facts.rv if facts.rv >= 0 else trace_id & RANDOM_MASK
+        else:
+            r = trace_id & RANDOM_MASK
+        if t < MAX_THRESHOLD and r >= t:
+            state: TraceState | None
+            if facts is None or facts.empty:
+                if not attributes:
+                    return self.root_keep
+                state = _root_state(t)
+            else:
+                state = facts.with_th.get(t)
+                if state is None:
+                    state = facts.with_th[t] = _with_th(facts.state, t)
+            result = _new_result(SamplingResult)
+            result.decision = _SAMPLE
+            merged: Any = (
+                {**attributes, **self.weights} if attributes else MappingProxyType(self.weights)
+            )
+            result.attributes = merged
+            result.trace_state = state
+            return result
+        if not self.record_only:
+            return DROP if facts is None else facts.drop
+        if not attributes and (facts is None or facts.empty):
+            return RECORD_ONLY
+        result = _new_result(SamplingResult)
+        result.decision = _RECORD_ONLY
+        result.attributes = attributes  # type: ignore[assignment]
+        result.trace_state = None if facts is None or facts.empty else facts.without_th
+        return result
 
 
 def consistent(

@@ -223,17 +223,17 @@ class TailProcessor(SpanProcessor):
             out: list[_Verdict] | None = None
             late: str | None = None
             with self._lock:
-                decided = self._decided.get(tid)
-                if decided is not None:
-                    late = decided
-                else:
-                    traces = self._traces
-                    trace = traces.get(tid)
-                    if trace is None:
-                        if len(traces) >= self.max_traces:
-                            _, oldest = traces.popitem(last=False)
-                            out = [self._finish(oldest, None, "max_traces")]
-                        trace = traces[tid] = _Trace(self._clock())
+                traces = self._traces
+                trace = traces.get(tid)  # an open trace: the common case, one lookup
+                if trace is None:
+                    late = self._decided.get(tid)
+                if trace is None and late is None:
+                    if len(traces) >= self.max_traces:
+                        _, oldest = traces.popitem(last=False)
+                        out = [self._finish(oldest, None, "max_traces")]
+                    trace = traces[tid] = _Trace(self._clock())
+                    self._age_check += 1
+                if trace is not None:
                     trace.spans.append(span)
                     if is_error:
                         trace.error_ids.append(ctx.span_id)
@@ -251,8 +251,7 @@ class TailProcessor(SpanProcessor):
                             out = [verdict]
                         else:
                             out.append(verdict)
-                    self._age_check += 1
-                    if self._age_check >= 256:
+                    if self._age_check >= 32:  # old traces are looked for every 32 new ones
                         self._age_check = 0
                         expired = self._expire(self._clock() - self.max_age_ns)
                         if expired:

@@ -28,13 +28,9 @@ from tempera._tracer import _TUPLE_LAYOUT, _get_current
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
-    DROP,
-    MAX_THRESHOLD,
-    drop_result,
+    Consistent,
     follow_parent,
-    keep_result,
     parent_trace_state,
-    randomness,
     threshold,
 )
 from ._guard import Guard
@@ -152,11 +148,15 @@ class PerNarrativeTypeOptions(BaseModel):
 class _Fixed:
     """A fixed keep probability, decided consistently from the trace's randomness."""
 
-    __slots__ = ("policy", "t")
+    __slots__ = ("consistent", "policy", "t")
 
     def __init__(self, rate: float, policy: str) -> None:
         self.t = threshold(rate)
         self.policy = policy
+        self.consistent = Consistent(self.t, policy)
+
+    def record_only_drops(self) -> None:
+        self.consistent.record_only = True
 
     def decide(
         self,
@@ -167,7 +167,7 @@ class _Fixed:
         attributes: Attributes,
         links: Sequence[Link] | None,
     ) -> SamplingResult:
-        # parent_trace_state and randomness, inline: this runs for every span.
+        # parent_trace_state, inline: this runs for every span.
         context = parent_context if parent_context is not None else _get_current()
         span = context.get(_SPAN_KEY)
         ts: TraceState | None = None
@@ -178,17 +178,20 @@ class _Fixed:
                     ts = sc[4]
             else:
                 ts = parent_trace_state(parent_context)
-        t = self.t
-        if t < MAX_THRESHOLD and randomness(trace_id, ts) >= t:
-            return keep_result(self.policy, t, attributes, ts)
-        return drop_result(ts) if ts is not None else DROP
+        return self.consistent.decide(trace_id, attributes, ts)
 
 
 class _Nested:
-    __slots__ = ("decide",)
+    __slots__ = ("decide", "sampler")
 
     def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
         self.decide = sampler.should_sample
+
+    def record_only_drops(self) -> None:
+        mark = getattr(self.sampler, "record_only_drops", None)
+        if callable(mark):
+            mark()
 
 
 _Choice = _Fixed | _Nested
@@ -299,6 +302,12 @@ class PerNarrativeTypeSampler(Sampler):
             return choice.decide(parent_context, trace_id, name, kind, attributes, links)
         except Exception:
             return self._guard.fallback(parent_context, attributes)
+
+    def record_only_drops(self) -> None:
+        """Spans this sampler does not keep become RECORD_ONLY instead of DROP, where a
+        rate decides them (a tail sampler above asks for that; others it converts)."""
+        for choice in (*self.rates.values(), self.default, *(r.choice for r in self.rules)):
+            choice.record_only_drops()
 
     def get_description(self) -> str:
         return (

@@ -157,6 +157,27 @@ def test_limits_are_applied_as_the_sdk_applies_them() -> None:
     assert shapes[1]["attributes"] == {"b": "too", "c": "x"}
 
 
+def test_set_attributes_as_the_sdk_sets_them() -> None:
+    limits = SpanLimits(max_span_attributes=4, max_attribute_length=5)
+
+    def script(tracer: trace.Tracer) -> None:
+        span = tracer.start_span("s", attributes={"a": 1})
+        span.set_attributes({"b": 2, "c": "short"})
+        span.set_attributes({"a": 3, "d": True})  # a re-set key moves to the end
+        span.set_attributes({"e": "far too long", "f": [1, 2]})  # cleaned; the oldest go
+        span.end()
+        span.set_attributes({"g": 1})  # ended: ignored
+        other = tracer.start_span("t")
+        other.set_attributes({"x": "truncated value", "y": ("a", "b"), "": 1})
+        other.end()
+
+    shapes = _same_spans(script, limits=limits)
+    assert shapes[0]["attributes"] == {"a": 3, "d": True, "e": "far t", "f": (1, 2)}
+    assert list(shapes[0]["attributes"]) == ["a", "d", "e", "f"]
+    assert shapes[0]["dropped_attributes"] == 2
+    assert shapes[1]["attributes"] == {"x": "trunc", "y": ("a", "b")}
+
+
 def test_ended_span_stays_ended() -> None:
     def script(tracer: trace.Tracer) -> None:
         span = tracer.start_span("once")

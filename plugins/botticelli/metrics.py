@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry.metrics import _internal as _metrics_global  # the global provider slot
-from tempera._series import Series, SeriesRecorder
+from tempera._series import _NUMBERS, FOLD_AT, Series, SeriesRecorder
 
 from .cardinality import DEFAULT_CAP, CardinalityGuard
 
@@ -273,6 +273,18 @@ class BotMetrics:
                 return
             if series is None:
                 self._first(bound, name, value, values, True)
+                return
+            # Series.record's common case, inline (one frame less per record): a deferred
+            # series still bound to its consumer's readers takes the value in its buffer.
+            if (
+                series.deferred
+                and type(value) in _NUMBERS
+                and series.storages is series.consumer._reader_storages
+            ):
+                pending = series.pending
+                pending.append(value)
+                if len(pending) >= FOLD_AT:
+                    series.fold()
                 return
             series.record(value)
         except Exception:

@@ -160,8 +160,9 @@ class LlmCall(_Handle):
         self.input_tokens += prompt
         self.output_tokens += completion
         try:
-            self.span.set_attribute(conv.INPUT_TOKENS, self.input_tokens)
-            self.span.set_attribute(conv.OUTPUT_TOKENS, self.output_tokens)
+            self.span.set_attributes(
+                {conv.INPUT_TOKENS: self.input_tokens, conv.OUTPUT_TOKENS: self.output_tokens}
+            )
             running = _current_narrative.get()
             if running is not None:
                 running.tokens += prompt + completion

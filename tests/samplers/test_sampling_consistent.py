@@ -162,3 +162,44 @@ def test_show_prints_the_resolved_tree() -> None:
     lines = resolve(settings).sampler.describe()
     assert lines[0].startswith("error-always(")
     assert lines[1].startswith("  per-narrative-type(")
+
+
+def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
+    """Consistent.decide (one cached lookup per span) against the general functions, for
+    every kind of parent state; with record_only, what error-always converts a DROP into."""
+    from tempera.samplers._consistent import (
+        Consistent,
+        drop_result,
+        keep_result,
+        randomness,
+    )
+
+    t = threshold(0.25)
+    states = [
+        None,
+        TraceState(),
+        TraceState([("ot", "th:c"), ("vendor", "x")]),
+        TraceState([("ot", "rv:ffffffffffffff")]),
+        TraceState([("ot", "rv:00000000000001;th:8")]),
+    ]
+    attribute_sets = [None, {}, {"narrative.type": "curation"}]
+    plain = Consistent(t, "p")
+    record_only = Consistent(t, "p")
+    record_only.record_only = True
+    seen = set()
+    for trace_id in trace_ids(11, 200):
+        for ts in states:
+            for attributes in attribute_sets:
+                if randomness(trace_id, ts) >= t:
+                    want = keep_result("p", t, attributes, ts)
+                    wanted_converted = want
+                else:
+                    want = drop_result(ts)
+                    wanted_converted = drop_result(ts, Decision.RECORD_ONLY, attributes)
+                for consistent, expected in ((plain, want), (record_only, wanted_converted)):
+                    got = consistent.decide(trace_id, attributes, ts)
+                    assert got.decision is expected.decision
+                    assert dict(got.attributes or {}) == dict(expected.attributes or {})
+                    assert got.trace_state == expected.trace_state
+                    seen.add(got.decision)
+    assert seen == {Decision.RECORD_AND_SAMPLE, Decision.DROP, Decision.RECORD_ONLY}
