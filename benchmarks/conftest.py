@@ -36,13 +36,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         w("(the sdk rows: the bare SDK by the same method, for comparison, not limited)")
         w(
             f"{'configuration':<34}{'us/span':>9}{'overhead':>10}{'halves':>15}"
-            f"{'A/B':>8}{'realistic':>11}{'A/B wall':>10}{'crossover':>11}"
+            f"{'A/B':>8}{'A/B null':>10}{'realistic':>11}{'A/B wall':>10}{'crossover':>11}"
         )
         for name, f in overhead.items():
             halves = f"{f['first_half_pct']:.2f}/{f['second_half_pct']:.2f}"
             w(
                 f"{name:<34}{f['us_per_span']:>9.2f}{f['overhead_pct']:>9.2f}%{halves:>15}"
-                f"{f['ab_pct']:>7.2f}%{f['realistic_pct']:>10.3f}%"
+                f"{f['ab_pct']:>7.2f}%{f['ab_null_pct']:>9.2f}%{f['realistic_pct']:>10.3f}%"
                 f"{f['ab_wall_pct']:>9.2f}%{f['crossover_ms']:>9.2f}ms"
             )
     span_cost = results.get("span_cost")

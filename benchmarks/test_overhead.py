@@ -64,12 +64,15 @@ def measure_overhead(name: str, *, rounds: int = 30, calls: int = 60) -> dict[st
             calls=calls,
         )
         work = interleaved({"bare": bare_narrative(NARRATIVE_CPU_MS)}, rounds=rounds, calls=2)
+        # "again" is the bare narrative a second time: its A/B against "bare" is the noise
+        # floor of the A/B figure in this same run.
         ab = interleaved(
             {
                 "tempera": lambda: reference_narrative(NARRATIVE_CPU_MS, record_metrics=metrics),
                 "bare": bare_narrative(NARRATIVE_CPU_MS),
+                "again": bare_narrative(NARRATIVE_CPU_MS),
             },
-            rounds=max(3, rounds // 2),
+            rounds=rounds,
             calls=2,
         )
     own = work.min("bare")
@@ -85,6 +88,7 @@ def measure_overhead(name: str, *, rounds: int = 30, calls: int = 60) -> dict[st
         "first_half_pct": statistics.median(paired[:half]) / own * 100,
         "second_half_pct": statistics.median(paired[half:]) / own * 100,
         "ab_pct": statistics.median(ab_paired) / ab.median("bare") * 100,
+        "ab_null_pct": statistics.median(ab.paired("again", "bare")) / ab.median("bare") * 100,
         # CPU work per span at which this configuration's overhead reaches 1%.
         "crossover_ms": per_narrative / SPANS_PER_NARRATIVE / (LIMIT_PERCENT / 100) * 1e3,
     }

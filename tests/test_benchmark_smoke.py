@@ -4,6 +4,7 @@ The real measurements run with ``pytest --benchmark-only`` (benchmarks/)."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def test_each_configuration_exports_through_the_null_exporter(name: str) -> None
 def test_overhead_measurement_runs() -> None:
     figures = measure_overhead("error-always", rounds=2, calls=2)
     assert figures["us_per_span"] > 0
+    assert math.isfinite(figures["ab_pct"]) and math.isfinite(figures["ab_null_pct"])
     assert figures["own_ms"] > 1.0
     assert figures["crossover_ms"] == pytest.approx(figures["us_per_span"] / 10)
 
