@@ -148,32 +148,10 @@ class _Attributes(BoundedAttributes):
         return self._dict.values()
 
 
-def _attributes(given: types.Attributes, cls: type[_Attributes]) -> BoundedAttributes:
-    """The span's attribute container: built directly when every key is a non-empty string
-    and every value a plain scalar within the limits (what cleaning would leave unchanged)."""
-    maxlen = cls.maxlen
-    max_value_len = cls.max_value_len
-    if given:
-        if maxlen is not None and len(given) > maxlen:
-            return BoundedAttributes(maxlen, given, immutable=False, max_value_len=max_value_len)
-        # One pass in Python: for the few attributes a span starts with, cheaper than the
-        # map/issuperset checks (which build two iterators and make two method calls).
-        for key, value in given.items():
-            if (
-                type(key) is not str
-                or not key
-                or type(value) not in _SIMPLE
-                or (max_value_len is not None and type(value) is str and len(value) > max_value_len)
-            ):
-                return BoundedAttributes(
-                    maxlen, given, immutable=False, max_value_len=max_value_len
-                )
-        clean: dict[str, Any] = dict(given)
-    else:
-        clean = {}
-    made = _new(cls)
-    made._dict = clean
-    return made
+def _bounded(given: types.Attributes, cls: type[_Attributes]) -> BoundedAttributes:
+    """The SDK's container, cleaning and bounding ``given`` (what ``_start`` falls back to
+    when the attributes are not a clean dict within the limits)."""
+    return BoundedAttributes(cls.maxlen, given, immutable=False, max_value_len=cls.max_value_len)
 
 
 _UNSET = Status(StatusCode.UNSET)
@@ -480,7 +458,34 @@ class TemperaTracer(sdk_trace.Tracer):
             span._name = name
             span._context = span_context
             span._parent = parent
-            span._attributes = _attributes(result.attributes, self._attributes_cls)
+            # The attribute container, built directly when every key is a non-empty string
+            # and every value a plain scalar within the limits (what cleaning would leave
+            # unchanged). One pass in Python: for the few attributes a span starts with,
+            # cheaper than map/issuperset checks; inline, one frame less per span.
+            given = result.attributes
+            cls: type[_Attributes] = self._attributes_cls
+            container: Any = None
+            if not given:
+                container = _new(cls)
+                container._dict = {}
+            elif cls.maxlen is None or len(given) <= cls.maxlen:
+                max_value_len = cls.max_value_len
+                for key, value in given.items():
+                    if (
+                        type(key) is not str
+                        or not key
+                        or type(value) not in _SIMPLE
+                        or (
+                            max_value_len is not None
+                            and type(value) is str
+                            and len(value) > max_value_len
+                        )
+                    ):
+                        break
+                else:
+                    container = _new(cls)
+                    container._dict = dict(given)
+            span._attributes = container if container is not None else _bounded(given, cls)
             if kind is not _INTERNAL:
                 span._kind = kind
             if links:

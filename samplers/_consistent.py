@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.trace import Span, SpanContext, get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
-from tempera._tracer import _TUPLE_LAYOUT
+from tempera._tracer import _TUPLE_LAYOUT, _get_current
 
 __all__ = [
     "ADJUSTED_COUNT",
@@ -404,8 +404,26 @@ class Consistent:
         self.record_only = False
 
     def decide(
-        self, trace_id: int, attributes: Mapping[str, Any] | None, ts: TraceState | None
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: Any,
+        attributes: Mapping[str, Any] | None,
+        links: Any,
     ) -> SamplingResult:
+        """A span's decision (``should_sample``'s arguments, less the unused trace state)."""
+        # parent_trace_state, inline: this runs for every span.
+        context = parent_context if parent_context is not None else _get_current()
+        span = context.get(_SPAN_KEY)
+        ts: TraceState | None = None
+        if span is not None:
+            sc = getattr(span, "_context", None)
+            if type(sc) is SpanContext and _TUPLE_LAYOUT:
+                if sc[5]:  # (trace_id, span_id, is_remote, flags, state, is_valid)
+                    ts = sc[4]
+            else:
+                ts = parent_trace_state(parent_context)
         t = self.t
         facts: _Facts | None = None
         if ts is not None:

@@ -19,18 +19,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from opentelemetry import baggage
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
-from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from tempera._tracer import _TUPLE_LAYOUT, _get_current
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
     Consistent,
     follow_parent,
-    parent_trace_state,
     threshold,
 )
 from ._guard import Guard
@@ -148,37 +145,16 @@ class PerNarrativeTypeOptions(BaseModel):
 class _Fixed:
     """A fixed keep probability, decided consistently from the trace's randomness."""
 
-    __slots__ = ("consistent", "policy", "t")
+    __slots__ = ("consistent", "decide", "policy", "t")
 
     def __init__(self, rate: float, policy: str) -> None:
         self.t = threshold(rate)
         self.policy = policy
         self.consistent = Consistent(self.t, policy)
+        self.decide = self.consistent.decide  # called per span: no wrapper frame
 
     def record_only_drops(self) -> None:
         self.consistent.record_only = True
-
-    def decide(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None,
-        attributes: Attributes,
-        links: Sequence[Link] | None,
-    ) -> SamplingResult:
-        # parent_trace_state, inline: this runs for every span.
-        context = parent_context if parent_context is not None else _get_current()
-        span = context.get(_SPAN_KEY)
-        ts: TraceState | None = None
-        if span is not None:
-            sc = getattr(span, "_context", None)
-            if type(sc) is SpanContext and _TUPLE_LAYOUT:
-                if sc[5]:  # (trace_id, span_id, is_remote, flags, state, is_valid)
-                    ts = sc[4]
-            else:
-                ts = parent_trace_state(parent_context)
-        return self.consistent.decide(trace_id, attributes, ts)
 
 
 class _Nested:

@@ -395,9 +395,28 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
         attributes = {conv.NARRATIVE_TYPE: self.type, conv.NARRATIVE_NAME: self.name}
         if self.attributes:
             attributes.update(self.attributes)
-        span = tracer().start_span(
-            conv.NARRATIVE_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
+        cached = _ctx._cached
+        t = (
+            cached[1]
+            if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
+            else tracer()
         )
+        if type(t) is TemperaTracer:  # its start_span, one frame and no keywords less
+            span = t._start(
+                conv.NARRATIVE_SPAN_PREFIX + self.name,
+                ctx,
+                _INTERNAL,
+                attributes,
+                links,
+                None,
+                True,
+                True,
+                ctx,
+            )
+        else:
+            span = t.start_span(
+                conv.NARRATIVE_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
+            )
         # One attach: the baggage and the span in the same new context.
         new = Context(ctx)
         dict.__setitem__(new, _SPAN_KEY, span)

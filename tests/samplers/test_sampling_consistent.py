@@ -189,6 +189,14 @@ def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
     seen = set()
     for trace_id in trace_ids(11, 200):
         for ts in states:
+            # The parent span carrying ts (a root when None).
+            parent = (
+                context_api.Context()
+                if ts is None
+                else trace.set_span_in_context(
+                    NonRecordingSpan(SpanContext(trace_id, 7, False, TraceFlags(1), ts))
+                )
+            )
             for attributes in attribute_sets:
                 if randomness(trace_id, ts) >= t:
                     want = keep_result("p", t, attributes, ts)
@@ -197,7 +205,7 @@ def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
                     want = drop_result(ts)
                     wanted_converted = drop_result(ts, Decision.RECORD_ONLY, attributes)
                 for consistent, expected in ((plain, want), (record_only, wanted_converted)):
-                    got = consistent.decide(trace_id, attributes, ts)
+                    got = consistent.decide(parent, trace_id, "s", None, attributes, None)
                     assert got.decision is expected.decision
                     assert dict(got.attributes or {}) == dict(expected.attributes or {})
                     assert got.trace_state == expected.trace_state
