@@ -307,11 +307,14 @@ def test_flapping_backend_sustained(rotel: RotelServer, service: str) -> None:
         flapping = run.phase(8.0, during=flap)
         rss.append(rss_bytes())
         proxy.set_mode("pass")
-        assert proxy.connections >= 2  # the exporter reconnected after an outage
         _fast_enough(run, healthy, flapping)
         stats = run.telemetry.stats()
         assert stats["traces.export.retries"] >= 1, stats
         _delivered_after_recovery(run, rotel, service, flapping)
+        # The first outage reset the exporter's connection, so what was delivered came over
+        # a new one. (Checked after recovery: gRPC's reconnect back-off, 1 s and growing,
+        # may miss every 1 s window the flapping leaves open.)
+        assert proxy.connections >= 2
         _rss_bounded(run, rss)
         _shutdown_under(run, proxy, "down")
     finally:
