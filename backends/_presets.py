@@ -39,9 +39,9 @@ def otlp_use(
 
 
 def from_environment(variable: str, what: str, env: Mapping[str, str] | None = None) -> SecretStr:
-    """A secret read from the environment; missing or empty is a ConfigError naming it.
-
-    The value is wrapped at once so that no repr, error or log line can show it.
+    """A secret read from ``env`` (a backend passes ``context.environ``: the mapping the
+    settings were loaded from) or the process environment; missing or empty is a ConfigError
+    naming it. The value is wrapped at once so that no repr, error or log line can show it.
     """
     value = (os.environ if env is None else env).get(variable, "")
     if not value.strip():

@@ -66,10 +66,12 @@ class GrafanaCloudBackend(Backend):
         instance = (
             options.instance_id
             or from_environment(
-                options.instance_id_env, "grafana-cloud instance id"
+                options.instance_id_env, "grafana-cloud instance id", context.environ
             ).get_secret_value()
         )
-        token = from_environment(options.token_env, "grafana-cloud token").get_secret_value()
+        token = from_environment(
+            options.token_env, "grafana-cloud token", context.environ
+        ).get_secret_value()
         credentials = base64.b64encode(f"{instance}:{token}".encode()).decode("ascii")
         headers = {"Authorization": SecretStr(f"Basic {credentials}")}
         return [

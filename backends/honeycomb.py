@@ -38,7 +38,7 @@ class HoneycombBackend(Backend):
     signals: ClassVar[frozenset[Signal]] = frozenset({"traces", "metrics", "logs"})
 
     def plan(self, settings: Settings, options: Any, context: BuildContext) -> list[ExporterUse]:
-        key = from_environment(options.api_key_env, "honeycomb API key")
+        key = from_environment(options.api_key_env, "honeycomb API key", context.environ)
         host = _HOSTS[options.region]
         common = {
             "endpoint": options.endpoint,

@@ -36,7 +36,7 @@ class SignozBackend(Backend):
         headers: dict[str, SecretStr] = {}
         if options.ingestion_key_env:
             headers["signoz-ingestion-key"] = from_environment(
-                options.ingestion_key_env, "SigNoz ingestion key"
+                options.ingestion_key_env, "SigNoz ingestion key", context.environ
             )
         return [
             otlp_use(

@@ -251,6 +251,7 @@ def settings_from_document(
         raise _locate_error(config_error(exc, TABLE, Settings), text, file, sources) from None
     settings._sources = sources
     settings._path = str(file) if file is not None else None
+    settings._environ = None if env is os.environ else env
     if resolve_plugins and settings.enabled:
         from ._resolve import resolve
 

@@ -7,7 +7,8 @@ its ``Options`` model (pydantic), so a plugin's errors read like the core's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -79,6 +80,13 @@ class BuildContext:
     def notice(self, message: str) -> None:
         """Tell the user something once at configure time (printed by the CLI, logged)."""
         self.notices.append(message)
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The environment the settings were loaded from: the ``env`` mapping given to
+        ``load_settings``, else the process's. Read secrets (API keys, tokens) from here."""
+        given = getattr(self.settings, "_environ", None)
+        return os.environ if given is None else given
 
 
 class Backend:

@@ -306,6 +306,8 @@ class Settings(_Redacted, _Strict):
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _path: str | None = PrivateAttr(default=None)
     _plan: Any = PrivateAttr(default=None)  # the resolved build plan, set by the loader
+    # The environment mapping the loader read (``load_settings(env=...)``); None: os.environ.
+    _environ: Any = PrivateAttr(default=None)
 
     @field_validator("sampler")
     @classmethod

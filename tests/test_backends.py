@@ -11,8 +11,9 @@ import tempera
 from tempera import ConfigError, load_settings
 
 
-def plan_of(**overrides: Any) -> Any:
-    return load_settings(None, env={}, **overrides)._plan
+def plan_of(env: dict[str, str] | None = None, **overrides: Any) -> Any:
+    """The plan of settings loaded with ``env`` as the whole environment (secrets too)."""
+    return load_settings(None, env=env or {}, **overrides)._plan
 
 
 def uses(plan: Any) -> list[tuple[str, list[str], dict[str, Any]]]:
@@ -104,8 +105,8 @@ def test_signoz_takes_all_three_signals() -> None:
 
 
 def test_signoz_cloud_ingestion_key_from_environment(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("SIGNOZ_KEY", "sz-secret")
-    plan = plan_of(backend="signoz", backend_options={"ingestion_key_env": "SIGNOZ_KEY"})
+    env = {"SIGNOZ_KEY": "sz-secret"}
+    plan = plan_of(env=env, backend="signoz", backend_options={"ingestion_key_env": "SIGNOZ_KEY"})
     [(_, _, options)] = uses(plan)
     assert options["headers"] == {"signoz-ingestion-key": "sz-secret"}
     assert "sz-secret" not in repr(plan.exporters)
@@ -119,9 +120,8 @@ def test_backend_options_are_validated_by_the_backend_model() -> None:
 
 
 def test_grafana_cloud_basic_auth_from_environment(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("GRAFANA_CLOUD_INSTANCE_ID", "123456")
-    clean_env.setenv("GRAFANA_CLOUD_API_KEY", "glc_s3cr3t")
-    plan = plan_of(backend="grafana-cloud", backend_options={"zone": "prod-eu-west-2"})
+    env = {"GRAFANA_CLOUD_INSTANCE_ID": "123456", "GRAFANA_CLOUD_API_KEY": "glc_s3cr3t"}
+    plan = plan_of(env=env, backend="grafana-cloud", backend_options={"zone": "prod-eu-west-2"})
     [(name, signals, options)] = uses(plan)
     assert (name, signals) == ("otlp-http", ["logs", "metrics", "traces"])
     assert options["endpoint"] == "https://otlp-gateway-prod-eu-west-2.grafana.net/otlp"
@@ -133,9 +133,9 @@ def test_grafana_cloud_basic_auth_from_environment(clean_env: pytest.MonkeyPatch
 
 
 def test_grafana_cloud_variable_names_from_backend_options(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("MY_STACK", "77")
-    clean_env.setenv("MY_TOKEN", "tok")
+    env = {"MY_STACK": "77", "MY_TOKEN": "tok"}
     plan = plan_of(
+        env=env,
         backend="grafana-cloud",
         otlp_endpoint="https://otlp-gateway-prod-us-east-0.grafana.net/otlp",
         backend_options={"instance_id_env": "MY_STACK", "token_env": "MY_TOKEN"},
@@ -149,11 +149,10 @@ def test_grafana_cloud_variable_names_from_backend_options(clean_env: pytest.Mon
 def test_grafana_cloud_missing_variable_is_named(
     clean_env: pytest.MonkeyPatch, missing: str
 ) -> None:
-    clean_env.setenv("GRAFANA_CLOUD_INSTANCE_ID", "123456")
-    clean_env.setenv("GRAFANA_CLOUD_API_KEY", "glc_s3cr3t")
-    clean_env.delenv(missing)
+    env = {"GRAFANA_CLOUD_INSTANCE_ID": "123456", "GRAFANA_CLOUD_API_KEY": "glc_s3cr3t"}
+    del env[missing]
     with pytest.raises(ConfigError) as info:
-        plan_of(backend="grafana-cloud", backend_options={"zone": "prod-eu-west-2"})
+        plan_of(env=env, backend="grafana-cloud", backend_options={"zone": "prod-eu-west-2"})
     assert missing in str(info.value)
     assert "glc_s3cr3t" not in str(info.value)
 
@@ -164,19 +163,21 @@ def test_grafana_cloud_needs_a_gateway(clean_env: pytest.MonkeyPatch) -> None:
 
 
 def test_grafana_cloud_always_speaks_http_and_says_so(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("GRAFANA_CLOUD_INSTANCE_ID", "1")
-    clean_env.setenv("GRAFANA_CLOUD_API_KEY", "t")
+    env = {"GRAFANA_CLOUD_INSTANCE_ID": "1", "GRAFANA_CLOUD_API_KEY": "t"}
     plan = plan_of(
-        backend="grafana-cloud", protocol="grpc", backend_options={"zone": "prod-eu-west-2"}
+        env=env,
+        backend="grafana-cloud",
+        protocol="grpc",
+        backend_options={"zone": "prod-eu-west-2"},
     )
     assert [u[0] for u in uses(plan)] == ["otlp-http"]
     assert any("http/protobuf" in n for n in plan.notices)
 
 
 def test_honeycomb_team_header_and_dataset_for_metrics(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("HONEYCOMB_API_KEY", "hc-key")
+    env = {"HONEYCOMB_API_KEY": "hc-key"}
     plan = plan_of(
-        backend="honeycomb", service_name="bot", backend_options={"dataset": "bot-metrics"}
+        env=env, backend="honeycomb", service_name="bot", backend_options={"dataset": "bot-metrics"}
     )
     by_signal = {s: (name, options) for name, signals, options in uses(plan) for s in signals}
     assert set(by_signal) == {"traces", "metrics", "logs"}
@@ -194,8 +195,9 @@ def test_honeycomb_team_header_and_dataset_for_metrics(clean_env: pytest.MonkeyP
 def test_honeycomb_defaults_dataset_to_service_and_speaks_http_when_asked(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
-    clean_env.setenv("HONEYCOMB_API_KEY", "k")
+    env = {"HONEYCOMB_API_KEY": "k"}
     plan = plan_of(
+        env=env,
         backend="honeycomb",
         service_name="bot",
         protocol="http/protobuf",
@@ -242,3 +244,19 @@ def test_backends_read_from_a_file(tmp_path: Path, clean_env: pytest.MonkeyPatch
         tempera.load_settings(path)
     assert "region" in str(info.value)
     assert "app.toml" in str(info.value)
+
+
+def test_secrets_come_from_the_environment_the_settings_were_loaded_from(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    # load_settings(env=...) is the whole environment: the process's is not consulted.
+    clean_env.setenv("HONEYCOMB_API_KEY", "from-the-process")
+    plan = plan_of(env={"HONEYCOMB_API_KEY": "given"}, backend="honeycomb")
+    assert {u[2]["headers"]["x-honeycomb-team"] for u in uses(plan)} == {"given"}
+    with pytest.raises(ConfigError, match="HONEYCOMB_API_KEY"):
+        plan_of(env={}, backend="honeycomb")
+    # Without env=, the process environment.
+    settings = load_settings(None, backend="honeycomb")
+    assert {u[2]["headers"]["x-honeycomb-team"] for u in uses(settings._plan)} == {
+        "from-the-process"
+    }

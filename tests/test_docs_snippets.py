@@ -82,7 +82,9 @@ def _ids(found: list[Block]) -> list[str]:
 def doc_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name in [n for n in os.environ if n.startswith(("TEMPERA_", "OTEL_"))]:
         monkeypatch.delenv(name)
-    for name, value in ENV.items():  # backends read their secrets from the process environment
+    # load_settings gets ENV as its environment; Python snippets that call configure() read the
+    # process environment, so it holds the same values.
+    for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     return dict(ENV)
 
