@@ -117,6 +117,14 @@ def measure_realistic(name: str, *, rounds: int = 3) -> dict[str, float]:
     return {"wall_ms": bare * 1e3, "ab_wall_pct": diff / bare * 100}
 
 
+def _measure_all(name: str) -> dict[str, float]:
+    figures = measure_overhead(name)
+    figures.update(measure_realistic(name))
+    figures["realistic_pct"] = figures["us_per_narrative"] / 1e3 / figures["wall_ms"] * 100
+    results.setdefault("overhead", {})[name] = figures
+    return figures
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_overhead_under_one_percent(benchmark: Any, name: str) -> None:
     # realistic_pct: the same telemetry cost per narrative, over the realistic wall time.
@@ -129,14 +137,6 @@ def test_overhead_under_one_percent(benchmark: Any, name: str) -> None:
         f"{name}: {figures['overhead_pct']:.2f}% of a {figures['own_ms']:.1f} ms narrative "
         f"({figures['us_per_span']:.2f} us per span)"
     )
-
-
-def _measure_all(name: str) -> dict[str, float]:
-    figures = measure_overhead(name)
-    figures.update(measure_realistic(name))
-    figures["realistic_pct"] = figures["us_per_narrative"] / 1e3 / figures["wall_ms"] * 100
-    results.setdefault("overhead", {})[name] = figures
-    return figures
 
 
 @pytest.mark.parametrize("name", list(BASELINES))

@@ -65,7 +65,6 @@ _new_result = object.__new__
 DROP = SamplingResult(Decision.DROP)
 RECORD_ONLY = SamplingResult(Decision.RECORD_ONLY)
 _SAMPLE = Decision.RECORD_AND_SAMPLE
-_RECORD_ONLY = Decision.RECORD_ONLY
 _DROP = Decision.DROP
 
 
@@ -391,17 +390,15 @@ def parent_policy(parent_context: Context | None, default: str) -> str:
 class Consistent:
     """A fixed threshold decided from the parent's trace state with one cached lookup: what
     ``randomness`` + ``keep_result`` / ``drop_result`` do, for a sampler that decides every
-    span at the same threshold. With ``record_only`` a span it does not keep is RECORD_ONLY
-    (with its own attributes) instead of DROP: what a tail sampler above it asks for."""
+    span at the same threshold."""
 
-    __slots__ = ("policy", "record_only", "root_keep", "t", "weights")
+    __slots__ = ("policy", "root_keep", "t", "weights")
 
     def __init__(self, t: int, policy: str) -> None:
         self.t = t
         self.policy = policy
         self.weights = weight_attributes(policy, t)
         self.root_keep = _cached_keep(policy, t)  # kept root, no attributes of its own
-        self.record_only = False
 
     def decide(
         self,
@@ -451,15 +448,7 @@ class Consistent:
             result.attributes = merged
             result.trace_state = state
             return result
-        if not self.record_only:
-            return DROP if facts is None else facts.drop
-        if not attributes and (facts is None or facts.empty):
-            return RECORD_ONLY
-        result = _new_result(SamplingResult)
-        result.decision = _RECORD_ONLY
-        result.attributes = attributes  # type: ignore[assignment]
-        result.trace_state = None if facts is None or facts.empty else facts.without_th
-        return result
+        return DROP if facts is None else facts.drop
 
 
 def consistent(

@@ -65,11 +65,6 @@ class ErrorAlwaysSampler(Sampler):
     ) -> None:
         self.otherwise = otherwise
         self.options = options
-        # A nested sampler that can mark what it does not keep RECORD_ONLY itself spares the
-        # conversion below for most spans; any DROP still coming back is converted.
-        mark = getattr(otherwise, "record_only_drops", None)
-        if callable(mark):
-            mark()
         self._nested = otherwise.should_sample
         self._slow_ns = int(options.slow_ms * 1_000_000) if options.slow_ms else None
         self._guard = Guard("error-always", stats, record_only=True)

@@ -142,35 +142,19 @@ class PerNarrativeTypeOptions(BaseModel):
 # -- the sampler ---------------------------------------------------------------------------
 
 
-class _Fixed:
+def _fixed(rate: float, policy: str) -> Consistent:
     """A fixed keep probability, decided consistently from the trace's randomness."""
-
-    __slots__ = ("consistent", "decide", "policy", "t")
-
-    def __init__(self, rate: float, policy: str) -> None:
-        self.t = threshold(rate)
-        self.policy = policy
-        self.consistent = Consistent(self.t, policy)
-        self.decide = self.consistent.decide  # called per span: no wrapper frame
-
-    def record_only_drops(self) -> None:
-        self.consistent.record_only = True
+    return Consistent(threshold(rate), policy)
 
 
 class _Nested:
-    __slots__ = ("decide", "sampler")
+    __slots__ = ("decide",)
 
     def __init__(self, sampler: Sampler) -> None:
-        self.sampler = sampler
         self.decide = sampler.should_sample
 
-    def record_only_drops(self) -> None:
-        mark = getattr(self.sampler, "record_only_drops", None)
-        if callable(mark):
-            mark()
 
-
-_Choice = _Fixed | _Nested
+_Choice = Consistent | _Nested
 
 
 class _CompiledRule:
@@ -237,8 +221,8 @@ class PerNarrativeTypeSampler(Sampler):
         base = cls.policy
         return cls(
             kwargs.pop("attribute", NARRATIVE_TYPE),
-            {k: _Fixed(v, f"{base}:{k}") for k, v in rates.items()},
-            _Fixed(default, f"{base}:default"),
+            {k: _fixed(v, f"{base}:{k}") for k, v in rates.items()},
+            _fixed(default, f"{base}:default"),
             **kwargs,
         )
 
@@ -279,12 +263,6 @@ class PerNarrativeTypeSampler(Sampler):
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 
-    def record_only_drops(self) -> None:
-        """Spans this sampler does not keep become RECORD_ONLY instead of DROP, where a
-        rate decides them (a tail sampler above asks for that; others it converts)."""
-        for choice in (*self.rates.values(), self.default, *(r.choice for r in self.rules)):
-            choice.record_only_drops()
-
     def get_description(self) -> str:
         return (
             f"PerNarrativeType{{{self.attribute}, {len(self.rates)} rates, "
@@ -301,7 +279,7 @@ class PerNarrativeType(SamplerPlugin):
         def choice(value: float | SamplerSpec, label: str) -> _Choice:
             if isinstance(value, SamplerSpec):
                 return _Nested(context.build(value))
-            return _Fixed(value, f"{base}:{label}")
+            return _fixed(value, f"{base}:{label}")
 
         rules = [
             _CompiledRule(

@@ -166,7 +166,7 @@ def test_show_prints_the_resolved_tree() -> None:
 
 def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
     """Consistent.decide (one cached lookup per span) against the general functions, for
-    every kind of parent state; with record_only, what error-always converts a DROP into."""
+    every kind of parent state."""
     from tempera.samplers._consistent import (
         Consistent,
         drop_result,
@@ -183,9 +183,7 @@ def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
         TraceState([("ot", "rv:00000000000001;th:8")]),
     ]
     attribute_sets = [None, {}, {"narrative.type": "curation"}]
-    plain = Consistent(t, "p")
-    record_only = Consistent(t, "p")
-    record_only.record_only = True
+    consistent = Consistent(t, "p")
     seen = set()
     for trace_id in trace_ids(11, 200):
         for ts in states:
@@ -199,15 +197,12 @@ def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
             )
             for attributes in attribute_sets:
                 if randomness(trace_id, ts) >= t:
-                    want = keep_result("p", t, attributes, ts)
-                    wanted_converted = want
+                    expected = keep_result("p", t, attributes, ts)
                 else:
-                    want = drop_result(ts)
-                    wanted_converted = drop_result(ts, Decision.RECORD_ONLY, attributes)
-                for consistent, expected in ((plain, want), (record_only, wanted_converted)):
-                    got = consistent.decide(parent, trace_id, "s", None, attributes, None)
-                    assert got.decision is expected.decision
-                    assert dict(got.attributes or {}) == dict(expected.attributes or {})
-                    assert got.trace_state == expected.trace_state
-                    seen.add(got.decision)
-    assert seen == {Decision.RECORD_AND_SAMPLE, Decision.DROP, Decision.RECORD_ONLY}
+                    expected = drop_result(ts)
+                got = consistent.decide(parent, trace_id, "s", None, attributes, None)
+                assert got.decision is expected.decision
+                assert dict(got.attributes or {}) == dict(expected.attributes or {})
+                assert got.trace_state == expected.trace_state
+                seen.add(got.decision)
+    assert seen == {Decision.RECORD_AND_SAMPLE, Decision.DROP}
