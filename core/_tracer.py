@@ -28,6 +28,7 @@ import functools
 import inspect
 import logging
 import random
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
@@ -74,6 +75,13 @@ _FLAGS = {
     (False, True): TraceFlags(TraceFlags.RANDOM_TRACE_ID),
     (True, True): TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID),
 }
+# The same flags indexed by (random trace id bit 0x02) | sampled: one list subscript per span.
+_FLAG_LIST = (
+    _FLAGS[False, False],
+    _FLAGS[True, False],
+    _FLAGS[False, True],
+    _FLAGS[True, True],
+)
 _new = object.__new__
 _tuple_new = tuple.__new__
 _RANDOM = TraceFlags.RANDOM_TRACE_ID
@@ -260,10 +268,7 @@ class _Span(sdk_trace.Span):
             self._record_end_metrics()
         tracer = self._tracer
         procs = tracer._processors
-        multi = tracer._multi  # tracer._source(), inline
-        if procs is None or procs.source is not (
-            multi._span_processors if multi is not None else tracer._single
-        ):
+        if procs is None:
             procs = tracer._current_processors()
         for call in procs.on_ending:
             try:
@@ -331,6 +336,10 @@ class TemperaTracer(sdk_trace.Tracer):
         )
         _OWN_SPANS.add(self._span_cls)
         self._should_sample = self.sampler.should_sample
+        # A sampler of tempera's own also takes the parent span context the tracer has
+        # already looked up: sample_span(parent, context, trace_id, name, kind, attributes,
+        # links), ``parent`` the valid parent span context or None for a root.
+        self._sample_span: Callable[..., Any] | None = getattr(self.sampler, "sample_span", None)
         self._processors = None
         self._single = (self.span_processor,)
         self._multi = (
@@ -345,9 +354,12 @@ class TemperaTracer(sdk_trace.Tracer):
         else:
             self._random_ids = ids.is_trace_id_random()
             self._getrandbits = None
+        self._random_bit = _RANDOM if self._random_ids else 0  # a root's random-id flag bit
         self._metrics = not isinstance(self._tracer_metrics, NoOpTracerMetrics)
         limits = self._span_limits
         self._max_attributes = limits.max_span_attributes
+        # Attributes a span may start with before the SDK's container takes over.
+        self._room = sys.maxsize if limits.max_span_attributes is None else limits.max_span_attributes
         self._max_value_len = limits.max_span_attribute_length
         self._attributes_cls = type(
             "TemperaAttributes",
@@ -365,11 +377,9 @@ class TemperaTracer(sdk_trace.Tracer):
 
     # -- processors ------------------------------------------------------------------------
 
-    def _source(self) -> Sequence[sdk_trace.SpanProcessor]:
-        multi = self._multi
-        return multi._span_processors if multi is not None else self._single
-
     def _current_processors(self) -> _Processors:
+        """The processors as the span path calls them, made again after the provider's
+        ``add_span_processor`` (which resets ``_processors``)."""
         multi = self._multi
         source = multi._span_processors if multi is not None else self._single
         cached = self._processors
@@ -424,17 +434,21 @@ class TemperaTracer(sdk_trace.Tracer):
                 trace_id = (
                     (bits(128) or 1) if bits is not None else self.id_generator.generate_trace_id()
                 )
-                random_id = self._random_ids
+                random_bit = self._random_bit
             elif _TUPLE_LAYOUT:
                 trace_id = parent[0]
-                random_id = bool(parent[3] & _RANDOM)
+                random_bit = parent[3] & _RANDOM
             else:  # pragma: no cover - a SpanContext of another shape
                 trace_id = parent.trace_id
-                random_id = parent.trace_flags.random_trace_id
-            result = self._should_sample(context, trace_id, name, kind, attributes, links)
+                random_bit = parent.trace_flags & _RANDOM
+            sample_span = self._sample_span
+            if sample_span is not None:
+                result = sample_span(parent, context, trace_id, name, kind, attributes, links)
+            else:
+                result = self._should_sample(context, trace_id, name, kind, attributes, links)
             decision = result.decision
             sampled = decision is _SAMPLE
-            flags = _FLAGS[sampled, random_id]
+            flags = _FLAG_LIST[random_bit | sampled]
             state = result.trace_state
             if state is None:
                 state = _EMPTY_STATE
@@ -468,23 +482,27 @@ class TemperaTracer(sdk_trace.Tracer):
             if not given:
                 container = _new(cls)
                 container._dict = {}
-            elif cls.maxlen is None or len(given) <= cls.maxlen:
+            elif len(given) <= self._room:
                 max_value_len = cls.max_value_len
-                for key, value in given.items():
-                    if (
-                        type(key) is not str
-                        or not key
-                        or type(value) not in _SIMPLE
-                        or (
-                            max_value_len is not None
-                            and type(value) is str
-                            and len(value) > max_value_len
-                        )
-                    ):
-                        break
+                if max_value_len is None:  # the default: no length to check
+                    for key, value in given.items():
+                        if type(value) not in _SIMPLE or type(key) is not str or not key:
+                            break
+                    else:
+                        container = _new(cls)
+                        container._dict = dict(given)
                 else:
-                    container = _new(cls)
-                    container._dict = dict(given)
+                    for key, value in given.items():
+                        if (
+                            type(value) not in _SIMPLE
+                            or type(key) is not str
+                            or not key
+                            or (type(value) is str and len(value) > max_value_len)
+                        ):
+                            break
+                    else:
+                        container = _new(cls)
+                        container._dict = dict(given)
             span._attributes = container if container is not None else _bounded(given, cls)
             if kind is not _INTERNAL:
                 span._kind = kind
@@ -498,10 +516,7 @@ class TemperaTracer(sdk_trace.Tracer):
                 span._record_end_metrics = record_end_metrics
             span._start_time = start_time if start_time is not None else time_ns()
             procs = self._processors
-            multi = self._multi  # self._source(), inline
-            if procs is None or procs.source is not (
-                multi._span_processors if multi is not None else self._single
-            ):
+            if procs is None:
                 procs = self._current_processors()
             on_start = procs.on_start
             if on_start:
@@ -687,7 +702,15 @@ class TemperaTracerProvider(sdk_trace.TracerProvider):
                 if type(tracer) is sdk_trace.Tracer:
                     tracer.__class__ = TemperaTracer
                     tracer._prepare()  # type: ignore[attr-defined]
+                    self.__dict__.setdefault("_tempera_tracers", []).append(tracer)
         return tracer
+
+    def add_span_processor(self, span_processor: sdk_trace.SpanProcessor) -> None:
+        super().add_span_processor(span_processor)
+        # The tracers keep the processors as lists of bound methods: have them made again.
+        with self._tracers_lock:
+            for tracer in self.__dict__.get("_tempera_tracers", ()):
+                tracer._processors = None
 
 
 # -- for tempera's own span helpers ----------------------------------------------------------

@@ -65,6 +65,7 @@ _new_result = object.__new__
 DROP = SamplingResult(Decision.DROP)
 RECORD_ONLY = SamplingResult(Decision.RECORD_ONLY)
 _SAMPLE = Decision.RECORD_AND_SAMPLE
+_RECORD_ONLY = Decision.RECORD_ONLY
 _DROP = Decision.DROP
 
 
@@ -137,7 +138,13 @@ def parent_trace_state(parent_context: Context | None) -> TraceState | None:
 
 def parent_span_context(parent_context: Context | None) -> SpanContext | None:
     """The parent's span context when it is valid, else None (a root span)."""
-    sc = get_current_span(parent_context).get_span_context()
+    ctx = parent_context if parent_context is not None else _get_current()
+    span = ctx.get(_SPAN_KEY)
+    if span is None:
+        return None
+    sc = getattr(span, "_context", None)  # an SDK span's own field: no method call
+    if type(sc) is not SpanContext:
+        sc = get_current_span(parent_context).get_span_context()
     return sc if sc.is_valid else None
 
 
@@ -390,15 +397,24 @@ def parent_policy(parent_context: Context | None, default: str) -> str:
 class Consistent:
     """A fixed threshold decided from the parent's trace state with one cached lookup: what
     ``randomness`` + ``keep_result`` / ``drop_result`` do, for a sampler that decides every
-    span at the same threshold."""
+    span at the same threshold.
 
-    __slots__ = ("policy", "root_keep", "t", "weights")
+    ``record_only`` (under a tail stage such as ``error-always``): a span not kept is
+    RECORD_ONLY with its own attributes instead of DROP, so the tail still sees it.
+    """
 
-    def __init__(self, t: int, policy: str) -> None:
+    __slots__ = ("policy", "record_only", "root_keep", "t", "weights")
+
+    def __init__(self, t: int, policy: str, record_only: bool = False) -> None:
         self.t = t
         self.policy = policy
+        self.record_only = record_only
         self.weights = weight_attributes(policy, t)
         self.root_keep = _cached_keep(policy, t)  # kept root, no attributes of its own
+
+    def marked(self) -> Consistent:
+        """The same threshold, RECORD_ONLY where it does not keep."""
+        return Consistent(self.t, self.policy, record_only=True)
 
     def decide(
         self,
@@ -410,17 +426,27 @@ class Consistent:
         links: Any,
     ) -> SamplingResult:
         """A span's decision (``should_sample``'s arguments, less the unused trace state)."""
-        # parent_trace_state, inline: this runs for every span.
-        context = parent_context if parent_context is not None else _get_current()
-        span = context.get(_SPAN_KEY)
+        return self.decide_parent(
+            parent_span_context(parent_context), parent_context, trace_id, name, kind, attributes
+        )
+
+    def decide_parent(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: Any,
+        attributes: Mapping[str, Any] | None,
+        links: Any = None,
+    ) -> SamplingResult:
+        """``decide`` given the valid parent span context (None for a root): what the
+        tracer has already looked up (see ``sample_span`` in ``tempera._tracer``)."""
         ts: TraceState | None = None
-        if span is not None:
-            sc = getattr(span, "_context", None)
-            if type(sc) is SpanContext and _TUPLE_LAYOUT:
-                if sc[5]:  # (trace_id, span_id, is_remote, flags, state, is_valid)
-                    ts = sc[4]
-            else:
-                ts = parent_trace_state(parent_context)
+        if parent is not None:
+            # A SpanContext (or a subclass) is the tuple (trace_id, span_id, is_remote, flags,
+            # state, is_valid).
+            ts = parent[4] if _TUPLE_LAYOUT else parent.trace_state
         t = self.t
         facts: _Facts | None = None
         if ts is not None:
@@ -430,7 +456,7 @@ class Consistent:
             r = facts.rv if facts.rv >= 0 else trace_id & RANDOM_MASK
         else:
             r = trace_id & RANDOM_MASK
-        if t < MAX_THRESHOLD and r >= t:
+        if r >= t:  # r < 2**56 = MAX_THRESHOLD: never true at the threshold that keeps nothing
             state: TraceState | None
             if facts is None or facts.empty:
                 if not attributes:
@@ -448,7 +474,17 @@ class Consistent:
             result.attributes = merged
             result.trace_state = state
             return result
-        return DROP if facts is None else facts.drop
+        if not self.record_only:
+            return DROP if facts is None else facts.drop
+        # drop_result(ts, RECORD_ONLY, attributes), inline: the span's own attributes, the
+        # incoming trace state less any th.
+        if not attributes and (facts is None or facts.empty):
+            return RECORD_ONLY
+        result = _new_result(SamplingResult)
+        result.decision = _RECORD_ONLY
+        result.attributes = attributes  # type: ignore[assignment]
+        result.trace_state = None if facts is None or facts.empty else facts.without_th
+        return result
 
 
 def consistent(

@@ -116,6 +116,7 @@ class GuardedSampler(Sampler):
 
     def __getattr__(self, name: str) -> Any:
         # tail_processor and friends of the wrapped sampler stay reachable.
-        if name == "inner":
+        # (not the tracer's fast path or a marked variant: those would skip the guard)
+        if name in ("inner", "sample_span", "marked"):
             raise AttributeError(name)
         return getattr(self.inner, name)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -116,21 +115,21 @@ def forced_copy(span: ReadableSpan, policy: str) -> ReadableSpan:
     )
 
 
-@dataclass
-class _Verdict:
-    trace: FinishedTrace
-    error_ids: list[int]
-    reason: str | None  # why the trace is kept whole, None: the head decision stands
-    decision: str  # what the decision cache remembers for late spans
-    early: str | None
+# What _finish hands to _emit: (trace, reason, decision, early). reason: why the trace is
+# kept whole (None: the head decision stands); decision: what the cache remembers.
+_Verdict = tuple["_Trace", "str | None", str, "str | None"]
 
 
 class _Trace:
-    __slots__ = ("error_ids", "first_ns", "spans")
+    """One open trace: its spans in end order, how many of them the head sampled, the span
+    ids of its errors (None until the first)."""
+
+    __slots__ = ("error_ids", "first_ns", "sampled", "spans")
 
     def __init__(self, first_ns: int) -> None:
         self.spans: list[ReadableSpan] = []
-        self.error_ids: list[int] = []
+        self.sampled = 0
+        self.error_ids: list[int] | None = None
         self.first_ns = first_ns
 
 
@@ -162,11 +161,16 @@ class TailProcessor(SpanProcessor):
         self.cache_size = decision_cache_size
         self.keep_late_errors = keep_late_errors
         self._clock = clock
-        self._traces: OrderedDict[int, _Trace] = OrderedDict()
-        self._decided: OrderedDict[int, str] = OrderedDict()
+        self._traces: dict[int, _Trace] = {}  # insertion order: the oldest trace first
+        # The decision cache in two generations of plain dicts: a full newer generation
+        # replaces the older one. It remembers the last cache_size / 2 decisions at least,
+        # cache_size at most, at the cost of one dict store per trace.
+        self._generation = max(1, decision_cache_size // 2)
+        self._decided: dict[int, str] = {}
+        self._decided_before: dict[int, str] = {}
         self._lock = threading.Lock()
         self._forward = downstream.on_end
-        self._age_check = 0
+        self._new_traces = 0
         self._policy_failed = False
         c = stats.counter
         self._seen = c("tail.spans.seen")
@@ -216,9 +220,11 @@ class TailProcessor(SpanProcessor):
             if type(ctx) is SpanContext and _TUPLE_LAYOUT:
                 # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
                 tid = ctx[0]
+                sampled = ctx[3] & 1
                 is_root = parent is None or parent[2]
             else:
                 tid = ctx.trace_id
+                sampled = ctx.trace_flags.sampled
                 is_root = parent is None or parent.is_remote
             out: list[_Verdict] | None = None
             late: str | None = None
@@ -226,36 +232,31 @@ class TailProcessor(SpanProcessor):
                 traces = self._traces
                 trace = traces.get(tid)  # an open trace: the common case, one lookup
                 if trace is None:
-                    late = self._decided.get(tid)
-                if trace is None and late is None:
-                    if len(traces) >= self.max_traces:
-                        _, oldest = traces.popitem(last=False)
-                        out = [self._finish(oldest, None, "max_traces")]
-                    trace = traces[tid] = _Trace(self._clock())
-                    self._age_check += 1
+                    late = self._decided.get(tid) or self._decided_before.get(tid)
+                    if late is None:
+                        trace, out = self._open(tid)
                 if trace is not None:
                     trace.spans.append(span)
+                    if sampled:
+                        trace.sampled += 1
                     if is_error:
+                        if trace.error_ids is None:
+                            trace.error_ids = []
                         trace.error_ids.append(ctx.span_id)
                     if is_root:
                         del traces[tid]
-                        verdict = self._finish(trace, span, None)
+                        verdict = self._finish(tid, trace, span, None)
                         if out is None:
                             out = [verdict]
                         else:
                             out.append(verdict)
                     elif len(trace.spans) >= self.max_spans:
                         del traces[tid]
-                        verdict = self._finish(trace, None, "max_spans")
+                        verdict = self._finish(tid, trace, None, "max_spans")
                         if out is None:
                             out = [verdict]
                         else:
                             out.append(verdict)
-                    if self._age_check >= 32:  # old traces are looked for every 32 new ones
-                        self._age_check = 0
-                        expired = self._expire(self._clock() - self.max_age_ns)
-                        if expired:
-                            out = (out or []) + expired
             if late is not None:
                 self._seen.incr()
                 self._late.incr()
@@ -266,6 +267,22 @@ class TailProcessor(SpanProcessor):
         except Exception:
             self._failed()
 
+    def _open(self, tid: int) -> tuple[_Trace, list[_Verdict] | None]:
+        """A new open trace (under the lock); the traces a bound decides to make room."""
+        traces = self._traces
+        out: list[_Verdict] | None = None
+        if len(traces) >= self.max_traces:
+            oldest = next(iter(traces))
+            out = [self._finish(oldest, traces.pop(oldest), None, "max_traces")]
+        trace = traces[tid] = _Trace(self._clock())
+        self._new_traces += 1
+        if self._new_traces >= 32:  # old traces are looked for every 32 new ones
+            self._new_traces = 0
+            expired = self._expire(trace.first_ns - self.max_age_ns)
+            if expired:
+                out = (out or []) + expired
+        return trace, out
+
     def _failed(self) -> None:
         # Never into the application: count, log once, and move on.
         self._policy_errors.incr()
@@ -273,12 +290,15 @@ class TailProcessor(SpanProcessor):
             self._policy_failed = True
             log.warning("tempera: the tail-decision processor raised", exc_info=True)
 
-    def _finish(self, trace: _Trace, root: ReadableSpan | None, early: str | None) -> _Verdict:
+    def _finish(
+        self, tid: int, trace: _Trace, root: ReadableSpan | None, early: str | None
+    ) -> _Verdict:
         """Decide ``trace`` (called under the lock, so the decision is cached before any other
         thread can look: a span of this trace ending right now follows it, never re-buffers)."""
-        finished = FinishedTrace(trace.spans, root, bool(trace.error_ids), early)
         try:
-            reason = self.policy(finished)
+            reason = self.policy(
+                FinishedTrace(trace.spans, root, trace.error_ids is not None, early)
+            )
         except Exception:
             self._policy_errors.incr()
             if not self._policy_failed:
@@ -291,37 +311,43 @@ class TailProcessor(SpanProcessor):
             reason = None
         decision = f"{self.name}:{reason}" if reason is not None else _HEAD
         cache = self._decided
-        cache[trace.spans[0].context.trace_id] = decision  # type: ignore[union-attr]
-        if len(cache) > self.cache_size:
-            cache.popitem(last=False)
-        return _Verdict(finished, trace.error_ids, reason, decision, early)
+        cache[tid] = decision
+        if len(cache) >= self._generation:
+            self._decided_before = cache
+            self._decided = {}
+        return trace, reason, decision, early
+
+    def remembered(self) -> int:
+        """Decided traces in the decision cache."""
+        return len(self._decided) + len(self._decided_before)
 
     def _expire(self, cutoff: int) -> list[_Verdict]:
         out: list[_Verdict] = []
         traces = self._traces
         while traces:
-            tid, trace = next(iter(traces.items()))
+            tid = next(iter(traces))
+            trace = traces[tid]
             if trace.first_ns > cutoff:
                 break
             del traces[tid]
-            out.append(self._finish(trace, None, "max_age"))
+            out.append(self._finish(tid, trace, None, "max_age"))
         return out
 
     def _emit(self, verdict: _Verdict) -> None:
-        spans = verdict.trace.spans
-        self._seen.add(len(spans))  # counted per trace, not per span: one lock, not n
-        if verdict.early is not None:
-            self._count(f"tail.early.{verdict.early}").incr()
+        trace, reason, decision, early = verdict
+        spans = trace.spans
+        self._seen.add(len(spans))  # counted per trace, not per span
+        if early is not None:
+            self._count(f"tail.early.{early}").incr()
         forward = self._forward
-        if verdict.reason is not None:
-            policy = verdict.decision
-            self._count(f"tail.traces.kept.{verdict.reason}").incr()
-            if self.keep == "error-path" and verdict.error_ids:
-                path = _error_path(spans, verdict.error_ids)
+        if reason is not None:
+            self._count(f"tail.traces.kept.{reason}").incr()
+            if self.keep == "error-path" and trace.error_ids:
+                path = _error_path(spans, trace.error_ids)
                 kept = 0
                 for s in spans:
                     if s.context.span_id in path:  # type: ignore[union-attr]
-                        forward(forced_copy(s, policy))
+                        forward(forced_copy(s, decision))
                     elif s.context.trace_flags.sampled:  # type: ignore[union-attr]
                         forward(s)  # kept by the head anyway, with its head weight
                     else:
@@ -331,22 +357,24 @@ class TailProcessor(SpanProcessor):
                 self._dropped_spans.add(len(spans) - kept)
                 return
             for s in spans:
-                forward(forced_copy(s, policy))
+                forward(forced_copy(s, decision))
             self._kept_spans.add(len(spans))
             return
-        kept = 0
-        for s in spans:
-            ctx = getattr(s, "_context", None)
-            if type(ctx) is SpanContext and _TUPLE_LAYOUT:
-                sampled = ctx[3] & 1  # the flags, without two property calls
-            else:
-                sampled = s.context.trace_flags.sampled  # type: ignore[union-attr]
-            if sampled:
-                forward(s)
-                kept += 1
-        self._kept_spans.add(kept)
+        kept = trace.sampled  # the head decision stands: its sampled spans go on
+        if kept:
+            for s in spans:
+                ctx = getattr(s, "_context", None)
+                if type(ctx) is SpanContext and _TUPLE_LAYOUT:
+                    sampled = ctx[3] & 1  # the flags, without two property calls
+                else:
+                    sampled = s.context.trace_flags.sampled  # type: ignore[union-attr]
+                if sampled:
+                    forward(s)
+            self._kept_spans.add(kept)
+            self._traces_kept_head.incr()
+        else:
+            self._traces_dropped.incr()
         self._dropped_spans.add(len(spans) - kept)
-        (self._traces_kept_head if kept else self._traces_dropped).incr()
 
     def _follow(self, span: ReadableSpan, decision: str, is_error: bool) -> None:
         if decision != _HEAD and self.keep == "trace":
@@ -370,7 +398,7 @@ class TailProcessor(SpanProcessor):
     def decide_all(self, reason: str) -> None:
         """Decide every open trace now (shutdown) as if a bound had been hit."""
         with self._lock:
-            pending = [self._finish(t, None, reason) for t in self._traces.values()]
+            pending = [self._finish(tid, t, None, reason) for tid, t in self._traces.items()]
             self._traces.clear()
         for verdict in pending:
             self._emit(verdict)

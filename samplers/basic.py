@@ -82,6 +82,20 @@ class AlwaysOnSampler(Sampler):
         ts = get_current_span(parent_context).get_span_context().trace_state
         return keep_result(self.policy, 0, attributes, ts)
 
+    def sample_span(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+    ) -> SamplingResult:
+        """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
+        ts = None if parent is None else parent[4] if _TUPLE_LAYOUT else parent.trace_state
+        return keep_result(self.policy, 0, attributes, ts)
+
     def get_description(self) -> str:
         return "AlwaysOn"
 
@@ -216,6 +230,40 @@ class ParentBasedTempera(Sampler):
             if sampled and not remote:
                 return follow_parent(parent, attributes, "parent", parent_span)
             return follow_parent(parent, attributes, "parent")
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+
+    def sample_span(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+    ) -> SamplingResult:
+        """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
+        try:
+            if parent is None:
+                delegate: Sampler | None = self.root
+            else:
+                if _TUPLE_LAYOUT:  # (trace_id, span_id, is_remote, flags, state, is_valid)
+                    remote = parent[2]
+                    sampled = parent[3] & 1
+                else:  # pragma: no cover - a SpanContext of another shape
+                    remote = parent.is_remote
+                    sampled = parent.trace_flags.sampled
+                delegate = self.delegates[(0 if remote else 2) + (0 if sampled else 1)]
+                if delegate is None:
+                    if sampled and not remote:
+                        context = parent_context if parent_context is not None else _get_current()
+                        return follow_parent(parent, attributes, "parent", context.get(_SPAN_KEY))
+                    return follow_parent(parent, attributes, "parent")
+            fast = getattr(delegate, "sample_span", None)
+            if fast is not None:
+                return fast(parent, parent_context, trace_id, name, kind, attributes, links)  # type: ignore[no-any-return]
+            return delegate.should_sample(parent_context, trace_id, name, kind, attributes, links)
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
@@ -56,7 +56,12 @@ class ErrorAlwaysOptions(BaseModel):
 
 class ErrorAlwaysSampler(Sampler):
     """Head: the nested sampler's decision, but RECORD_ONLY where it would drop, so the tail
-    processor sees every span. Tail: see ``TailProcessor``."""
+    processor sees every span. Tail: see ``TailProcessor``.
+
+    A nested sampler of tempera's own that can be ``marked()`` makes its drops RECORD_ONLY
+    itself; its ``sample_span`` is then this sampler's, with no step in between on the
+    tracer's path (its own guard falls back to RECORD_ONLY too).
+    """
 
     guarded = True
 
@@ -66,8 +71,13 @@ class ErrorAlwaysSampler(Sampler):
         self.otherwise = otherwise
         self.options = options
         self._nested = otherwise.should_sample
+        self._nested_span = getattr(otherwise, "sample_span", None)
         self._slow_ns = int(options.slow_ms * 1_000_000) if options.slow_ms else None
         self._guard = Guard("error-always", stats, record_only=True)
+        mark = getattr(otherwise, "marked", None)
+        marked = mark() if mark is not None else None
+        if marked is not None:
+            self.sample_span = marked.sample_span  # type: ignore[method-assign]
 
     def should_sample(
         self,
@@ -90,6 +100,29 @@ class ErrorAlwaysSampler(Sampler):
                     kept.attributes = attributes  # type: ignore[assignment]
                     kept.trace_state = None
                     return kept
+                return drop_result(result.trace_state, _RECORD_ONLY, attributes)
+            return result
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+
+    def sample_span(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+    ) -> SamplingResult:
+        """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
+        try:
+            nested = self._nested_span
+            if nested is not None:
+                result = nested(parent, parent_context, trace_id, name, kind, attributes, links)
+            else:
+                result = self._nested(parent_context, trace_id, name, kind, attributes, links)
+            if result.decision is _DROP:
                 return drop_result(result.trace_state, _RECORD_ONLY, attributes)
             return result
         except Exception:

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from opentelemetry import baggage
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,7 +27,9 @@ from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
     Consistent,
+    drop_result,
     follow_parent,
+    parent_span_context,
     threshold,
 )
 from ._guard import Guard
@@ -147,11 +149,46 @@ def _fixed(rate: float, policy: str) -> Consistent:
     return Consistent(threshold(rate), policy)
 
 
-class _Nested:
-    __slots__ = ("decide",)
+_DROP = Decision.DROP
+_RECORD_ONLY = Decision.RECORD_ONLY
 
-    def __init__(self, sampler: Sampler) -> None:
-        self.decide = sampler.should_sample
+
+class _Nested:
+    """A nested sampler as a choice; ``record_only`` turns its DROP into RECORD_ONLY."""
+
+    __slots__ = ("fast", "record_only", "sampler", "slow")
+
+    def __init__(self, sampler: Sampler, record_only: bool = False) -> None:
+        self.sampler = sampler
+        self.record_only = record_only
+        self.fast = getattr(sampler, "sample_span", None)
+        self.slow = sampler.should_sample
+
+    def decide_parent(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None,
+        attributes: Attributes,
+        links: Sequence[Link] | None,
+    ) -> SamplingResult:
+        fast = self.fast
+        if fast is not None:
+            result: SamplingResult = fast(
+                parent, parent_context, trace_id, name, kind, attributes, links
+            )
+        else:
+            result = self.slow(parent_context, trace_id, name, kind, attributes, links)
+        if self.record_only and result.decision is _DROP:
+            return drop_result(result.trace_state, _RECORD_ONLY, attributes)
+        return result
+
+    def marked(self) -> _Nested:
+        mark = getattr(self.sampler, "marked", None)
+        inner = mark() if mark is not None else None
+        return _Nested(inner) if inner is not None else _Nested(self.sampler, record_only=True)
 
 
 _Choice = Consistent | _Nested
@@ -168,6 +205,12 @@ class _CompiledRule:
             for key, value in rule.attributes.items()
         )
         self.choice = choice
+
+    def marked(self) -> _CompiledRule:
+        copy = _CompiledRule.__new__(_CompiledRule)
+        copy.name, copy.kind, copy.attributes = self.name, self.kind, self.attributes
+        copy.choice = self.choice.marked()
+        return copy
 
     def matches(
         self,
@@ -205,13 +248,16 @@ class PerNarrativeTypeSampler(Sampler):
         rules: Sequence[_CompiledRule] = (),
         use_baggage: bool = True,
         stats: Stats | None = None,
+        record_only: bool = False,
     ) -> None:
         self.attribute = attribute
         self.rates = dict(rates)
         self.default = default
         self.rules = tuple(rules)
         self.use_baggage = use_baggage
-        self._guard = Guard(self.policy, stats)
+        self.record_only = record_only
+        self._stats = stats
+        self._guard = Guard(self.policy, stats, record_only=record_only)
 
     @classmethod
     def from_rates(
@@ -226,6 +272,19 @@ class PerNarrativeTypeSampler(Sampler):
             **kwargs,
         )
 
+    def marked(self) -> PerNarrativeTypeSampler:
+        """The same sampler, RECORD_ONLY (with the span's attributes) where it would drop:
+        what ``error-always`` needs of the sampler under it, decided in one place."""
+        return PerNarrativeTypeSampler(
+            self.attribute,
+            {k: c.marked() for k, c in self.rates.items()},
+            self.default.marked(),
+            [rule.marked() for rule in self.rules],
+            self.use_baggage,
+            self._stats,
+            record_only=True,
+        )
+
     def should_sample(
         self,
         parent_context: Context | None,
@@ -237,6 +296,24 @@ class PerNarrativeTypeSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
+            parent = parent_span_context(parent_context)
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+        return self.sample_span(parent, parent_context, trace_id, name, kind, attributes, links)
+
+    def sample_span(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+    ) -> SamplingResult:
+        """``should_sample`` given the valid parent span context (None for a root), as
+        tempera's tracer has it at hand."""
+        try:
             attr = self.attribute
             value: Any = attributes.get(attr) if attributes else None
             if value is None:
@@ -246,20 +323,25 @@ class PerNarrativeTypeSampler(Sampler):
                     value = baggage.get_baggage(attr, parent_context)
             for rule in self.rules:
                 if rule.matches(name, kind, attributes or {}, attr, value):
-                    return rule.choice.decide(
-                        parent_context, trace_id, name, kind, attributes, links
+                    return rule.choice.decide_parent(
+                        parent, parent_context, trace_id, name, kind, attributes, links
                     )
             if value is None:
-                parent_span = get_current_span(parent_context)
-                parent = parent_span.get_span_context()
-                if parent.is_valid and not parent.is_remote:
+                if parent is not None and not parent.is_remote:
                     # A child without a type of its own follows its local parent, which was
                     # decided with the narrative's type: a narrative is never split.
-                    return follow_parent(parent, attributes, self.policy, parent_span)
+                    result = follow_parent(
+                        parent, attributes, self.policy, get_current_span(parent_context)
+                    )
+                    if self.record_only and result.decision is _DROP:
+                        return drop_result(result.trace_state, _RECORD_ONLY, attributes)
+                    return result
                 if self.use_baggage and not self.rules:
                     value = baggage.get_baggage(attr, parent_context)
             choice = self.rates.get(value, self.default) if value is not None else self.default
-            return choice.decide(parent_context, trace_id, name, kind, attributes, links)
+            return choice.decide_parent(
+                parent, parent_context, trace_id, name, kind, attributes, links
+            )
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 

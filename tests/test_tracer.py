@@ -321,3 +321,29 @@ def test_configure_installs_tempera_tracer_for_the_api() -> None:
         spans = handle.exporter("memory").get_finished_spans()
         assert [s.name for s in spans] == ["api"]
         assert spans[0].resource.attributes["service.name"] == handle.settings.service_name
+
+
+def test_a_processor_added_after_spans_ran_sees_the_next_spans() -> None:
+    first: list[str] = []
+    later: list[str] = []
+
+    class Into(SpanProcessor):
+        def __init__(self, into: list[str]) -> None:
+            self.into = into
+
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            self.into.append("start " + span.name)
+
+        def on_end(self, span: ReadableSpan) -> None:
+            self.into.append("end " + span.name)
+
+    provider = TemperaTracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(Into(first))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("before"):
+        pass
+    provider.add_span_processor(Into(later))  # the tracer's processor lists are made again
+    with tracer.start_as_current_span("after"):
+        pass
+    assert first == ["start before", "end before", "start after", "end after"]
+    assert later == ["start after", "end after"]
