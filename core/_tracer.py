@@ -340,6 +340,9 @@ class TemperaTracer(sdk_trace.Tracer):
         # already looked up: sample_span(parent, context, trace_id, name, kind, attributes,
         # links), ``parent`` the valid parent span context or None for a root.
         self._sample_span: Callable[..., Any] | None = getattr(self.sampler, "sample_span", None)
+        # plain_attributes (tempera's samplers): what a decision adds to the span's own
+        # attributes is plain values, and a dict it returns that is not the caller's is new.
+        self._plain = getattr(self.sampler, "plain_attributes", False) is True
         self._processors = None
         self._single = (self.span_processor,)
         self._multi = (
@@ -359,7 +362,8 @@ class TemperaTracer(sdk_trace.Tracer):
         limits = self._span_limits
         self._max_attributes = limits.max_span_attributes
         # Attributes a span may start with before the SDK's container takes over.
-        self._room = sys.maxsize if limits.max_span_attributes is None else limits.max_span_attributes
+        room = limits.max_span_attributes
+        self._room = sys.maxsize if room is None else room
         self._max_value_len = limits.max_span_attribute_length
         self._attributes_cls = type(
             "TemperaAttributes",
@@ -484,7 +488,25 @@ class TemperaTracer(sdk_trace.Tracer):
                 container._dict = {}
             elif len(given) <= self._room:
                 max_value_len = cls.max_value_len
-                if max_value_len is None:  # the default: no length to check
+                if max_value_len is None and self._plain:
+                    # The sampler adds only plain values, and a dict it returns that is not
+                    # the caller's is new (plain_attributes): check the caller's attributes
+                    # alone, and take that new dict as the span's own.
+                    if attributes:
+                        for key, value in attributes.items():
+                            if type(value) not in _SIMPLE or type(key) is not str or not key:
+                                break
+                        else:
+                            container = _new(cls)
+                            container._dict = (
+                                dict(given)
+                                if given is attributes or type(given) is not dict
+                                else given
+                            )
+                    else:
+                        container = _new(cls)
+                        container._dict = given if type(given) is dict else dict(given)
+                elif max_value_len is None:  # the default: no length to check
                     for key, value in given.items():
                         if type(value) not in _SIMPLE or type(key) is not str or not key:
                             break

@@ -349,8 +349,9 @@ def follow_parent(
     probability is unknown, and 1 never over-counts. Given the local ``parent_span``, its
     recorded policy is carried over (``policy`` is the default).
     """
-    if _TUPLE_LAYOUT and type(parent) is SpanContext:
-        # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
+    if _TUPLE_LAYOUT:
+        # A SpanContext (or subclass) is (trace_id, span_id, is_remote, flags, state,
+        # is_valid): no property calls.
         ts = parent[4]
         sampled = parent[3] & 1
         remote = parent[2]
@@ -369,12 +370,13 @@ def follow_parent(
             t = facts.th
     if parent_span is not None and not remote:
         # A local parent's recorded policy carries over; looked up for kept spans only.
-        attrs = getattr(parent_span, "_attributes", None)
-        if attrs is not None:
-            plain = getattr(attrs, "_dict", None)
-            recorded = plain.get(POLICY) if type(plain) is dict else attrs.get(POLICY)
-            if isinstance(recorded, str):
-                policy = recorded  # only for kept spans: it costs
+        try:  # an SDK span's attributes (BoundedAttributes), read without a proxy
+            recorded = parent_span._attributes._dict.get(POLICY)  # type: ignore[attr-defined]
+        except AttributeError:
+            attrs = getattr(parent_span, "attributes", None)
+            recorded = attrs.get(POLICY) if attrs else None
+        if type(recorded) is str:
+            policy = recorded
     weights = weight_attributes(policy, t)
     result = _new_result(SamplingResult)
     result.decision = _SAMPLE
@@ -404,6 +406,8 @@ class Consistent:
     """
 
     __slots__ = ("policy", "record_only", "root_keep", "t", "weights")
+
+    plain_attributes = True  # see TemperaTracer._prepare
 
     def __init__(self, t: int, policy: str, record_only: bool = False) -> None:
         self.t = t

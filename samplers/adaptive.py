@@ -101,6 +101,7 @@ def key_function(fields: Sequence[str]) -> KeyFn:
 
 
 class AdaptiveSampler(Sampler):
+    plain_attributes = True  # see TemperaTracer._prepare
     guarded = True
 
     def __init__(

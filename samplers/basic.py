@@ -65,6 +65,7 @@ class AlwaysOnSampler(Sampler):
     """Keeps every span: threshold 0, adjusted count 1."""
 
     guarded = True
+    plain_attributes = True  # see TemperaTracer._prepare
 
     def __init__(self, policy: str = "always_on") -> None:
         self.policy = policy
@@ -104,6 +105,7 @@ class AlwaysOffSampler(Sampler):
     """Drops every span."""
 
     guarded = True
+    plain_attributes = True
     policy = "always_off"
 
     def should_sample(
@@ -130,6 +132,7 @@ class RatioSampler(Sampler):
     """
 
     guarded = True
+    plain_attributes = True
 
     def __init__(self, rate: float, policy: str = "ratio", stats: Stats | None = None) -> None:
         self.rate = rate
@@ -188,6 +191,11 @@ class ParentBasedTempera(Sampler):
             local_parent_not_sampled,
         )
         self._guard = Guard("parent_based", stats)
+        self.plain_attributes = all(
+            getattr(s, "plain_attributes", False) is True
+            for s in (root, *self.delegates)
+            if s is not None
+        )
 
     def should_sample(
         self,
@@ -245,8 +253,9 @@ class ParentBasedTempera(Sampler):
     ) -> SamplingResult:
         """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
         try:
+            delegate: Sampler | None
             if parent is None:
-                delegate: Sampler | None = self.root
+                delegate = self.root
             else:
                 if _TUPLE_LAYOUT:  # (trace_id, span_id, is_remote, flags, state, is_valid)
                     remote = parent[2]
@@ -258,12 +267,19 @@ class ParentBasedTempera(Sampler):
                 if delegate is None:
                     if sampled and not remote:
                         context = parent_context if parent_context is not None else _get_current()
-                        return follow_parent(parent, attributes, "parent", context.get(_SPAN_KEY))
+                        parent_span: Any = context.get(_SPAN_KEY)
+                        return follow_parent(parent, attributes, "parent", parent_span)
                     return follow_parent(parent, attributes, "parent")
             fast = getattr(delegate, "sample_span", None)
+            result: SamplingResult
             if fast is not None:
-                return fast(parent, parent_context, trace_id, name, kind, attributes, links)  # type: ignore[no-any-return]
-            return delegate.should_sample(parent_context, trace_id, name, kind, attributes, links)
+                result = fast(parent, parent_context, trace_id, name, kind, attributes, links)
+            else:
+                assert delegate is not None
+                result = delegate.should_sample(
+                    parent_context, trace_id, name, kind, attributes, links
+                )
+            return result
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 

@@ -74,6 +74,7 @@ class ErrorAlwaysSampler(Sampler):
         self._nested_span = getattr(otherwise, "sample_span", None)
         self._slow_ns = int(options.slow_ms * 1_000_000) if options.slow_ms else None
         self._guard = Guard("error-always", stats, record_only=True)
+        self.plain_attributes = getattr(otherwise, "plain_attributes", False) is True
         mark = getattr(otherwise, "marked", None)
         marked = mark() if mark is not None else None
         if marked is not None:
@@ -118,6 +119,7 @@ class ErrorAlwaysSampler(Sampler):
         """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
         try:
             nested = self._nested_span
+            result: SamplingResult
             if nested is not None:
                 result = nested(parent, parent_context, trace_id, name, kind, attributes, links)
             else:

@@ -164,6 +164,10 @@ class _Nested:
         self.fast = getattr(sampler, "sample_span", None)
         self.slow = sampler.should_sample
 
+    @property
+    def plain_attributes(self) -> bool:
+        return getattr(self.sampler, "plain_attributes", False) is True
+
     def decide_parent(
         self,
         parent: SpanContext | None,
@@ -258,6 +262,9 @@ class PerNarrativeTypeSampler(Sampler):
         self.record_only = record_only
         self._stats = stats
         self._guard = Guard(self.policy, stats, record_only=record_only)
+        self.plain_attributes = all(
+            c.plain_attributes for c in (*self.rates.values(), default, *(r.choice for r in rules))
+        )
 
     @classmethod
     def from_rates(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from opentelemetry import context as context_api
 from opentelemetry import trace
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.span import TraceState
 from sampling_support import assert_binomial, estimate_tolerance, memory_telemetry, trace_ids
@@ -206,3 +208,94 @@ def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
                 assert got.trace_state == expected.trace_state
                 seen.add(got.decision)
     assert seen == {Decision.RECORD_AND_SAMPLE, Decision.DROP}
+
+
+def _same(got: Any, expected: Any) -> None:
+    assert got.decision is expected.decision
+    assert dict(got.attributes or {}) == dict(expected.attributes or {})
+    assert got.trace_state == expected.trace_state
+
+
+def test_the_tracers_fast_path_decides_as_should_sample() -> None:
+    """sample_span (the parent span context given) against should_sample (the context
+    given), for tempera's samplers, the record-only form under error-always included, and
+    every kind of parent: none, local and remote, sampled or not, with and without ot."""
+    from tempera.samplers.basic import AlwaysOnSampler, ParentBasedTempera, RatioSampler
+    from tempera.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
+    from tempera.samplers.narrative import PerNarrativeTypeSampler
+
+    per_type = PerNarrativeTypeSampler.from_rates({"curation": 0.25, "posting": 0.5}, 0.1)
+    samplers = {
+        "always_on": AlwaysOnSampler(),
+        "parent_based": ParentBasedTempera(RatioSampler(0.3)),
+        "per_type": per_type,
+        "error_always": ErrorAlwaysSampler(per_type, ErrorAlwaysOptions()),
+    }
+    # error-always's fast path is the marked per-type sampler's, no wrapper between.
+    assert getattr(samplers["error_always"].sample_span, "__self__", None) is not per_type
+    states = [None, TraceState([("ot", "th:c"), ("vendor", "x")]), TraceState([("ot", "rv:01")])]
+    attribute_sets = [None, {"narrative.type": "curation"}, {"narrative.type": "other", "n": 1}]
+    seen: dict[str, set[Decision]] = {name: set() for name in samplers}
+    for trace_id in trace_ids(5, 120):
+        for ts in states:
+            for flags in (0, 1):
+                for remote in (False, True):
+                    parent = SpanContext(trace_id, 7, remote, TraceFlags(flags), ts)
+                    for context, sc in (
+                        (context_api.Context(), None),
+                        (trace.set_span_in_context(NonRecordingSpan(parent)), parent),
+                    ):
+                        for attributes in attribute_sets:
+                            for name, sampler in samplers.items():
+                                args = (trace_id, "s", None, attributes, None)
+                                slow = sampler.should_sample(context, *args)
+                                fast = sampler.sample_span(sc, context, *args)  # type: ignore[attr-defined]
+                                _same(fast, slow)
+                                seen[name].add(fast.decision)
+    assert seen["error_always"] == {Decision.RECORD_AND_SAMPLE, Decision.RECORD_ONLY}
+    assert Decision.DROP in seen["per_type"] and Decision.DROP in seen["parent_based"]
+
+
+def test_a_foreign_sampler_nested_in_a_tempera_one_has_its_attributes_cleaned() -> None:
+    """The tracer checks only the caller's attributes when every sampler in the tree adds
+    plain values (plain_attributes); a sampler of another kind anywhere in it turns that off."""
+    from tempera._tracer import TemperaTracerProvider
+    from tempera.samplers.narrative import PerNarrativeTypeSampler, _Nested
+
+    class Foreign(Sampler):
+        def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, {"tags": ["a", "b"], "": 1})
+
+        def get_description(self) -> str:
+            return "foreign"
+
+    from tempera.samplers.narrative import _fixed
+
+    mixed = PerNarrativeTypeSampler("narrative.type", {"x": _Nested(Foreign())}, _fixed(1.0, "d"))
+    plain = PerNarrativeTypeSampler.from_rates({"x": 1.0})
+    assert plain.plain_attributes and not mixed.plain_attributes
+    for sampler, expected in ((mixed, {"tags": ("a", "b")}), (plain, None)):
+        provider = TemperaTracerProvider(sampler=sampler, shutdown_on_exit=False)
+        span: Any = provider.get_tracer("t").start_span("s", attributes={"narrative.type": "x"})
+        if expected is not None:
+            assert dict(span.attributes) == expected  # list made a tuple, the empty key gone
+        else:
+            assert span.attributes["narrative.type"] == "x"
+        span.end()
+
+
+def test_a_span_never_shares_its_attributes_with_a_sampler_or_another_span() -> None:
+    from tempera._tracer import TemperaTracerProvider
+    from tempera.samplers.basic import AlwaysOnSampler
+
+    provider = TemperaTracerProvider(sampler=AlwaysOnSampler(), shutdown_on_exit=False)
+    tracer = provider.get_tracer("t")
+    given = {"k": "v"}
+    first: Any = tracer.start_span("a", attributes=given)
+    first.set_attribute("only.first", 1)
+    bare: Any = tracer.start_span("b")  # the sampler's cached result: no attributes of its own
+    bare.set_attribute("only.bare", 1)
+    again: Any = tracer.start_span("c")
+    assert "only.first" not in given and "only.first" not in again.attributes
+    assert "only.bare" not in again.attributes
+    assert AlwaysOnSampler().should_sample(None, 1, "x").attributes.get("only.bare") is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from opentelemetry.trace import Status, StatusCode
 from sampling_support import memory_telemetry
 
 
@@ -36,3 +37,32 @@ def test_a_raising_sampler_never_reaches_the_application(
     assert exported == ()  # the safe decision for a root is to drop it
     warnings = [r for r in caplog.records if "raised" in r.getMessage()]
     assert 1 <= len(warnings) <= 2  # once per failing component, not once per span
+
+
+def test_a_raising_sampler_under_error_always_falls_back_to_record_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """error-always's nested sampler is marked to record what it would drop; when a sampler
+    under it raises, the fallback records too, so a trace with an error is still kept."""
+    monkeypatch.delenv("TEMPERA_STRICT", raising=False)
+    sampler = {
+        "type": "error-always",
+        "otherwise": {
+            "type": "per-narrative-type",
+            "default": {"type": "sampling_faulty:RaisingOtel"},
+        },
+    }
+    with memory_telemetry(sampler) as (t, mem):
+        tracer = t.tracer()
+        for i in range(10):
+            with (
+                tracer.start_as_current_span("root"),
+                tracer.start_as_current_span("child") as child,
+            ):
+                if i == 3:
+                    child.set_status(Status(StatusCode.ERROR))
+        stats = t.stats()
+        exported = mem.get_finished_spans()
+    assert stats["sampler.errors"] >= 10
+    assert stats["tail.spans.seen"] == 20  # every span recorded for the tail
+    assert sorted(s.name for s in exported) == ["child", "root"]  # the trace with the error
