@@ -217,71 +217,74 @@ class TailProcessor(SpanProcessor):
                 is_error = span_has_error(span)
             if ctx is None:
                 return
-            if type(ctx) is SpanContext and _TUPLE_LAYOUT:
-                # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
+            if _TUPLE_LAYOUT:
+                # A SpanContext is (trace_id, span_id, is_remote, flags, state, is_valid).
                 tid = ctx[0]
                 sampled = ctx[3] & 1
                 is_root = parent is None or parent[2]
-            else:
+            else:  # pragma: no cover - a SpanContext of another shape
                 tid = ctx.trace_id
                 sampled = ctx.trace_flags.sampled
                 is_root = parent is None or parent.is_remote
-            out: list[_Verdict] | None = None
-            late: str | None = None
             with self._lock:
-                traces = self._traces
-                trace = traces.get(tid)  # an open trace: the common case, one lookup
-                if trace is None:
-                    late = self._decided.get(tid) or self._decided_before.get(tid)
-                    if late is None:
-                        trace, out = self._open(tid)
+                trace = self._traces.get(tid)  # an open trace: the common case, one lookup
                 if trace is not None:
-                    trace.spans.append(span)
+                    spans = trace.spans
+                    spans.append(span)
                     if sampled:
                         trace.sampled += 1
                     if is_error:
                         if trace.error_ids is None:
                             trace.error_ids = []
                         trace.error_ids.append(ctx.span_id)
-                    if is_root:
-                        del traces[tid]
-                        verdict = self._finish(tid, trace, span, None)
-                        if out is None:
-                            out = [verdict]
-                        else:
-                            out.append(verdict)
-                    elif len(trace.spans) >= self.max_spans:
-                        del traces[tid]
-                        verdict = self._finish(tid, trace, None, "max_spans")
-                        if out is None:
-                            out = [verdict]
-                        else:
-                            out.append(verdict)
-            if late is not None:
+                    if not is_root and len(spans) < self.max_spans:
+                        return
+                    del self._traces[tid]
+                    out = [
+                        self._finish(
+                            tid, trace, span if is_root else None, None if is_root else "max_spans"
+                        )
+                    ]
+                else:
+                    late = self._decided.get(tid) or self._decided_before.get(tid)
+                    if late is None:
+                        out = self._start_trace(tid, span, sampled, is_error, is_root, ctx)
+            if trace is None and late is not None:
                 self._seen.incr()
                 self._late.incr()
                 self._follow(span, late, is_error)
-            if out is not None:
-                for verdict in out:
-                    self._emit(verdict)
+                return
+            for verdict in out:
+                self._emit(verdict)
         except Exception:
             self._failed()
 
-    def _open(self, tid: int) -> tuple[_Trace, list[_Verdict] | None]:
-        """A new open trace (under the lock); the traces a bound decides to make room."""
+    def _start_trace(
+        self, tid: int, span: ReadableSpan, sampled: int, is_error: bool, is_root: bool, ctx: Any
+    ) -> list[_Verdict]:
+        """The first span of a trace (under the lock): a new open trace, unless the span is
+        its root too; plus the traces a bound decides to make room."""
         traces = self._traces
-        out: list[_Verdict] | None = None
+        out: list[_Verdict] = []
         if len(traces) >= self.max_traces:
             oldest = next(iter(traces))
-            out = [self._finish(oldest, traces.pop(oldest), None, "max_traces")]
-        trace = traces[tid] = _Trace(self._clock())
+            out.append(self._finish(oldest, traces.pop(oldest), None, "max_traces"))
+        trace = _Trace(self._clock())
+        trace.spans.append(span)
+        trace.sampled = sampled
+        if is_error:
+            trace.error_ids = [ctx.span_id]
+        if is_root:
+            out.append(self._finish(tid, trace, span, None))
+        elif self.max_spans <= 1:
+            out.append(self._finish(tid, trace, None, "max_spans"))
+        else:
+            traces[tid] = trace
         self._new_traces += 1
         if self._new_traces >= 32:  # old traces are looked for every 32 new ones
             self._new_traces = 0
-            expired = self._expire(trace.first_ns - self.max_age_ns)
-            if expired:
-                out = (out or []) + expired
-        return trace, out
+            out.extend(self._expire(trace.first_ns - self.max_age_ns))
+        return out
 
     def _failed(self) -> None:
         # Never into the application: count, log once, and move on.
