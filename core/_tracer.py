@@ -415,7 +415,11 @@ class TemperaTracer(sdk_trace.Tracer):
         record_exception: bool,
         set_status_on_exception: bool,
         current: Context,
+        checked: bool = False,
     ) -> trace_api.Span:
+        """start_span's body; ``current`` is the context the parent is read from, and
+        ``checked`` says the caller built ``attributes`` from non-empty string keys and plain
+        values (tempera's own helpers), so they need no second look."""
         # One frame and a zero-cost try: whatever goes wrong, the caller gets a span.
         try:
             parent_span = current.get(_SPAN_KEY)
@@ -491,21 +495,18 @@ class TemperaTracer(sdk_trace.Tracer):
                 if max_value_len is None and self._plain:
                     # The sampler adds only plain values, and a dict it returns that is not
                     # the caller's is new (plain_attributes): check the caller's attributes
-                    # alone, and take that new dict as the span's own.
-                    if attributes:
+                    # alone (unless ``checked``), and take that new dict as the span's own.
+                    plain = True
+                    if attributes and not checked:
                         for key, value in attributes.items():
                             if type(value) not in _SIMPLE or type(key) is not str or not key:
+                                plain = False
                                 break
-                        else:
-                            container = _new(cls)
-                            container._dict = (
-                                dict(given)
-                                if given is attributes or type(given) is not dict
-                                else given
-                            )
-                    else:
+                    if plain:
                         container = _new(cls)
-                        container._dict = given if type(given) is dict else dict(given)
+                        container._dict = (
+                            dict(given) if given is attributes or type(given) is not dict else given
+                        )
                 elif max_value_len is None:  # the default: no length to check
                     for key, value in given.items():
                         if type(value) not in _SIMPLE or type(key) is not str or not key:

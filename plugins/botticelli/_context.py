@@ -40,7 +40,8 @@ def _sampler_variable() -> ContextVar[str | None] | None:
 
 SAMPLER_NARRATIVE_TYPE = _sampler_variable()
 
-_cached: tuple[Any, trace_api.Tracer] | None = None
+# (installed provider, its tracer, that tracer again when it is tempera's own, else None)
+_cached: tuple[Any, trace_api.Tracer, Any] | None = None
 
 
 def tracer() -> trace_api.Tracer:
@@ -49,17 +50,31 @@ def tracer() -> trace_api.Tracer:
     Tracers are cached per provider and re-fetched when ``configure()`` installs a new one,
     so spans started after a shutdown and a second ``configure()`` reach the new pipeline.
     """
-    global _cached
     # The global slot read directly (one attribute load per span); None while no provider
     # is installed, when the API's proxy provider (cached under None) stands in.
-    installed = trace_api._TRACER_PROVIDER
     cached = _cached
-    if cached is not None and cached[0] is installed:
+    if cached is not None and cached[0] is trace_api._TRACER_PROVIDER:
         return cached[1]
+    return _refresh()[1]
+
+
+def tempera_tracer() -> Any:
+    """The current global provider's tracer when it is tempera's own (its ``_start`` is the
+    helpers' short path), else None."""
+    cached = _cached
+    if cached is not None and cached[0] is trace_api._TRACER_PROVIDER:
+        return cached[2]
+    return _refresh()[2]
+
+
+def _refresh() -> tuple[Any, trace_api.Tracer, Any]:
+    global _cached
+    from tempera._tracer import TemperaTracer
+
     provider = trace_api.get_tracer_provider()  # may install one named by the environment
     made = provider.get_tracer(SCOPE)
-    _cached = (trace_api._TRACER_PROVIDER, made)
-    return made
+    _cached = (trace_api._TRACER_PROVIDER, made, made if type(made) is TemperaTracer else None)
+    return _cached
 
 
 def with_narrative_type(narrative_type: str, context: Context | None = None) -> Context:

@@ -32,12 +32,11 @@ from typing import Any, TypeVar, cast
 
 from opentelemetry import trace as trace_api
 from opentelemetry.baggage import _BAGGAGE_KEY
-from opentelemetry.context import Context
+from opentelemetry.context import Context, create_key
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
 from tempera._tracer import (  # the context ContextVar's own set/get
     VAR_TOKENS,
-    TemperaTracer,
     _attach,
     _get_current,
     detach,
@@ -78,7 +77,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 _current_narrative: ContextVar[NarrativeSpan | None] = ContextVar(
     "tempera_botticelli_narrative", default=None
 )
-_current_act: ContextVar[str | None] = ContextVar("tempera_botticelli_act", default=None)
+# The running act's name lives in the OpenTelemetry context the act makes current (set in
+# the same new context as its span, so leaving the block restores it with the span).
+_ACT_KEY = create_key("tempera-botticelli-act")
 
 
 def current_narrative() -> NarrativeSpan | None:
@@ -321,7 +322,6 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
     """
 
     __slots__ = (
-        "_act_token",
         "_named",
         "_narrative_token",
         "_type_token",
@@ -350,7 +350,6 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
         self._inner = None
         self._type_token: Token[Any] | None = None
         self._narrative_token: Token[Any] | None = None
-        self._act_token: Token[Any] | None = None
         self.type = type
         self.name = name or type
         self._named = name is not None
@@ -397,11 +396,11 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
             attributes.update(self.attributes)
         cached = _ctx._cached
         t = (
-            cached[1]
+            cached[2]
             if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-            else tracer()
+            else _ctx.tempera_tracer()
         )
-        if type(t) is TemperaTracer:  # its start_span, one frame and no keywords less
+        if t is not None:  # tempera's tracer: its start_span, one frame and no keywords less
             span = t._start(
                 conv.NARRATIVE_SPAN_PREFIX + self.name,
                 ctx,
@@ -412,19 +411,21 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
                 True,
                 True,
                 ctx,
+                # checked: string keys, and values that are plain strings
+                not self.attributes and type(self.type) is str and type(self.name) is str,
             )
         else:
-            span = t.start_span(
+            span = tracer().start_span(
                 conv.NARRATIVE_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
             )
         # One attach: the baggage and the span in the same new context.
         new = Context(ctx)
         dict.__setitem__(new, _SPAN_KEY, span)
+        if ctx.get(_ACT_KEY) is not None:  # a narrative started inside an act
+            dict.__setitem__(new, _ACT_KEY, None)
         self._token = _attach(new)
         handle = NarrativeSpan(span, self.type, self.name)
         self._narrative_token = _current_narrative.set(handle)
-        if _current_act.get() is not None:  # a narrative started inside an act
-            self._act_token = _current_act.set(None)
         return handle
 
     def _undo(self) -> None:
@@ -432,10 +433,6 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
         if token is not None:
             self._token = None
             _undo_context(token)
-        act_token = self._act_token
-        if act_token is not None:
-            self._act_token = None
-            _undo_var(act_token)
         narrative_token = self._narrative_token
         if narrative_token is not None:
             self._narrative_token = None
@@ -464,7 +461,7 @@ class act(_Scope):
     """One act of the running narrative: span ``act <name>``, duration in
     ``narrative.act.duration``."""
 
-    __slots__ = ("_act_token", "attributes", "metrics", "name", "record_metrics")
+    __slots__ = ("attributes", "metrics", "name", "record_metrics")
 
     def __init__(
         self,
@@ -477,7 +474,6 @@ class act(_Scope):
         self._handle = None
         self._token = None
         self._inner = None
-        self._act_token: Token[Any] | None = None
         self.name = name
         self.attributes = dict(attributes) if attributes else None
         self.metrics = metrics
@@ -510,13 +506,13 @@ class act(_Scope):
                 attributes.update(self.attributes)
             cached = _ctx._cached
             t = (
-                cached[1]
+                cached[2]
                 if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-                else tracer()
+                else _ctx.tempera_tracer()
             )
             # Only a new root takes pending links: inside a narrative there are none.
             links = pending_links(ctx) if running is None else ()
-            if type(t) is TemperaTracer:  # its start_span, one frame and no keywords less
+            if t is not None:  # tempera's tracer: its start_span, one frame and no keywords less
                 span = t._start(
                     conv.ACT_SPAN_PREFIX + self.name,
                     ctx,
@@ -527,15 +523,19 @@ class act(_Scope):
                     True,
                     True,
                     ctx,
+                    # checked: string keys, and values that are plain strings
+                    self.attributes is None
+                    and type(self.name) is str
+                    and (narrative_type is None or type(narrative_type) is str),
                 )
             else:
-                span = t.start_span(
+                span = tracer().start_span(
                     conv.ACT_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
                 )
             new = Context(ctx)
             dict.__setitem__(new, _SPAN_KEY, span)
+            dict.__setitem__(new, _ACT_KEY, self.name)
             self._token = _attach(new)
-            self._act_token = _current_act.set(self.name)
             handle: ActSpan = _new(ActSpan)
             handle.span = span
             handle.name = self.name
@@ -583,13 +583,6 @@ class act(_Scope):
                         detach(token)
                 except Exception:
                     log.debug("tempera: could not restore the context", exc_info=True)
-            act_token = self._act_token
-            if act_token is not None:
-                self._act_token = None
-                try:
-                    act_token.var.reset(act_token)
-                except Exception:
-                    log.debug("tempera: could not restore the context", exc_info=True)
 
 
 class llm_call(_Scope):
@@ -625,11 +618,11 @@ class llm_call(_Scope):
                 attributes.update(self.attributes)
             cached = _ctx._cached
             t = (
-                cached[1]
+                cached[2]
                 if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-                else tracer()
+                else _ctx.tempera_tracer()
             )
-            if type(t) is TemperaTracer:  # its start_span, one frame and no keywords less
+            if t is not None:  # tempera's tracer: its start_span, one frame and no keywords less
                 span = t._start(
                     conv.LLM_SPAN_PREFIX + self.model,
                     ctx,
@@ -640,9 +633,15 @@ class llm_call(_Scope):
                     True,
                     True,
                     ctx,
+                    # checked: string keys, and values that are plain strings
+                    self.attributes is None
+                    and type(self.model) is str
+                    and (narrative_type is None or type(narrative_type) is str),
                 )
             else:
-                span = t.start_span(conv.LLM_SPAN_PREFIX + self.model, ctx, attributes=attributes)
+                span = tracer().start_span(
+                    conv.LLM_SPAN_PREFIX + self.model, ctx, attributes=attributes
+                )
             new = Context(ctx)
             dict.__setitem__(new, _SPAN_KEY, span)
             self._token = _attach(new)
@@ -697,20 +696,21 @@ def parse_json(
     ``narrative.json.parse.success`` or ``narrative.json.parse.failures`` under the running
     narrative's type and act. A parse error marks the span and propagates."""
     running = _current_narrative.get()
-    narrative_type = running.type if running is not None else current_narrative_type()
-    act_name = _current_act.get()
+    ctx = _get_current()
+    narrative_type = running.type if running is not None else current_narrative_type(ctx)
+    act_name = cast("str | None", ctx.get(_ACT_KEY))
     try:
         attributes: dict[str, Any] = {"json.size": len(text)}
         if narrative_type is not None:
             attributes[conv.NARRATIVE_TYPE] = narrative_type
         cached = _ctx._cached
         t = (
-            cached[1]
+            cached[2]
             if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-            else tracer()
+            else _ctx.tempera_tracer()
         )
         span: Span
-        if type(t) is TemperaTracer:  # its start_span, one frame and no keywords less
+        if t is not None:  # tempera's tracer: its start_span, one frame and no keywords less
             span = t._start(
                 conv.JSON_PARSE_SPAN,
                 None,
@@ -720,10 +720,12 @@ def parse_json(
                 None,
                 True,
                 True,
-                _get_current(),
+                ctx,
+                # checked: string keys, an int and a plain string
+                narrative_type is None or type(narrative_type) is str,
             )
         else:
-            span = t.start_span(conv.JSON_PARSE_SPAN, attributes=attributes)
+            span = tracer().start_span(conv.JSON_PARSE_SPAN, attributes=attributes)
     except Exception:
         log.debug("tempera: could not start a span", exc_info=True)
         span = trace_api.INVALID_SPAN

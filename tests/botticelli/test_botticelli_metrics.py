@@ -164,3 +164,22 @@ def test_recording_never_raises(telemetry: tempera.Telemetry) -> None:
     metrics.record_api_request(0.1, object())  # type: ignore[arg-type]
     metrics.record_generation(1.0, 1, "cats")
     assert point_sum(metric_points(telemetry)["bot.generation.runs"]) >= 1
+
+
+def test_a_parse_counts_under_the_act_it_runs_in(telemetry: tempera.Telemetry) -> None:
+    from tempera.plugins.botticelli import act, narrative, parse_json
+
+    metrics = BotMetrics()
+    with narrative("curation", metrics=metrics):
+        parse_json("{}", metrics=metrics)  # no act yet
+        with act("score", metrics=metrics):
+            parse_json("[]", metrics=metrics)
+            with narrative("research", metrics=metrics):  # a narrative inside an act
+                parse_json("1", metrics=metrics)
+            parse_json("2", metrics=metrics)  # the act again, once the inner narrative ends
+    parses = metric_points(telemetry)["narrative.json.parse.success"]
+    counts = {
+        (p.attributes["narrative.type"], p.attributes.get("narrative.act")): p.value
+        for p in parses.data.data_points
+    }
+    assert counts == {("curation", None): 1, ("curation", "score"): 2, ("research", None): 1}
