@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Counter", "Stats"]
+__all__ = ["Counter", "Stats", "Tally"]
 
 
 class Counter:
@@ -36,6 +36,20 @@ class Counter:
         return int(reduced[1][0]) + self._bulk
 
 
+class Tally:
+    """A count its owner keeps as a plain int (``tally.n += k``), always under one lock of
+    the owner's that it already holds for other reasons: no call and no lock of its own."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    @property
+    def value(self) -> int:
+        return self.n
+
+
 class Stats:
     """Named counters: ``spans.exported``, ``spans.dropped.queue_full``, ...
 
@@ -44,7 +58,7 @@ class Stats:
     """
 
     def __init__(self) -> None:
-        self._counters: dict[str, Counter] = {}
+        self._counters: dict[str, Counter | Tally] = {}
         self._lock = threading.Lock()
 
     def counter(self, name: str) -> Counter:
@@ -52,7 +66,19 @@ class Stats:
             counter = self._counters.get(name)
             if counter is None:
                 counter = self._counters[name] = Counter()
+            if not isinstance(counter, Counter):
+                raise TypeError(f"{name} is a tally, not a counter")
             return counter
+
+    def tally(self, name: str) -> Tally:
+        """A ``Tally`` under ``name`` (one owner: it must not also be a ``counter``)."""
+        with self._lock:
+            tally = self._counters.get(name)
+            if tally is None:
+                tally = self._counters[name] = Tally()
+            if not isinstance(tally, Tally):
+                raise TypeError(f"{name} is a counter, not a tally")
+            return tally
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

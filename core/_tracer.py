@@ -226,6 +226,9 @@ class _Span(sdk_trace.Span):
                 if self._end_time is None and (
                     attrs.maxlen is None or len(d) + len(attributes) <= attrs.maxlen
                 ):
+                    if d.keys().isdisjoint(attributes):  # all new: one update
+                        d.update(attributes)
+                        return
                     for key, value in attributes.items():
                         if key in d:
                             del d[key]  # re-set keys move to the end, as BoundedAttributes does
@@ -255,10 +258,8 @@ class _Span(sdk_trace.Span):
 
     def end(self, end_time: int | None = None) -> None:
         with _SPAN_LOCK:
-            if self._end_time is not None:
-                ended = True
-            else:
-                ended = False
+            ended = self._end_time is not None
+            if not ended:
                 self._end_time = end_time if end_time is not None else time_ns()
                 self._attributes._immutable = True  # type: ignore[union-attr]
         if ended:
@@ -270,11 +271,12 @@ class _Span(sdk_trace.Span):
         procs = tracer._processors
         if procs is None:
             procs = tracer._current_processors()
-        for call in procs.on_ending:
-            try:
-                call(self)
-            except Exception:
-                tracer._processor_failed()
+        if procs.on_ending:
+            for call in procs.on_ending:
+                try:
+                    call(self)
+                except Exception:
+                    tracer._processor_failed()
         for call in procs.on_end:
             try:
                 call(self)

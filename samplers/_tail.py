@@ -31,7 +31,7 @@ from tempera._tracer import _TUPLE_LAYOUT
 from ._consistent import state_with_th, weight_attributes
 
 if TYPE_CHECKING:
-    from tempera._stats import Stats
+    from tempera._stats import Stats, Tally
 
 __all__ = ["FinishedTrace", "TailPolicy", "TailProcessor", "forced_copy", "span_has_error"]
 
@@ -115,26 +115,32 @@ def forced_copy(span: ReadableSpan, policy: str) -> ReadableSpan:
     )
 
 
-# What _finish hands to _emit: (trace, reason, decision, early). reason: why the trace is
-# kept whole (None: the head decision stands); decision: what the cache remembers.
-_Verdict = tuple["_Trace", "str | None", str, "str | None"]
+# What _finish hands to _emit, for a trace with spans to forward: (trace, reason, decision,
+# path). reason: why the trace is kept whole (None: the head decision stands); decision: what
+# the cache remembers; path: under keep="error-path", the span ids kept with probability 1.
+_Verdict = tuple["_Trace", "str | None", str, "set[int] | None"]
+_new = object.__new__
 
 
 class _Trace:
     """One open trace: its spans in end order, how many of them the head sampled, the span
-    ids of its errors (None until the first)."""
+    ids of its errors (None until the first), and when its first span ended."""
 
     __slots__ = ("error_ids", "first_ns", "sampled", "spans")
 
-    def __init__(self, first_ns: int) -> None:
-        self.spans: list[ReadableSpan] = []
-        self.sampled = 0
-        self.error_ids: list[int] | None = None
-        self.first_ns = first_ns
+    spans: list[ReadableSpan]
+    sampled: int
+    error_ids: list[int] | None
+    first_ns: int
 
 
 class TailProcessor(SpanProcessor):
-    """Buffers per trace, decides at local-root end, forwards kept spans to ``downstream``."""
+    """Buffers per trace, decides at local-root end, forwards kept spans to ``downstream``.
+
+    ``errors_only``: the policy keeps exactly the traces that hold an error (reason
+    ``error``), so it is not called. Everything is decided and counted under one lock (the
+    counts are ``Tally`` objects it guards); spans are forwarded after it is released.
+    """
 
     def __init__(
         self,
@@ -149,6 +155,7 @@ class TailProcessor(SpanProcessor):
         max_age_ms: int = 120_000,
         decision_cache_size: int = 100_000,
         keep_late_errors: bool = True,
+        errors_only: bool = False,
         clock: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         self.downstream = downstream
@@ -160,6 +167,7 @@ class TailProcessor(SpanProcessor):
         self.max_age_ns = max_age_ms * 1_000_000
         self.cache_size = decision_cache_size
         self.keep_late_errors = keep_late_errors
+        self.errors_only = errors_only
         self._clock = clock
         self._traces: dict[int, _Trace] = {}  # insertion order: the oldest trace first
         # The decision cache in two generations of plain dicts: a full newer generation
@@ -172,25 +180,25 @@ class TailProcessor(SpanProcessor):
         self._forward = downstream.on_end
         self._new_traces = 0
         self._policy_failed = False
-        c = stats.counter
-        self._seen = c("tail.spans.seen")
-        self._kept_spans = c("tail.spans.kept")
-        self._dropped_spans = c("tail.spans.dropped")
-        self._late = c("tail.spans.late")
-        self._late_error = c("tail.spans.kept.late_error")
-        self._traces_kept_head = c("tail.traces.kept.head")
-        self._traces_dropped = c("tail.traces.dropped")
-        self._policy_errors = c("tail.policy.errors")
+        t = stats.tally
+        self._seen = t("tail.spans.seen")
+        self._kept_spans = t("tail.spans.kept")
+        self._dropped_spans = t("tail.spans.dropped")
+        self._late = t("tail.spans.late")
+        self._late_error = t("tail.spans.kept.late_error")
+        self._traces_kept_head = t("tail.traces.kept.head")
+        self._traces_dropped = t("tail.traces.dropped")
+        self._policy_errors = stats.counter("tail.policy.errors")
         self._stats = stats
-        self._by_reason: dict[str, Any] = {}
+        self._by_reason: dict[str, Tally] = {}
 
     # -- counters ----------------------------------------------------------------------------
 
-    def _count(self, name: str) -> Any:
-        counter = self._by_reason.get(name)
-        if counter is None:
-            counter = self._by_reason[name] = self._stats.counter(name)
-        return counter
+    def _tally(self, name: str) -> Tally:
+        tally = self._by_reason.get(name)
+        if tally is None:
+            tally = self._by_reason[name] = self._stats.tally(name)
+        return tally
 
     # -- SpanProcessor -----------------------------------------------------------------------
 
@@ -226,8 +234,10 @@ class TailProcessor(SpanProcessor):
                 tid = ctx.trace_id
                 sampled = ctx.trace_flags.sampled
                 is_root = parent is None or parent.is_remote
+            late: str | None = None
             with self._lock:
-                trace = self._traces.get(tid)  # an open trace: the common case, one lookup
+                traces = self._traces
+                trace = traces.get(tid)  # an open trace: the common case, one lookup
                 if trace is not None:
                     spans = trace.spans
                     spans.append(span)
@@ -239,21 +249,36 @@ class TailProcessor(SpanProcessor):
                         trace.error_ids.append(ctx.span_id)
                     if not is_root and len(spans) < self.max_spans:
                         return
-                    del self._traces[tid]
-                    out = [
-                        self._finish(
-                            tid, trace, span if is_root else None, None if is_root else "max_spans"
-                        )
-                    ]
+                    del traces[tid]
+                    verdict = self._finish(
+                        tid, trace, span if is_root else None, None if is_root else "max_spans"
+                    )
+                    if verdict is None:
+                        return  # the common end of a trace: nothing to forward
+                    out = [verdict]
                 else:
                     late = self._decided.get(tid) or self._decided_before.get(tid)
-                    if late is None:
+                    if late is not None:
+                        out = []
+                    elif (
+                        not is_root
+                        and self._new_traces < 31
+                        and len(traces) < self.max_traces
+                        and self.max_spans > 1
+                    ):
+                        # A trace's first span, no bound to look at: open the trace.
+                        trace = _new(_Trace)
+                        trace.spans = [span]
+                        trace.sampled = sampled
+                        trace.error_ids = [ctx.span_id] if is_error else None
+                        trace.first_ns = self._clock()
+                        traces[tid] = trace
+                        self._new_traces += 1
+                        return
+                    else:
                         out = self._start_trace(tid, span, sampled, is_error, is_root, ctx)
-            if trace is None and late is not None:
-                self._seen.incr()
-                self._late.incr()
+            if late is not None:
                 self._follow(span, late, is_error)
-                return
             for verdict in out:
                 self._emit(verdict)
         except Exception:
@@ -262,18 +287,18 @@ class TailProcessor(SpanProcessor):
     def _start_trace(
         self, tid: int, span: ReadableSpan, sampled: int, is_error: bool, is_root: bool, ctx: Any
     ) -> list[_Verdict]:
-        """The first span of a trace (under the lock): a new open trace, unless the span is
-        its root too; plus the traces a bound decides to make room."""
+        """The first span of a trace (under the lock) when a bound is to be looked at or the
+        span is its trace's root: the trace, and the traces a bound decides to make room."""
         traces = self._traces
-        out: list[_Verdict] = []
+        out: list[_Verdict | None] = []
         if len(traces) >= self.max_traces:
             oldest = next(iter(traces))
             out.append(self._finish(oldest, traces.pop(oldest), None, "max_traces"))
-        trace = _Trace(self._clock())
-        trace.spans.append(span)
+        trace = _new(_Trace)
+        trace.spans = [span]
         trace.sampled = sampled
-        if is_error:
-            trace.error_ids = [ctx.span_id]
+        trace.error_ids = [ctx.span_id] if is_error else None
+        trace.first_ns = self._clock()
         if is_root:
             out.append(self._finish(tid, trace, span, None))
         elif self.max_spans <= 1:
@@ -281,10 +306,10 @@ class TailProcessor(SpanProcessor):
         else:
             traces[tid] = trace
         self._new_traces += 1
-        if self._new_traces >= 32:  # old traces are looked for every 32 new ones
+        if self._new_traces >= 31:  # old traces are looked for every 32 new ones
             self._new_traces = 0
             out.extend(self._expire(trace.first_ns - self.max_age_ns))
-        return out
+        return [v for v in out if v is not None]
 
     def _failed(self) -> None:
         # Never into the application: count, log once, and move on.
@@ -295,30 +320,59 @@ class TailProcessor(SpanProcessor):
 
     def _finish(
         self, tid: int, trace: _Trace, root: ReadableSpan | None, early: str | None
-    ) -> _Verdict:
-        """Decide ``trace`` (called under the lock, so the decision is cached before any other
-        thread can look: a span of this trace ending right now follows it, never re-buffers)."""
-        try:
-            reason = self.policy(
-                FinishedTrace(trace.spans, root, trace.error_ids is not None, early)
-            )
-        except Exception:
-            self._policy_errors.incr()
-            if not self._policy_failed:
-                self._policy_failed = True
-                log.warning(
-                    "tempera: tail policy %r raised; the head decision stands",
-                    self.name,
-                    exc_info=True,
-                )
-            reason = None
+    ) -> _Verdict | None:
+        """Decide ``trace`` and count it (under the lock, so the decision is cached before any
+        other thread can look: a span of this trace ending right now follows it, never
+        re-buffers). None when there is nothing to forward."""
+        spans = trace.spans
+        if self.errors_only:
+            reason = "error" if trace.error_ids is not None else None
+        else:
+            try:
+                reason = self.policy(FinishedTrace(spans, root, trace.error_ids is not None, early))
+            except Exception:
+                self._policy_errors.incr()
+                if not self._policy_failed:
+                    self._policy_failed = True
+                    log.warning(
+                        "tempera: tail policy %r raised; the head decision stands",
+                        self.name,
+                        exc_info=True,
+                    )
+                reason = None
         decision = f"{self.name}:{reason}" if reason is not None else _HEAD
         cache = self._decided
         cache[tid] = decision
         if len(cache) >= self._generation:
             self._decided_before = cache
             self._decided = {}
-        return trace, reason, decision, early
+        n = len(spans)
+        self._seen.n += n
+        if early is not None:
+            self._tally(f"tail.early.{early}").n += 1
+        if reason is None:  # the head decision stands: its sampled spans go on
+            kept = trace.sampled
+            self._kept_spans.n += kept
+            self._dropped_spans.n += n - kept
+            if not kept:
+                self._traces_dropped.n += 1
+                return None
+            self._traces_kept_head.n += 1
+            return trace, None, decision, None
+        self._tally(f"tail.traces.kept.{reason}").n += 1
+        path: set[int] | None = None
+        kept = n
+        if self.keep == "error-path" and trace.error_ids:
+            path = _error_path(spans, trace.error_ids)
+            kept = sum(
+                1
+                for s in spans
+                if s.context.span_id in path  # type: ignore[union-attr]
+                or s.context.trace_flags.sampled  # type: ignore[union-attr]
+            )
+        self._kept_spans.n += kept
+        self._dropped_spans.n += n - kept
+        return trace, reason, decision, path
 
     def remembered(self) -> int:
         """Decided traces in the decision cache."""
@@ -333,39 +387,17 @@ class TailProcessor(SpanProcessor):
             if trace.first_ns > cutoff:
                 break
             del traces[tid]
-            out.append(self._finish(tid, trace, None, "max_age"))
+            verdict = self._finish(tid, trace, None, "max_age")
+            if verdict is not None:
+                out.append(verdict)
         return out
 
     def _emit(self, verdict: _Verdict) -> None:
-        trace, reason, decision, early = verdict
-        spans = trace.spans
-        self._seen.add(len(spans))  # counted per trace, not per span
-        if early is not None:
-            self._count(f"tail.early.{early}").incr()
+        """Forward what ``_finish`` kept (outside the lock)."""
+        trace, reason, decision, path = verdict
         forward = self._forward
-        if reason is not None:
-            self._count(f"tail.traces.kept.{reason}").incr()
-            if self.keep == "error-path" and trace.error_ids:
-                path = _error_path(spans, trace.error_ids)
-                kept = 0
-                for s in spans:
-                    if s.context.span_id in path:  # type: ignore[union-attr]
-                        forward(forced_copy(s, decision))
-                    elif s.context.trace_flags.sampled:  # type: ignore[union-attr]
-                        forward(s)  # kept by the head anyway, with its head weight
-                    else:
-                        continue
-                    kept += 1
-                self._kept_spans.add(kept)
-                self._dropped_spans.add(len(spans) - kept)
-                return
-            for s in spans:
-                forward(forced_copy(s, decision))
-            self._kept_spans.add(len(spans))
-            return
-        kept = trace.sampled  # the head decision stands: its sampled spans go on
-        if kept:
-            for s in spans:
+        if reason is None:
+            for s in trace.spans:
                 ctx = getattr(s, "_context", None)
                 if type(ctx) is SpanContext and _TUPLE_LAYOUT:
                     sampled = ctx[3] & 1  # the flags, without two property calls
@@ -373,25 +405,39 @@ class TailProcessor(SpanProcessor):
                     sampled = s.context.trace_flags.sampled  # type: ignore[union-attr]
                 if sampled:
                     forward(s)
-            self._kept_spans.add(kept)
-            self._traces_kept_head.incr()
+        elif path is not None:
+            for s in trace.spans:
+                if s.context.span_id in path:  # type: ignore[union-attr]
+                    forward(forced_copy(s, decision))
+                elif s.context.trace_flags.sampled:  # type: ignore[union-attr]
+                    forward(s)  # kept by the head anyway, with its head weight
         else:
-            self._traces_dropped.incr()
-        self._dropped_spans.add(len(spans) - kept)
+            for s in trace.spans:
+                forward(forced_copy(s, decision))
 
     def _follow(self, span: ReadableSpan, decision: str, is_error: bool) -> None:
+        """A span of a trace decided already: it follows the decision."""
+        late_error = False
         if decision != _HEAD and self.keep == "trace":
-            self._kept_spans.incr()
-            self._forward(forced_copy(span, decision))
+            copy: ReadableSpan | None = forced_copy(span, decision)
         elif span.context.trace_flags.sampled:  # type: ignore[union-attr]
-            self._kept_spans.incr()
-            self._forward(span)
+            copy = span
         elif is_error and self.keep_late_errors:
-            self._late_error.incr()
-            self._kept_spans.incr()
-            self._forward(forced_copy(span, f"{self.name}:late_error"))
+            copy = forced_copy(span, f"{self.name}:late_error")
+            late_error = True
         else:
-            self._dropped_spans.incr()
+            copy = None
+        with self._lock:
+            self._seen.n += 1
+            self._late.n += 1
+            if copy is None:
+                self._dropped_spans.n += 1
+            else:
+                self._kept_spans.n += 1
+                if late_error:
+                    self._late_error.n += 1
+        if copy is not None:
+            self._forward(copy)
 
     # -- flushing ----------------------------------------------------------------------------
 
@@ -404,7 +450,8 @@ class TailProcessor(SpanProcessor):
             pending = [self._finish(tid, t, None, reason) for tid, t in self._traces.items()]
             self._traces.clear()
         for verdict in pending:
-            self._emit(verdict)
+            if verdict is not None:
+                self._emit(verdict)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         with self._lock:

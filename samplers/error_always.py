@@ -157,10 +157,15 @@ class ErrorAlwaysSampler(Sampler):
             max_spans_per_trace=o.max_spans_per_trace,
             max_age_ms=o.max_age_ms,
             decision_cache_size=o.decision_cache_size,
+            # keep_reason without slow_ms keeps exactly the traces with an error
+            errors_only=self._slow_ns is None and type(self).keep_reason is _KEEP_REASON,
         )
 
     def get_description(self) -> str:
         return f"ErrorAlways{{otherwise:{self.otherwise.get_description()}}}"
+
+
+_KEEP_REASON = ErrorAlwaysSampler.keep_reason
 
 
 class ErrorAlways(SamplerPlugin):

@@ -211,3 +211,46 @@ def test_error_always_keeps_every_error_trace_and_about_p_of_the_rest() -> None:
     assert all(s.context.trace_flags.sampled for s in spans)
     estimate = sum(s.attributes[ADJUSTED_COUNT] for s in roots)
     assert abs(estimate - n) <= estimate_tolerance({p: n - len(errors)})
+
+
+@pytest.mark.parametrize("keep", ["trace", "error-path"])
+def test_the_errors_only_shortcut_decides_as_the_policy_does(keep: str) -> None:
+    """Without slow_ms, error-always's policy keeps exactly the traces with an error, so
+    the tail processor does not call it; replayed through both, the same spans go out and
+    the same counts come out, bounds and late spans included."""
+    rng = random.Random(5)
+    spans: list[ReadableSpan] = []
+    for tid in range(1, 400):
+        n = rng.randint(1, 12)
+        sampled = rng.random() < 0.3
+        for sid in range(2, n + 1):  # children first, the root (span id 1) last
+            spans.append(span(tid, sid, 1, sampled=sampled, error=rng.random() < 0.02))
+        spans.append(span(tid, 1, sampled=sampled, exception=rng.random() < 0.01))
+        if rng.random() < 0.05:  # a late span, after its root
+            spans.append(span(tid, 99, 1, sampled=sampled, error=rng.random() < 0.5))
+    outcomes = []
+    for errors_only in (True, False):
+        stats, rec = Stats(), Recorder()
+        sampler = ErrorAlwaysSampler(RatioSampler(0.5), ErrorAlwaysOptions(keep=keep))
+        tail = TailProcessor(
+            rec,
+            stats,
+            sampler.keep_reason,
+            keep=keep,  # type: ignore[arg-type]
+            max_traces=20,
+            max_spans_per_trace=10,
+            errors_only=errors_only,
+        )
+        for s in spans:
+            tail.on_end(s)
+        tail.shutdown()
+        exported = [
+            (s.context.trace_id, s.context.span_id, s.attributes.get(POLICY)) for s in rec.spans
+        ]
+        outcomes.append((exported, stats.snapshot()))
+    assert outcomes[0] == outcomes[1]
+    exported, snap = outcomes[0]
+    assert snap["tail.traces.kept.error"] > 0 and snap["tail.early.max_spans"] > 0
+    assert snap["tail.spans.seen"] == len(spans)
+    assert snap["tail.spans.kept"] == len(exported)
+    assert snap["tail.spans.kept"] + snap["tail.spans.dropped"] == len(spans)
