@@ -15,6 +15,7 @@ from opentelemetry.trace import TraceFlags
 
 from ._batch import ExportQueue
 from ._stats import Stats
+from ._tracer import _TUPLE_LAYOUT
 
 __all__ = ["FanOutSpanProcessor", "QueueLogProcessor", "QueueSpanProcessor", "SyncSpanProcessor"]
 
@@ -40,7 +41,11 @@ class QueueSpanProcessor(SpanProcessor):
             context = span._context  # a ReadableSpan's field: no property call
         except AttributeError:
             context = span.context
-        if context is not None and context.trace_flags & _SAMPLED:
+        if context is None:
+            return
+        # SpanContext is the tuple (trace_id, span_id, is_remote, flags, state, is_valid):
+        # its trace_flags property is a call per span.
+        if (context[3] if _TUPLE_LAYOUT else context.trace_flags) & _SAMPLED:
             self._put(span)
 
     def shutdown(self) -> None:

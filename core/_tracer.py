@@ -33,7 +33,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace as trace_api
@@ -428,7 +428,7 @@ class TemperaTracer(sdk_trace.Tracer):
             parent: SpanContext | None = None
             if parent_span is not None:
                 if type(parent_span) in _OWN_SPANS:
-                    parent = cast(_Span, parent_span)._context  # ours: always valid
+                    parent = parent_span._context  # type: ignore[attr-defined]  # ours: valid
                 elif isinstance(parent_span, _ApiSpan):
                     parent = parent_span.get_span_context()
                     if parent is not None:

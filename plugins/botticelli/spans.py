@@ -698,7 +698,7 @@ def parse_json(
     running = _current_narrative.get()
     ctx = _get_current()
     narrative_type = running.type if running is not None else current_narrative_type(ctx)
-    act_name = cast("str | None", ctx.get(_ACT_KEY))
+    act_name: Any = ctx.get(_ACT_KEY)  # a str or None
     try:
         attributes: dict[str, Any] = {"json.size": len(text)}
         if narrative_type is not None:
