@@ -13,7 +13,15 @@ starting and ending one does less than the SDK's generic path:
   (as the SDK's per-span lock does), and events and links get their list when the first one
   is added;
 - processors whose ``on_start`` / ``_on_ending`` do nothing are not called, and the ended
-  span itself (already immutable through the API) goes to ``on_end`` instead of a copy.
+  span itself (already immutable through the API) goes to ``on_end`` instead of a copy;
+- two optional sampler attributes, which tempera's own samplers have: ``sample_span(parent,
+  context, trace_id, name, kind, attributes, links)`` takes the parent span context the
+  tracer has already looked up (None for a root) instead of finding it again in the context;
+  ``plain_attributes = True`` promises that a decision adds only plain values to the span's
+  attributes and that a dict it returns, other than the caller's, is new. With it the tracer
+  checks the caller's attributes alone and keeps that dict as the span's own. A sampler
+  without them is called through ``should_sample`` and its attributes are cleaned as the SDK
+  would.
 
 The OpenTelemetry API behaves as with the SDK's tracer: context propagation, the sampler's
 decision, attributes and their limits, events, links, status, exceptions recorded on exit.

@@ -50,7 +50,9 @@ class ErrorAlwaysOptions(BaseModel):
     max_spans_per_trace: int = Field(default=1_000, ge=1, description="Spans buffered per trace.")
     max_age_ms: int = Field(default=120_000, ge=1, description="A trace open longer is decided.")
     decision_cache_size: int = Field(
-        default=100_000, ge=1, description="Decided traces remembered for their late spans."
+        default=100_000,
+        ge=1,
+        description="Decided traces remembered for their late spans (the last half at least).",
     )
 
 
