@@ -188,6 +188,9 @@ class _Span(sdk_trace.Span):
     _record_end_metrics: Callable[[], None] | None = None
     _lock = _SPAN_LOCK
     _tracer: TemperaTracer
+    # The open trace of a buffering processor (see _Processors) this span ends into, when
+    # its local root opened one; the root itself holds it too.
+    _buffer: Any = None
 
     def set_attribute(self, key: str, value: types.AnyValue) -> None:
         attrs: Any = self._attributes
@@ -285,6 +288,21 @@ class _Span(sdk_trace.Span):
                     call(self)
                 except Exception:
                     tracer._processor_failed()
+        buffer = self._buffer
+        if buffer is not None and buffer.root is not self:
+            # A local descendant of a root that opened its trace: appended to it, no call
+            # (the buffering processor decides the trace when the root ends). Should the
+            # trace be decided meanwhile, it goes through on_end unless the decision had it.
+            spans = buffer.spans
+            if spans is not None and len(spans) < buffer.room:
+                spans.append(self)
+                if buffer.spans is spans or buffer.included(self, spans):
+                    for call in procs.on_end_others:
+                        try:
+                            call(self)
+                        except Exception:
+                            tracer._processor_failed()
+                    return
         for call in procs.on_end:
             try:
                 call(self)
@@ -310,15 +328,24 @@ def _does_nothing(method: Any) -> bool:
 
 
 class _Processors:
-    """The provider's span processors as lists of bound methods, no-ops left out."""
+    """The provider's span processors as lists of bound methods, no-ops left out.
 
-    __slots__ = ("on_end", "on_ending", "on_start", "source")
+    ``buffering``: the one processor that buffers spans per trace and has ``open_trace``
+    (tempera's tail processor), else None. A local root span then opens its trace there as
+    it starts, and its local descendants append themselves to it as they end instead of
+    calling its ``on_end`` (``on_end_others``: the other processors' ``on_end``).
+    """
+
+    __slots__ = ("buffering", "on_end", "on_end_others", "on_ending", "on_start", "source")
 
     def __init__(self, source: Sequence[sdk_trace.SpanProcessor]) -> None:
         self.source = source
         self.on_start = [p.on_start for p in source if not _does_nothing(p.on_start)]
         self.on_ending = [p._on_ending for p in source if not _does_nothing(p._on_ending)]
         self.on_end = [p.on_end for p in source]
+        buffering = [p for p in source if callable(getattr(p, "open_trace", None))]
+        self.buffering: Any = buffering[0] if len(buffering) == 1 else None
+        self.on_end_others = [p.on_end for p in source if p is not self.buffering]
 
 
 class TemperaTracer(sdk_trace.Tracer):
@@ -434,9 +461,11 @@ class TemperaTracer(sdk_trace.Tracer):
         try:
             parent_span = current.get(_SPAN_KEY)
             parent: SpanContext | None = None
+            own_parent = False
             if parent_span is not None:
                 if type(parent_span) in _OWN_SPANS:
                     parent = parent_span._context  # type: ignore[attr-defined]  # ours: valid
+                    own_parent = True
                 elif isinstance(parent_span, _ApiSpan):
                     parent = parent_span.get_span_context()
                     if parent is not None:
@@ -551,6 +580,14 @@ class TemperaTracer(sdk_trace.Tracer):
             procs = self._processors
             if procs is None:
                 procs = self._current_processors()
+            buffering = procs.buffering
+            if buffering is not None:
+                if own_parent:
+                    buffer = parent_span._buffer  # type: ignore[attr-defined]
+                    if buffer is not None and buffer.owner is buffering:
+                        span._buffer = buffer
+                elif parent is None or (parent[2] if _TUPLE_LAYOUT else parent.is_remote):
+                    span._buffer = buffering.open_trace(span, trace_id)
             on_start = procs.on_start
             if on_start:
                 for call in on_start:

@@ -115,23 +115,65 @@ def forced_copy(span: ReadableSpan, policy: str) -> ReadableSpan:
     )
 
 
-# What _finish hands to _emit, for a trace with spans to forward: (trace, reason, decision,
+# What _finish hands to _emit, for a trace with spans to forward: (spans, reason, decision,
 # path). reason: why the trace is kept whole (None: the head decision stands); decision: what
 # the cache remembers; path: under keep="error-path", the span ids kept with probability 1.
-_Verdict = tuple["_Trace", "str | None", str, "set[int] | None"]
+_Verdict = tuple["list[ReadableSpan]", "str | None", str, "set[int] | None"]
 _new = object.__new__
 
 
 class _Trace:
-    """One open trace: its spans in end order, how many of them the head sampled, the span
-    ids of its errors (None until the first), and when its first span ended."""
+    """One open trace.
 
-    __slots__ = ("error_ids", "first_ns", "sampled", "spans")
+    ``spans``: its ended spans in end order, None once decided. ``root``: the local root
+    span when tempera's tracer opened the trace as that root started (``open_trace``); its
+    local descendants then append themselves to ``spans`` as they end, while ``len(spans) <
+    room``, without a call to ``on_end`` (see ``_Span.end`` in ``tempera._tracer``).
+    ``closed_at``: how many spans the decision covered; a span that finds the trace decided
+    after appending itself asks ``included`` whether it was one of them.
+    """
 
-    spans: list[ReadableSpan]
-    sampled: int
-    error_ids: list[int] | None
+    __slots__ = ("closed_at", "first_ns", "lock", "owner", "room", "root", "spans")
+
+    spans: list[ReadableSpan] | None
+    root: ReadableSpan | None
+    room: int
     first_ns: int
+    closed_at: int
+    lock: threading.Lock
+    owner: TailProcessor
+
+    def included(self, span: ReadableSpan, spans: list[ReadableSpan]) -> bool:
+        """Whether ``span``, appended to ``spans`` as the trace was being decided, was in the
+        decision (else it goes through ``on_end`` as a late span)."""
+        with self.lock:
+            return spans.index(span) < self.closed_at
+
+
+def _scan(spans: list[ReadableSpan]) -> tuple[int, list[int] | None]:
+    """How many of ``spans`` the head sampled, and the span ids of those with an error."""
+    sampled = 0
+    errors: list[int] | None = None
+    for span in spans:
+        try:  # an SDK span's fields: no property calls (and no tuple copies) per span
+            ctx: Any = span._context
+            flag = ctx[3] & 1  # (trace_id, span_id, is_remote, flags, state, is_valid)
+            status: Any = span._status
+            quiet = status._status_code is not _ERROR and not span._events
+        except (AttributeError, TypeError, IndexError):
+            ctx = span.context
+            if ctx is None:
+                continue
+            flag = ctx.trace_flags.sampled
+            quiet = False
+        sampled += flag
+        if quiet:
+            continue
+        if span_has_error(span):  # an ERROR status or an exception event
+            if errors is None:
+                errors = []
+            errors.append(ctx.span_id)
+    return sampled, errors
 
 
 class TailProcessor(SpanProcessor):
@@ -208,31 +250,68 @@ class TailProcessor(SpanProcessor):
     def _on_ending(self, span: Span) -> None:
         pass
 
+    def _new_trace(self, root: ReadableSpan | None) -> _Trace:
+        trace = _new(_Trace)
+        trace.spans = []
+        trace.root = root
+        trace.room = self.max_spans - 1  # the root's place kept
+        trace.first_ns = self._clock()
+        trace.closed_at = -1
+        trace.lock = self._lock
+        trace.owner = self
+        return trace
+
+    def open_trace(self, root: ReadableSpan, tid: int) -> _Trace | None:
+        """Called by tempera's tracer as a local root span starts: the trace its local
+        descendants append themselves to as they end. None (they go through ``on_end``) when
+        the trace is open or decided already, or when anything goes wrong."""
+        try:
+            out: list[_Verdict] = []
+            with self._lock:
+                traces = self._traces
+                if tid in traces or self._decided.get(tid) or self._decided_before.get(tid):
+                    return None
+                trace = self._new_trace(root)
+                out = self._make_room(trace)
+                traces[tid] = trace
+            for verdict in out:
+                self._emit(verdict)
+            return trace
+        except Exception:
+            self._failed()
+            return None
+
+    def _make_room(self, trace: _Trace) -> list[_Verdict]:
+        """Before a new trace is opened (under the lock): the oldest open trace decided when
+        ``max_traces`` are open, and old ones every 32 new traces."""
+        traces = self._traces
+        out: list[_Verdict | None] = []
+        if len(traces) >= self.max_traces:
+            oldest = next(iter(traces))
+            out.append(self._finish(oldest, traces.pop(oldest), None, "max_traces"))
+        self._new_traces += 1
+        if self._new_traces >= 32:  # old traces are looked for every 32 new ones
+            self._new_traces = 0
+            out.extend(self._expire(trace.first_ns - self.max_age_ns))
+        return [v for v in out if v is not None]
+
     def on_end(self, span: ReadableSpan) -> None:
         # One frame per span: the whole body inside the try (free in CPython 3.11+).
         try:
             try:  # a ReadableSpan's fields: no property calls (and no tuple copies) per span
                 ctx = span._context
                 parent = span._parent
-                # span_has_error, inline for the common case: no ERROR status, no events.
-                is_error = (
-                    span._status._status_code is _ERROR  # type: ignore[attr-defined]
-                    or bool(span._events and span_has_error(span))
-                )
             except AttributeError:
                 ctx = span.context
                 parent = span.parent
-                is_error = span_has_error(span)
             if ctx is None:
                 return
             if _TUPLE_LAYOUT:
                 # A SpanContext is (trace_id, span_id, is_remote, flags, state, is_valid).
                 tid = ctx[0]
-                sampled = ctx[3] & 1
                 is_root = parent is None or parent[2]
             else:  # pragma: no cover - a SpanContext of another shape
                 tid = ctx.trace_id
-                sampled = ctx.trace_flags.sampled
                 is_root = parent is None or parent.is_remote
             late: str | None = None
             with self._lock:
@@ -240,13 +319,8 @@ class TailProcessor(SpanProcessor):
                 trace = traces.get(tid)  # an open trace: the common case, one lookup
                 if trace is not None:
                     spans = trace.spans
+                    assert spans is not None  # an open trace's
                     spans.append(span)
-                    if sampled:
-                        trace.sampled += 1
-                    if is_error:
-                        if trace.error_ids is None:
-                            trace.error_ids = []
-                        trace.error_ids.append(ctx.span_id)
                     if not is_root and len(spans) < self.max_spans:
                         return
                     del traces[tid]
@@ -260,56 +334,25 @@ class TailProcessor(SpanProcessor):
                     late = self._decided.get(tid) or self._decided_before.get(tid)
                     if late is not None:
                         out = []
-                    elif (
-                        not is_root
-                        and self._new_traces < 31
-                        and len(traces) < self.max_traces
-                        and self.max_spans > 1
-                    ):
-                        # A trace's first span, no bound to look at: open the trace.
-                        trace = _new(_Trace)
-                        trace.spans = [span]
-                        trace.sampled = sampled
-                        trace.error_ids = [ctx.span_id] if is_error else None
-                        trace.first_ns = self._clock()
-                        traces[tid] = trace
-                        self._new_traces += 1
-                        return
-                    else:
-                        out = self._start_trace(tid, span, sampled, is_error, is_root, ctx)
+                    else:  # the trace's first span
+                        trace = self._new_trace(None)
+                        out = self._make_room(trace)
+                        trace.spans.append(span)  # type: ignore[union-attr]
+                        if is_root:
+                            verdict = self._finish(tid, trace, span, None)
+                        elif self.max_spans <= 1:
+                            verdict = self._finish(tid, trace, None, "max_spans")
+                        else:
+                            traces[tid] = trace
+                            verdict = None
+                        if verdict is not None:
+                            out.append(verdict)
             if late is not None:
-                self._follow(span, late, is_error)
+                self._follow(span, late)
             for verdict in out:
                 self._emit(verdict)
         except Exception:
             self._failed()
-
-    def _start_trace(
-        self, tid: int, span: ReadableSpan, sampled: int, is_error: bool, is_root: bool, ctx: Any
-    ) -> list[_Verdict]:
-        """The first span of a trace (under the lock) when a bound is to be looked at or the
-        span is its trace's root: the trace, and the traces a bound decides to make room."""
-        traces = self._traces
-        out: list[_Verdict | None] = []
-        if len(traces) >= self.max_traces:
-            oldest = next(iter(traces))
-            out.append(self._finish(oldest, traces.pop(oldest), None, "max_traces"))
-        trace = _new(_Trace)
-        trace.spans = [span]
-        trace.sampled = sampled
-        trace.error_ids = [ctx.span_id] if is_error else None
-        trace.first_ns = self._clock()
-        if is_root:
-            out.append(self._finish(tid, trace, span, None))
-        elif self.max_spans <= 1:
-            out.append(self._finish(tid, trace, None, "max_spans"))
-        else:
-            traces[tid] = trace
-        self._new_traces += 1
-        if self._new_traces >= 31:  # old traces are looked for every 32 new ones
-            self._new_traces = 0
-            out.extend(self._expire(trace.first_ns - self.max_age_ns))
-        return [v for v in out if v is not None]
 
     def _failed(self) -> None:
         # Never into the application: count, log once, and move on.
@@ -324,12 +367,17 @@ class TailProcessor(SpanProcessor):
         """Decide ``trace`` and count it (under the lock, so the decision is cached before any
         other thread can look: a span of this trace ending right now follows it, never
         re-buffers). None when there is nothing to forward."""
-        spans = trace.spans
+        open_spans = trace.spans
+        assert open_spans is not None
+        spans = open_spans[:]  # what the decision covers; late appends stay out of it
+        trace.spans = None
+        trace.closed_at = len(spans)
+        sampled, error_ids = _scan(spans)
         if self.errors_only:
-            reason = "error" if trace.error_ids is not None else None
+            reason = "error" if error_ids is not None else None
         else:
             try:
-                reason = self.policy(FinishedTrace(spans, root, trace.error_ids is not None, early))
+                reason = self.policy(FinishedTrace(spans, root, error_ids is not None, early))
             except Exception:
                 self._policy_errors.incr()
                 if not self._policy_failed:
@@ -351,19 +399,18 @@ class TailProcessor(SpanProcessor):
         if early is not None:
             self._tally(f"tail.early.{early}").n += 1
         if reason is None:  # the head decision stands: its sampled spans go on
-            kept = trace.sampled
-            self._kept_spans.n += kept
-            self._dropped_spans.n += n - kept
-            if not kept:
+            self._kept_spans.n += sampled
+            self._dropped_spans.n += n - sampled
+            if not sampled:
                 self._traces_dropped.n += 1
                 return None
             self._traces_kept_head.n += 1
-            return trace, None, decision, None
+            return spans, None, decision, None
         self._tally(f"tail.traces.kept.{reason}").n += 1
         path: set[int] | None = None
         kept = n
-        if self.keep == "error-path" and trace.error_ids:
-            path = _error_path(spans, trace.error_ids)
+        if self.keep == "error-path" and error_ids:
+            path = _error_path(spans, error_ids)
             kept = sum(
                 1
                 for s in spans
@@ -372,7 +419,7 @@ class TailProcessor(SpanProcessor):
             )
         self._kept_spans.n += kept
         self._dropped_spans.n += n - kept
-        return trace, reason, decision, path
+        return spans, reason, decision, path
 
     def remembered(self) -> int:
         """Decided traces in the decision cache."""
@@ -394,10 +441,10 @@ class TailProcessor(SpanProcessor):
 
     def _emit(self, verdict: _Verdict) -> None:
         """Forward what ``_finish`` kept (outside the lock)."""
-        trace, reason, decision, path = verdict
+        spans, reason, decision, path = verdict
         forward = self._forward
         if reason is None:
-            for s in trace.spans:
+            for s in spans:
                 ctx = getattr(s, "_context", None)
                 if type(ctx) is SpanContext and _TUPLE_LAYOUT:
                     sampled = ctx[3] & 1  # the flags, without two property calls
@@ -406,23 +453,23 @@ class TailProcessor(SpanProcessor):
                 if sampled:
                     forward(s)
         elif path is not None:
-            for s in trace.spans:
+            for s in spans:
                 if s.context.span_id in path:  # type: ignore[union-attr]
                     forward(forced_copy(s, decision))
                 elif s.context.trace_flags.sampled:  # type: ignore[union-attr]
                     forward(s)  # kept by the head anyway, with its head weight
         else:
-            for s in trace.spans:
+            for s in spans:
                 forward(forced_copy(s, decision))
 
-    def _follow(self, span: ReadableSpan, decision: str, is_error: bool) -> None:
+    def _follow(self, span: ReadableSpan, decision: str) -> None:
         """A span of a trace decided already: it follows the decision."""
         late_error = False
         if decision != _HEAD and self.keep == "trace":
             copy: ReadableSpan | None = forced_copy(span, decision)
         elif span.context.trace_flags.sampled:  # type: ignore[union-attr]
             copy = span
-        elif is_error and self.keep_late_errors:
+        elif self.keep_late_errors and span_has_error(span):
             copy = forced_copy(span, f"{self.name}:late_error")
             late_error = True
         else:
