@@ -379,7 +379,10 @@ class TemperaTracer(sdk_trace.Tracer):
         self._sample_span: Callable[..., Any] | None = getattr(self.sampler, "sample_span", None)
         # plain_attributes (tempera's samplers): what a decision adds to the span's own
         # attributes is plain values, and a dict it returns that is not the caller's is new.
-        self._plain = getattr(self.sampler, "plain_attributes", False) is True
+        self._plain = (
+            getattr(self.sampler, "plain_attributes", False) is True
+            and self._span_limits.max_span_attribute_length is None
+        )
         self._processors = None
         self._single = (self.span_processor,)
         self._multi = (
@@ -530,11 +533,11 @@ class TemperaTracer(sdk_trace.Tracer):
                 container = _new(cls)
                 container._dict = {}
             elif len(given) <= self._room:
-                max_value_len = cls.max_value_len
-                if max_value_len is None and self._plain:
+                if self._plain:
                     # The sampler adds only plain values, and a dict it returns that is not
-                    # the caller's is new (plain_attributes): check the caller's attributes
-                    # alone (unless ``checked``), and take that new dict as the span's own.
+                    # the caller's is new (plain_attributes), and no value length is limited:
+                    # check the caller's attributes alone (unless ``checked``), and take that
+                    # new dict as the span's own.
                     plain = True
                     if attributes and not checked:
                         for key, value in attributes.items():
@@ -546,7 +549,7 @@ class TemperaTracer(sdk_trace.Tracer):
                         container._dict = (
                             dict(given) if given is attributes or type(given) is not dict else given
                         )
-                elif max_value_len is None:  # the default: no length to check
+                elif (max_value_len := cls.max_value_len) is None:  # no length to check
                     for key, value in given.items():
                         if type(value) not in _SIMPLE or type(key) is not str or not key:
                             break

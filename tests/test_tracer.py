@@ -347,3 +347,27 @@ def test_a_processor_added_after_spans_ran_sees_the_next_spans() -> None:
         pass
     assert first == ["start before", "end before", "start after", "end after"]
     assert later == ["start after", "end after"]
+
+
+def test_a_tempera_sampler_s_spans_carry_what_the_sdk_would_give_them() -> None:
+    """tempera's samplers let the tracer check only the caller's attributes and keep the
+    decision's dict (plain_attributes); with a length limit, or values to clean, the spans
+    still come out as the SDK's tracer makes them with the same sampler."""
+    from tempera.samplers.basic import AlwaysOnSampler, ParentBasedTempera, RatioSampler
+
+    def script(tracer: trace.Tracer) -> None:
+        given = {"narrative.type": "curation", "tags": ["a", "b"], "n": 3}
+        with tracer.start_as_current_span("root", attributes=given):
+            given["n"] = 4  # the caller's dict changes after the start: the span keeps 3
+            with tracer.start_as_current_span("child", attributes={"k": "a long value"}):
+                pass
+            tracer.start_span("plain", attributes={"k": "v"}).end()
+
+    for sampler in (AlwaysOnSampler(), ParentBasedTempera(RatioSampler(1.0))):
+        for limits in (None, SpanLimits(max_attribute_length=4)):
+            shapes = _same_spans(script, limits=limits, sampler=sampler)
+            assert shapes[2]["attributes"]["n"] == 3
+            assert shapes[2]["attributes"]["tags"] == ("a", "b")
+            if limits is not None:  # spans in end order: child, plain, root
+                assert shapes[0]["attributes"]["k"] == "a lo"
+                assert shapes[1]["attributes"]["k"] == "v"
