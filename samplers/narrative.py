@@ -23,10 +23,16 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tempera._tracer import _TUPLE_LAYOUT
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
+    _FACTS,
+    DROP,
+    RANDOM_MASK,
+    RECORD_ONLY,
     Consistent,
+    _learn,
     drop_result,
     follow_parent,
     parent_span_context,
@@ -151,6 +157,7 @@ def _fixed(rate: float, policy: str) -> Consistent:
 
 _DROP = Decision.DROP
 _RECORD_ONLY = Decision.RECORD_ONLY
+_new_result = object.__new__
 
 
 class _Nested:
@@ -346,9 +353,38 @@ class PerNarrativeTypeSampler(Sampler):
                 if self.use_baggage and not self.rules:
                     value = baggage.get_baggage(attr, parent_context)
             choice = self.rates.get(value, self.default) if value is not None else self.default
-            return choice.decide_parent(
-                parent, parent_context, trace_id, name, kind, attributes, links
-            )
+            if type(choice) is not Consistent:
+                return choice.decide_parent(
+                    parent, parent_context, trace_id, name, kind, attributes, links
+                )
+            # Consistent.decide_parent, inline up to the decision (one frame less for each span
+            # it does not keep, most of them under error-always); a kept span takes the call.
+            # test_per_narrative_type_decides_as_its_rates_do holds the two together.
+            facts: Any = None
+            if parent is None:
+                r = trace_id & RANDOM_MASK
+            else:
+                ts = parent[4] if _TUPLE_LAYOUT else parent.trace_state
+                if ts is None:
+                    r = trace_id & RANDOM_MASK
+                else:
+                    facts = _FACTS.get(id(ts))
+                    if facts is None or facts.state is not ts:
+                        facts = _learn(ts)
+                    r = facts.rv if facts.rv >= 0 else trace_id & RANDOM_MASK
+            if r >= choice.t:
+                return choice.decide_parent(
+                    parent, parent_context, trace_id, name, kind, attributes, links
+                )
+            if not choice.record_only:
+                return DROP if facts is None else facts.drop  # type: ignore[no-any-return]
+            if not attributes and (facts is None or facts.empty):
+                return RECORD_ONLY
+            result = _new_result(SamplingResult)
+            result.decision = _RECORD_ONLY
+            result.attributes = attributes  # type: ignore[assignment]
+            result.trace_state = None if facts is None or facts.empty else facts.without_th
+            return result
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 

@@ -19,9 +19,11 @@ class Batches:
         self.sizes: list[int] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # set when an export has begun
 
     def export(self, batch: Sequence[Any]) -> None:
-        self.gate.wait(5)
+        self.entered.set()
+        self.gate.wait(30)
         self.sizes.append(len(batch))
 
     def shutdown(self) -> None:
@@ -94,10 +96,8 @@ def test_max_queue_size_drops_and_counts() -> None:
         exporter = telemetry.exporter(RECORDER, "traces")
         exporter.gate.clear()  # the first export blocks, holding its batch
         spans(telemetry, 20)
-        deadline = time.monotonic() + 5
-        while telemetry.stats()["traces.in_queue"] and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert telemetry.stats()["traces.in_queue"] == 0  # the worker took the full batch
+        assert exporter.entered.wait(5)  # the worker took the full batch and is exporting it
+        assert telemetry.stats()["traces.in_queue"] == 20  # in flight: counted until exported
         spans(telemetry, 30)  # 20 fill the queue again, 10 find it full
         stats = telemetry.stats()
         assert stats["traces.queued"] == 40

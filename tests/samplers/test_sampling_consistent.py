@@ -299,3 +299,30 @@ def test_a_span_never_shares_its_attributes_with_a_sampler_or_another_span() -> 
     assert "only.first" not in given and "only.first" not in again.attributes
     assert "only.bare" not in again.attributes
     assert AlwaysOnSampler().should_sample(None, 1, "x").attributes.get("only.bare") is None
+
+
+def test_per_narrative_type_decides_as_its_rates_do() -> None:
+    """per-narrative-type decides a fixed rate's unkept spans itself (one call less per
+    span): the same results as the rate's own Consistent.decide_parent, marked or not."""
+    from tempera.samplers.narrative import PerNarrativeTypeSampler
+
+    plain = PerNarrativeTypeSampler.from_rates({"curation": 0.25, "posting": 0.0}, 0.1)
+    states = [
+        None,
+        TraceState(),
+        TraceState([("ot", "th:c"), ("vendor", "x")]),
+        TraceState([("ot", "rv:00000000000001;th:8")]),
+    ]
+    seen = set()
+    for sampler in (plain, plain.marked()):
+        for trace_id in trace_ids(21, 150):
+            for ts in states:
+                for parent in (None, SpanContext(trace_id, 7, False, TraceFlags(1), ts)):
+                    for kind in ("curation", "posting", "other"):
+                        attributes = {"narrative.type": kind}
+                        choice = sampler.rates.get(kind, sampler.default)
+                        args = (trace_id, "s", None, attributes, None)
+                        got = sampler.sample_span(parent, context_api.Context(), *args)
+                        _same(got, choice.decide_parent(parent, context_api.Context(), *args))
+                        seen.add(got.decision)
+    assert seen == {Decision.RECORD_AND_SAMPLE, Decision.DROP, Decision.RECORD_ONLY}
