@@ -370,7 +370,8 @@ class TailProcessor(SpanProcessor):
         open_spans = trace.spans
         assert open_spans is not None
         spans = open_spans[:]  # what the decision covers; late appends stay out of it
-        trace.spans = None
+        trace.spans = None  # the spans and the root point at the trace: no cycle left
+        trace.root = None
         trace.closed_at = len(spans)
         sampled, error_ids = _scan(spans)
         if self.errors_only:

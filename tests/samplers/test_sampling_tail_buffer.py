@@ -158,3 +158,33 @@ def test_a_child_appended_as_its_trace_is_decided_knows_whether_the_decision_had
         names = [s.name for s in memory.get_finished_spans()]
     # The child the decision had went out with its root; the other is the end's to send.
     assert sorted(names) == ["child", "root", "root"]
+
+
+def test_a_decided_trace_leaves_no_reference_cycle() -> None:
+    """Spans point at their open trace, and the trace at its spans and root until it is
+    decided: after that the spans go with their last reference, not at the next cyclic
+    collection."""
+    import gc
+    import weakref
+
+    with memory_telemetry(PRODUCTION) as (telemetry, _):
+        tracer = telemetry.tracer()
+        gc.collect()
+        gc.disable()
+        try:
+            refs = []
+            for _ in range(20):
+                with narrative("content_generation", record_metrics=False) as run:
+                    refs.append(weakref.ref(run.span))
+                    with act("draft", record_metrics=False) as step:
+                        refs.append(weakref.ref(step.span))
+                    plain = tracer.start_span("plain")
+                    refs.append(weakref.ref(plain))
+                    plain.end()
+            del run, step, plain  # the last handles
+            telemetry.force_flush()
+            telemetry.exporter("memory", "traces").clear()
+            alive = [r for r in refs if r() is not None]
+        finally:
+            gc.enable()
+    assert alive == []
