@@ -266,7 +266,6 @@ class TailProcessor(SpanProcessor):
         descendants append themselves to as they end. None (they go through ``on_end``) when
         the trace is open or decided already, or when anything goes wrong."""
         try:
-            out: list[_Verdict] = []
             with self._lock:
                 traces = self._traces
                 if tid in traces or self._decided.get(tid) or self._decided_before.get(tid):
