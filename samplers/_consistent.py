@@ -32,6 +32,7 @@ __all__ = [
     "RANDOM_MASK",
     "SAMPLE_RATE",
     "Consistent",
+    "Delegate",
     "adjusted_count",
     "consistent",
     "drop_result",
@@ -489,6 +490,51 @@ class Consistent:
         result.attributes = attributes  # type: ignore[assignment]
         result.trace_state = None if facts is None or facts.empty else facts.without_th
         return result
+
+
+class Delegate:
+    """Another sampler in a tempera sampler's tree: called through ``sample_span`` when it
+    has one (the parent span context handed on), else through ``should_sample``.
+    ``record_only`` turns its DROP into RECORD_ONLY with the span's own attributes."""
+
+    __slots__ = ("fast", "record_only", "sampler", "slow")
+
+    def __init__(self, sampler: Any, record_only: bool = False) -> None:
+        self.sampler = sampler
+        self.record_only = record_only
+        self.fast = getattr(sampler, "sample_span", None)
+        self.slow = sampler.should_sample
+
+    @property
+    def plain_attributes(self) -> bool:
+        return getattr(self.sampler, "plain_attributes", False) is True
+
+    def decide_parent(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: Any,
+        attributes: Mapping[str, Any] | None,
+        links: Any,
+    ) -> SamplingResult:
+        fast = self.fast
+        if fast is not None:
+            result: SamplingResult = fast(
+                parent, parent_context, trace_id, name, kind, attributes, links
+            )
+        else:
+            result = self.slow(parent_context, trace_id, name, kind, attributes, links)
+        if self.record_only and result.decision is _DROP:
+            return drop_result(result.trace_state, _RECORD_ONLY, attributes)
+        return result
+
+    def marked(self) -> Delegate:
+        """RECORD_ONLY where it would drop: the sampler's own marked form when it has one."""
+        mark = getattr(self.sampler, "marked", None)
+        inner = mark() if mark is not None else None
+        return Delegate(inner) if inner is not None else Delegate(self.sampler, record_only=True)
 
 
 def consistent(

@@ -21,9 +21,11 @@ from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
     MAX_THRESHOLD,
+    Delegate,
     drop_result,
     follow_parent,
     keep_result,
+    parent_span_context,
     randomness,
     threshold,
 )
@@ -80,8 +82,9 @@ class AlwaysOnSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
-        ts = get_current_span(parent_context).get_span_context().trace_state
-        return keep_result(self.policy, 0, attributes, ts)
+        return self.sample_span(
+            parent_span_context(parent_context), parent_context, trace_id, name, kind, attributes
+        )
 
     def sample_span(
         self,
@@ -191,6 +194,8 @@ class ParentBasedTempera(Sampler):
             local_parent_not_sampled,
         )
         self._guard = Guard("parent_based", stats)
+        self._root = Delegate(root)
+        self._delegates = tuple(Delegate(d) if d is not None else None for d in self.delegates)
         self.plain_attributes = all(
             getattr(s, "plain_attributes", False) is True
             for s in (root, *self.delegates)
@@ -208,38 +213,10 @@ class ParentBasedTempera(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            context = parent_context if parent_context is not None else _get_current()
-            parent_span: Any = context.get(_SPAN_KEY)
-            if parent_span is None:
-                return self.root.should_sample(
-                    parent_context, trace_id, name, kind, attributes, links
-                )
-            parent = getattr(parent_span, "_context", None)
-            if _TUPLE_LAYOUT and type(parent) is SpanContext:
-                # (trace_id, span_id, is_remote, flags, state, is_valid): no property calls.
-                valid = parent[5]
-                remote = parent[2]
-                sampled = parent[3] & 1
-            else:
-                parent_span = get_current_span(parent_context)
-                parent = parent_span.get_span_context()
-                valid = parent.is_valid
-                remote = parent.is_remote
-                sampled = parent.trace_flags.sampled
-            if not valid:
-                return self.root.should_sample(
-                    parent_context, trace_id, name, kind, attributes, links
-                )
-            delegate = self.delegates[(0 if remote else 2) + (0 if sampled else 1)]
-            if delegate is not None:
-                return delegate.should_sample(
-                    parent_context, trace_id, name, kind, attributes, links
-                )
-            if sampled and not remote:
-                return follow_parent(parent, attributes, "parent", parent_span)
-            return follow_parent(parent, attributes, "parent")
+            parent = parent_span_context(parent_context)
         except Exception:
             return self._guard.fallback(parent_context, attributes)
+        return self.sample_span(parent, parent_context, trace_id, name, kind, attributes, links)
 
     def sample_span(
         self,
@@ -253,33 +230,26 @@ class ParentBasedTempera(Sampler):
     ) -> SamplingResult:
         """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
         try:
-            delegate: Sampler | None
             if parent is None:
-                delegate = self.root
-            else:
-                if _TUPLE_LAYOUT:  # (trace_id, span_id, is_remote, flags, state, is_valid)
-                    remote = parent[2]
-                    sampled = parent[3] & 1
-                else:  # pragma: no cover - a SpanContext of another shape
-                    remote = parent.is_remote
-                    sampled = parent.trace_flags.sampled
-                delegate = self.delegates[(0 if remote else 2) + (0 if sampled else 1)]
-                if delegate is None:
-                    if sampled and not remote:
-                        context = parent_context if parent_context is not None else _get_current()
-                        parent_span: Any = context.get(_SPAN_KEY)
-                        return follow_parent(parent, attributes, "parent", parent_span)
-                    return follow_parent(parent, attributes, "parent")
-            fast = getattr(delegate, "sample_span", None)
-            result: SamplingResult
-            if fast is not None:
-                result = fast(parent, parent_context, trace_id, name, kind, attributes, links)
-            else:
-                assert delegate is not None
-                result = delegate.should_sample(
-                    parent_context, trace_id, name, kind, attributes, links
+                return self._root.decide_parent(
+                    parent, parent_context, trace_id, name, kind, attributes, links
                 )
-            return result
+            if _TUPLE_LAYOUT:  # (trace_id, span_id, is_remote, flags, state, is_valid)
+                remote = parent[2]
+                sampled = parent[3] & 1
+            else:  # pragma: no cover - a SpanContext of another shape
+                remote = parent.is_remote
+                sampled = parent.trace_flags.sampled
+            delegate = self._delegates[(0 if remote else 2) + (0 if sampled else 1)]
+            if delegate is not None:
+                return delegate.decide_parent(
+                    parent, parent_context, trace_id, name, kind, attributes, links
+                )
+            if sampled and not remote:
+                context = parent_context if parent_context is not None else _get_current()
+                parent_span: Any = context.get(_SPAN_KEY)
+                return follow_parent(parent, attributes, "parent", parent_span)
+            return follow_parent(parent, attributes, "parent")
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tempera._errors import ConfigError
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
-from ._consistent import drop_result
+from ._consistent import Delegate, parent_span_context
 from ._guard import Guard
 from ._tail import FinishedTrace, TailProcessor
 
@@ -26,9 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["ErrorAlways", "ErrorAlwaysOptions", "ErrorAlwaysSampler"]
 
 ROOT_PATH = "telemetry.sampler"
-_DROP = Decision.DROP
-_RECORD_ONLY = Decision.RECORD_ONLY
-_new_result = object.__new__
 
 
 class ErrorAlwaysOptions(BaseModel):
@@ -62,7 +59,8 @@ class ErrorAlwaysSampler(Sampler):
 
     A nested sampler of tempera's own that can be ``marked()`` makes its drops RECORD_ONLY
     itself; its ``sample_span`` is then this sampler's, with no step in between on the
-    tracer's path (its own guard falls back to RECORD_ONLY too).
+    tracer's path (its own guard falls back to RECORD_ONLY too). Any other is called through
+    a ``Delegate`` that turns its DROP into RECORD_ONLY.
     """
 
     guarded = True
@@ -72,8 +70,7 @@ class ErrorAlwaysSampler(Sampler):
     ) -> None:
         self.otherwise = otherwise
         self.options = options
-        self._nested = otherwise.should_sample
-        self._nested_span = getattr(otherwise, "sample_span", None)
+        self._otherwise = Delegate(otherwise, record_only=True)
         self._slow_ns = int(options.slow_ms * 1_000_000) if options.slow_ms else None
         self._guard = Guard("error-always", stats, record_only=True)
         self.plain_attributes = getattr(otherwise, "plain_attributes", False) is True
@@ -93,20 +90,10 @@ class ErrorAlwaysSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            result = self._nested(parent_context, trace_id, name, kind, attributes, links)
-            if result.decision is _DROP:
-                if result.trace_state is None and attributes:
-                    # drop_result's common case, inline: RECORD_ONLY with the span's own
-                    # attributes, built field by field.
-                    kept = _new_result(SamplingResult)
-                    kept.decision = _RECORD_ONLY
-                    kept.attributes = attributes  # type: ignore[assignment]
-                    kept.trace_state = None
-                    return kept
-                return drop_result(result.trace_state, _RECORD_ONLY, attributes)
-            return result
+            parent = parent_span_context(parent_context)
         except Exception:
             return self._guard.fallback(parent_context, attributes)
+        return self.sample_span(parent, parent_context, trace_id, name, kind, attributes, links)
 
     def sample_span(
         self,
@@ -120,15 +107,9 @@ class ErrorAlwaysSampler(Sampler):
     ) -> SamplingResult:
         """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
         try:
-            nested = self._nested_span
-            result: SamplingResult
-            if nested is not None:
-                result = nested(parent, parent_context, trace_id, name, kind, attributes, links)
-            else:
-                result = self._nested(parent_context, trace_id, name, kind, attributes, links)
-            if result.decision is _DROP:
-                return drop_result(result.trace_state, _RECORD_ONLY, attributes)
-            return result
+            return self._otherwise.decide_parent(
+                parent, parent_context, trace_id, name, kind, attributes, links
+            )
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 

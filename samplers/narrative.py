@@ -32,6 +32,7 @@ from ._consistent import (
     RANDOM_MASK,
     RECORD_ONLY,
     Consistent,
+    Delegate,
     _learn,
     drop_result,
     follow_parent,
@@ -160,49 +161,7 @@ _RECORD_ONLY = Decision.RECORD_ONLY
 _new_result = object.__new__
 
 
-class _Nested:
-    """A nested sampler as a choice; ``record_only`` turns its DROP into RECORD_ONLY."""
-
-    __slots__ = ("fast", "record_only", "sampler", "slow")
-
-    def __init__(self, sampler: Sampler, record_only: bool = False) -> None:
-        self.sampler = sampler
-        self.record_only = record_only
-        self.fast = getattr(sampler, "sample_span", None)
-        self.slow = sampler.should_sample
-
-    @property
-    def plain_attributes(self) -> bool:
-        return getattr(self.sampler, "plain_attributes", False) is True
-
-    def decide_parent(
-        self,
-        parent: SpanContext | None,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None,
-        attributes: Attributes,
-        links: Sequence[Link] | None,
-    ) -> SamplingResult:
-        fast = self.fast
-        if fast is not None:
-            result: SamplingResult = fast(
-                parent, parent_context, trace_id, name, kind, attributes, links
-            )
-        else:
-            result = self.slow(parent_context, trace_id, name, kind, attributes, links)
-        if self.record_only and result.decision is _DROP:
-            return drop_result(result.trace_state, _RECORD_ONLY, attributes)
-        return result
-
-    def marked(self) -> _Nested:
-        mark = getattr(self.sampler, "marked", None)
-        inner = mark() if mark is not None else None
-        return _Nested(inner) if inner is not None else _Nested(self.sampler, record_only=True)
-
-
-_Choice = Consistent | _Nested
+_Choice = Consistent | Delegate
 
 
 class _CompiledRule:
@@ -403,7 +362,7 @@ class PerNarrativeType(SamplerPlugin):
 
         def choice(value: float | SamplerSpec, label: str) -> _Choice:
             if isinstance(value, SamplerSpec):
-                return _Nested(context.build(value))
+                return Delegate(context.build(value))
             return _fixed(value, f"{base}:{label}")
 
         rules = [

@@ -260,7 +260,8 @@ def test_a_foreign_sampler_nested_in_a_tempera_one_has_its_attributes_cleaned() 
     """The tracer checks only the caller's attributes when every sampler in the tree adds
     plain values (plain_attributes); a sampler of another kind anywhere in it turns that off."""
     from tempera._tracer import TemperaTracerProvider
-    from tempera.samplers.narrative import PerNarrativeTypeSampler, _Nested
+    from tempera.samplers._consistent import Delegate
+    from tempera.samplers.narrative import PerNarrativeTypeSampler
 
     class Foreign(Sampler):
         def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
@@ -271,7 +272,7 @@ def test_a_foreign_sampler_nested_in_a_tempera_one_has_its_attributes_cleaned() 
 
     from tempera.samplers.narrative import _fixed
 
-    mixed = PerNarrativeTypeSampler("narrative.type", {"x": _Nested(Foreign())}, _fixed(1.0, "d"))
+    mixed = PerNarrativeTypeSampler("narrative.type", {"x": Delegate(Foreign())}, _fixed(1.0, "d"))
     plain = PerNarrativeTypeSampler.from_rates({"x": 1.0})
     assert plain.plain_attributes and not mixed.plain_attributes
     for sampler, expected in ((mixed, {"tags": ("a", "b")}), (plain, None)):
