@@ -266,13 +266,17 @@ class TailProcessor(SpanProcessor):
         descendants append themselves to as they end. None (they go through ``on_end``) when
         the trace is open or decided already, or when anything goes wrong."""
         try:
-            with self._lock:
+            lock = self._lock
+            lock.acquire()  # not ``with``: half the cost, once per trace on the span path
+            try:
                 traces = self._traces
                 if tid in traces or self._decided.get(tid) or self._decided_before.get(tid):
                     return None
                 trace = self._new_trace(root)
                 out = self._make_room(trace)
                 traces[tid] = trace
+            finally:
+                lock.release()
             for verdict in out:
                 self._emit(verdict)
             return trace
@@ -313,7 +317,9 @@ class TailProcessor(SpanProcessor):
                 tid = ctx.trace_id
                 is_root = parent is None or parent.is_remote
             late: str | None = None
-            with self._lock:
+            lock = self._lock
+            lock.acquire()  # not ``with``: half the cost, once per trace on the span path
+            try:
                 traces = self._traces
                 trace = traces.get(tid)  # an open trace: the common case, one lookup
                 if trace is not None:
@@ -346,6 +352,8 @@ class TailProcessor(SpanProcessor):
                             verdict = None
                         if verdict is not None:
                             out.append(verdict)
+            finally:
+                lock.release()
             if late is not None:
                 self._follow(span, late)
             for verdict in out:
