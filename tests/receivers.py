@@ -5,7 +5,8 @@ to a sink running inside the test process, so a test reads back exactly what Rot
 as protobuf messages. Prometheus is started with a temporary config scraping tempera's
 endpoint and is asked through its HTTP API.
 
-A missing binary fails the test under CI (``CI`` set to a true value) and skips it otherwise.
+A missing binary fails the test under CI (``CI`` set to a true value) and skips it otherwise;
+``missing`` applies the same rule to anything else a test needs of the machine.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -32,6 +33,7 @@ __all__ = [
     "PrometheusServer",
     "RotelServer",
     "free_port",
+    "missing",
     "prometheus_binary",
     "require",
     "rotel_binary",
@@ -43,14 +45,20 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def require(path: str | None, what: str) -> str:
-    """``path`` if it is an executable; else fail under CI, skip elsewhere."""
-    if path and os.path.isfile(path) and os.access(path, os.X_OK):
-        return path
+def missing(what: str) -> NoReturn:
+    """``what`` this test needs is not on this machine: fail under CI (where ``.ci/run``
+    installs everything the tests need), skip elsewhere."""
     message = f"{what} not found"
     if _in_ci():
         pytest.fail(f"{message}; it is required under CI", pytrace=False)
     pytest.skip(message)
+
+
+def require(path: str | None, what: str) -> str:
+    """``path`` if it is an executable; else ``missing(what)``."""
+    if path and os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    missing(what)
 
 
 def rotel_binary() -> str | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import tempera
+from receivers import require
 from tempera import load_settings
 from tempera.alerts import prometheus_expr, prometheus_name
 from tempera.cli import main
@@ -25,11 +26,7 @@ PROMTOOL = "/usr/bin/promtool"
 
 def promtool() -> str:
     found = PROMTOOL if os.path.exists(PROMTOOL) else shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("promtool is missing (apt-get install prometheus)")
-        pytest.skip("promtool is not installed")
-    return found
+    return require(found, "promtool (apt-get install prometheus)")
 
 
 def render(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:

@@ -1,11 +1,12 @@
-"""A missing receiver binary fails under CI and skips elsewhere."""
+"""Anything a test needs of the machine (a receiver binary, a tool, an OS feature) fails the
+test under CI when missing and skips it elsewhere."""
 
 from __future__ import annotations
 
 import sys
 
 import pytest
-from receivers import prometheus_binary, require, rotel_binary
+from receivers import missing, prometheus_binary, require, rotel_binary
 
 
 @pytest.mark.parametrize("ci", ["true", "1", "yes"])
@@ -15,6 +16,8 @@ def test_missing_binary_fails_under_ci(monkeypatch: pytest.MonkeyPatch, ci: str)
         require("/nonexistent/rotel-agent", "rotel-agent")
     with pytest.raises(pytest.fail.Exception):
         require(None, "prometheus")
+    with pytest.raises(pytest.fail.Exception, match=r"os\.fork not found; it is required"):
+        missing("os.fork")
 
 
 @pytest.mark.parametrize("ci", [None, "", "false", "0"])
@@ -25,6 +28,8 @@ def test_missing_binary_skips_without_ci(monkeypatch: pytest.MonkeyPatch, ci: st
         monkeypatch.setenv("CI", ci)
     with pytest.raises(pytest.skip.Exception):
         require("/nonexistent/rotel-agent", "rotel-agent")
+    with pytest.raises(pytest.skip.Exception, match="/dev/zero not found"):
+        missing("/dev/zero")
 
 
 def test_present_binary_is_returned(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from receivers import missing
 from tempera._errors import ConfigError
 from tempera._loading import load_settings
 from tempera.plugins.local.files import list_files
@@ -169,10 +170,11 @@ def test_sizes_accept_units() -> None:
     )
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_forked_processes_share_a_store(tmp_path: Path) -> None:
     """Parent and child append and rotate the same files at once: every line stays whole
     and nothing is lost."""
+    if not hasattr(os, "fork"):
+        missing("os.fork")
     exporter = local_exporter(tmp_path, max_file_bytes=8 * KIB, max_total_bytes=64 * 1024 * KIB)
     parent_spans, child_spans = _make_spans(2, start=0), _make_spans(2, start=1000)
     pid = os.fork()

@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from receivers import RotelServer, attributes, free_port, wait_until
+from receivers import RotelServer, attributes, free_port, require, wait_until
 
 pytestmark = pytest.mark.server
 
@@ -275,11 +275,10 @@ def app(environ, start_response):
 def test_gunicorn_preload_workers_export_every_request_once(
     rotel: RotelServer, tmp_path: Path
 ) -> None:
-    gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).with_name("gunicorn"))
-    if not Path(gunicorn).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("gunicorn is missing: it is a dev dependency (pip install -e .[dev])")
-        pytest.skip("gunicorn is not installed (a dev dependency)")
+    gunicorn = require(
+        shutil.which("gunicorn") or str(Path(sys.executable).with_name("gunicorn")),
+        "gunicorn (a dev dependency: pip install -e .[dev])",
+    )
     (tmp_path / "preload_app.py").write_text(APP)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPERA_", "OTEL_"))}
