@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
@@ -18,7 +18,7 @@ from ._consistent import drop_result, follow_parent, parent_span_context
 if TYPE_CHECKING:
     from tempera._stats import Stats
 
-__all__ = ["Guard", "GuardedSampler"]
+__all__ = ["Guard", "GuardedSampler", "ParentFirstSampler"]
 
 log = logging.getLogger("tempera")
 
@@ -78,6 +78,44 @@ class Guard:
             return drop_result(ts, decision, attributes)
         except Exception:  # the fallback itself must not raise either
             return drop_result(None)
+
+
+class ParentFirstSampler(Sampler):
+    """A tempera sampler that decides from its parent's span context: ``sample_span`` is the
+    decision (the tracer calls it with the parent it has already looked up), and
+    ``should_sample``, the SDK's entry, finds the parent and hands it on. Finding it is the
+    one step outside ``sample_span``'s own guard, so it falls back here."""
+
+    _guard: Guard
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        try:
+            parent = parent_span_context(parent_context)
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+        return self.sample_span(parent, parent_context, trace_id, name, kind, attributes, links)
+
+    def sample_span(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+    ) -> SamplingResult:
+        """``should_sample`` given the valid parent span context (None for a root)."""
+        raise NotImplementedError
 
 
 class GuardedSampler(Sampler):

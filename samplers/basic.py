@@ -25,11 +25,10 @@ from ._consistent import (
     drop_result,
     follow_parent,
     keep_result,
-    parent_span_context,
     randomness,
     threshold,
 )
-from ._guard import Guard
+from ._guard import Guard, ParentFirstSampler
 
 if TYPE_CHECKING:
     from tempera._stats import Stats
@@ -63,7 +62,7 @@ def counters(stats: Stats | None, policy: str) -> tuple[Any, Any]:
     return stats.counter(f"sampler.{policy}.kept"), stats.counter(f"sampler.{policy}.dropped")
 
 
-class AlwaysOnSampler(Sampler):
+class AlwaysOnSampler(ParentFirstSampler):
     """Keeps every span: threshold 0, adjusted count 1."""
 
     guarded = True
@@ -71,20 +70,7 @@ class AlwaysOnSampler(Sampler):
 
     def __init__(self, policy: str = "always_on") -> None:
         self.policy = policy
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        return self.sample_span(
-            parent_span_context(parent_context), parent_context, trace_id, name, kind, attributes
-        )
+        self._guard = Guard(policy, None)
 
     def sample_span(
         self,
@@ -97,8 +83,11 @@ class AlwaysOnSampler(Sampler):
         links: Sequence[Link] | None = None,
     ) -> SamplingResult:
         """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
-        ts = None if parent is None else parent[4] if _TUPLE_LAYOUT else parent.trace_state
-        return keep_result(self.policy, 0, attributes, ts)
+        try:
+            ts = None if parent is None else parent[4] if _TUPLE_LAYOUT else parent.trace_state
+            return keep_result(self.policy, 0, attributes, ts)
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
 
     def get_description(self) -> str:
         return "AlwaysOn"
@@ -171,7 +160,7 @@ class RatioSampler(Sampler):
         return f"ConsistentRatio{{{self.rate}}}"
 
 
-class ParentBasedTempera(Sampler):
+class ParentBasedTempera(ParentFirstSampler):
     """Roots go to ``root``; a child goes to the delegate for its parent's kind, or, by
     default, follows its parent: same flag, same tracestate, the parent's weight."""
 
@@ -201,22 +190,6 @@ class ParentBasedTempera(Sampler):
             for s in (root, *self.delegates)
             if s is not None
         )
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        try:
-            parent = parent_span_context(parent_context)
-        except Exception:
-            return self._guard.fallback(parent_context, attributes)
-        return self.sample_span(parent, parent_context, trace_id, name, kind, attributes, links)
 
     def sample_span(
         self,

@@ -10,14 +10,13 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind
-from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
 from tempera._errors import ConfigError
 from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
-from ._consistent import Delegate, parent_span_context
-from ._guard import Guard
+from ._consistent import Delegate
+from ._guard import Guard, ParentFirstSampler
 from ._tail import FinishedTrace, TailProcessor
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ class ErrorAlwaysOptions(BaseModel):
     )
 
 
-class ErrorAlwaysSampler(Sampler):
+class ErrorAlwaysSampler(ParentFirstSampler):
     """Head: the nested sampler's decision, but RECORD_ONLY where it would drop, so the tail
     processor sees every span. Tail: see ``TailProcessor``.
 
@@ -78,22 +77,6 @@ class ErrorAlwaysSampler(Sampler):
         marked = mark() if mark is not None else None
         if marked is not None:
             self.sample_span = marked.sample_span  # type: ignore[method-assign]
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        try:
-            parent = parent_span_context(parent_context)
-        except Exception:
-            return self._guard.fallback(parent_context, attributes)
-        return self.sample_span(parent, parent_context, trace_id, name, kind, attributes, links)
 
     def sample_span(
         self,

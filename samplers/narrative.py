@@ -20,7 +20,6 @@ from opentelemetry import baggage
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
-from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tempera._tracer import _TUPLE_LAYOUT
@@ -36,10 +35,9 @@ from ._consistent import (
     _learn,
     drop_result,
     follow_parent,
-    parent_span_context,
     threshold,
 )
-from ._guard import Guard
+from ._guard import Guard, ParentFirstSampler
 
 if TYPE_CHECKING:
     from tempera._stats import Stats
@@ -206,7 +204,7 @@ class _CompiledRule:
         return True
 
 
-class PerNarrativeTypeSampler(Sampler):
+class PerNarrativeTypeSampler(ParentFirstSampler):
     guarded = True
     policy = "per-narrative-type"
 
@@ -257,22 +255,6 @@ class PerNarrativeTypeSampler(Sampler):
             self._stats,
             record_only=True,
         )
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        try:
-            parent = parent_span_context(parent_context)
-        except Exception:
-            return self._guard.fallback(parent_context, attributes)
-        return self.sample_span(parent, parent_context, trace_id, name, kind, attributes, links)
 
     def sample_span(
         self,

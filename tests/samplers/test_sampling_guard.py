@@ -6,8 +6,20 @@ from __future__ import annotations
 import logging
 
 import pytest
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    Status,
+    StatusCode,
+)
 from sampling_support import memory_telemetry
+from tempera.samplers._consistent import parent_span_context
+from tempera.samplers._guard import ParentFirstSampler
+from tempera.samplers.basic import AlwaysOnSampler, ParentBasedTempera, RatioSampler
+from tempera.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
+from tempera.samplers.narrative import PerNarrativeTypeSampler
 
 
 @pytest.mark.parametrize(
@@ -66,3 +78,37 @@ def test_a_raising_sampler_under_error_always_falls_back_to_record_only(
     assert stats["sampler.errors"] >= 10
     assert stats["tail.spans.seen"] == 20  # every span recorded for the tail
     assert sorted(s.name for s in exported) == ["child", "root"]  # the trace with the error
+
+
+class _BrokenParent(NonRecordingSpan):
+    """A parent span (from some other library) whose span context cannot be read."""
+
+    def __init__(self) -> None:
+        pass
+
+    @property
+    def _context(self) -> SpanContext:  # type: ignore[override]
+        raise RuntimeError("no span context")
+
+    def get_span_context(self) -> SpanContext:
+        raise RuntimeError("no span context")
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        AlwaysOnSampler(),
+        ParentBasedTempera(RatioSampler(0.5)),
+        PerNarrativeTypeSampler.from_rates({"curation": 0.5}),
+        ErrorAlwaysSampler(PerNarrativeTypeSampler.from_rates({}), ErrorAlwaysOptions()),
+    ],
+    ids=lambda s: type(s).__name__,
+)
+def test_a_parent_that_cannot_be_read_falls_back(sampler: ParentFirstSampler) -> None:
+    """should_sample finds the parent before sample_span's own guard: a failure there falls
+    back too, to the safe decision for a parent it cannot read (drop)."""
+    context = trace.set_span_in_context(_BrokenParent())
+    with pytest.raises(RuntimeError):  # the lookup itself fails
+        parent_span_context(context)
+    result = sampler.should_sample(context, 7, "child")
+    assert result.decision is Decision.DROP
