@@ -62,7 +62,7 @@ try:  # the SDK internals the fast path uses; without them every record takes th
     # Instruments whose aggregation does not depend on the order or time of its values
     # relative to other series' records: their values may wait in a buffer (not gauges).
     _DEFERRABLE: frozenset[type] = frozenset((_Counter, _Histogram, _UpDownCounter))
-except ImportError:  # pragma: no cover - another SDK version
+except (ImportError, AttributeError):  # pragma: no cover - another SDK version
     _hash_attributes = None
     _ViewInstrumentMatch = None
     _NON_NEGATIVE = frozenset()
@@ -103,6 +103,14 @@ if not _uses(
     _HISTOGRAM, (*_HISTOGRAM_FIELDS, "_boundaries", "_record_min_max")
 ):  # pragma: no cover
     _HISTOGRAM = None
+# The short path reads and locks the SDK's per-view state itself; with another layout of it
+# every series takes the instrument's own method.
+if _ViewInstrumentMatch is not None and not (
+    _uses(_ViewInstrumentMatch, ("_reset_on_collect", "_lock", "_attributes_aggregation"))
+    and hasattr(_ViewInstrumentMatch, "_get_or_create_aggregation")
+):  # pragma: no cover - another SDK version
+    _ViewInstrumentMatch = None
+    _hash_attributes = None
 _SPAN_CONTEXT_TUPLE = _tuple_layout()
 # Values a deferred series keeps before its recording thread folds them in itself.
 FOLD_AT = 64
