@@ -788,15 +788,15 @@ class TemperaTracerProvider(sdk_trace.TracerProvider):
                 if type(tracer) is sdk_trace.Tracer:
                     tracer.__class__ = TemperaTracer
                     tracer._prepare()  # type: ignore[attr-defined]
-                    self.__dict__.setdefault("_tempera_tracers", []).append(tracer)
         return tracer
 
     def add_span_processor(self, span_processor: sdk_trace.SpanProcessor) -> None:
         super().add_span_processor(span_processor)
-        # The tracers keep the processors as lists of bound methods: have them made again.
+        # The tracers keep the processors as lists of bound methods: have them made again
+        # (the SDK keeps every tracer it handed out, one per instrumentation scope).
         with self._tracers_lock:
-            for tracer in self.__dict__.get("_tempera_tracers", ()):
-                tracer._processors = None
+            for tracer in self._tracers.values():
+                tracer._processors = None  # type: ignore[attr-defined]
 
 
 # -- for tempera's own span helpers ----------------------------------------------------------
