@@ -1,1 +1,1 @@
-"""tempera's backend plugins: presets that choose exporters, endpoints and headers per signal."""
+"""sfumato's backend plugins: presets that choose exporters, endpoints and headers per signal."""

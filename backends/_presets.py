@@ -6,9 +6,9 @@ import os
 from collections.abc import Mapping
 
 from pydantic import SecretStr
-from tempera import ConfigError
-from tempera.plugin import ExporterUse
-from tempera.settings import Settings, Signal
+from sfumato import ConfigError
+from sfumato.plugin import ExporterUse
+from sfumato.settings import Settings, Signal
 
 __all__ = ["from_environment", "otlp_use"]
 

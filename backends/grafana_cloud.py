@@ -7,9 +7,9 @@ import re
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from tempera import ConfigError
-from tempera.plugin import Backend, BuildContext, ExporterUse
-from tempera.settings import SIGNALS, Settings, Signal
+from sfumato import ConfigError
+from sfumato.plugin import Backend, BuildContext, ExporterUse
+from sfumato.settings import SIGNALS, Settings, Signal
 
 from ._presets import from_environment, otlp_use
 

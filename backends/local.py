@@ -1,15 +1,15 @@
 """``local``: the embedded default. Every signal goes to OTLP/JSON lines files in a directory
-(``.tempera/`` unless ``backend_options.directory`` says otherwise), readable with
-``tempera report`` and replayable into any backend through a Collector."""
+(``.sfumato/`` unless ``backend_options.directory`` says otherwise), readable with
+``sfumato report`` and replayable into any backend through a Collector."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
-from tempera.plugin import Backend, BuildContext, ExporterUse
-from tempera.plugins.local.options import LocalOptions
-from tempera.settings import SIGNALS, Settings
+from sfumato.plugin import Backend, BuildContext, ExporterUse
+from sfumato.plugins.local.options import LocalOptions
+from sfumato.settings import SIGNALS, Settings
 
 __all__ = ["LocalBackend"]
 

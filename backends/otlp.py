@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tempera.plugin import Backend, BuildContext, ExporterUse
-from tempera.settings import SIGNALS, Settings
+from sfumato.plugin import Backend, BuildContext, ExporterUse
+from sfumato.settings import SIGNALS, Settings
 
 __all__ = ["OtlpBackend"]
 

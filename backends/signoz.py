@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from tempera.plugin import Backend, BuildContext, ExporterUse
-from tempera.settings import SIGNALS, Settings, Signal
+from sfumato.plugin import Backend, BuildContext, ExporterUse
+from sfumato.settings import SIGNALS, Settings, Signal
 
 from ._presets import from_environment, otlp_use
 

@@ -27,7 +27,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
     if not results:
         return
     w = terminalreporter.write_line
-    terminalreporter.section("tempera benchmarks")
+    terminalreporter.section("sfumato benchmarks")
     w(_hardware())
     overhead = results.get("overhead")
     if overhead:
@@ -68,10 +68,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
 
 @pytest.fixture(autouse=True)
 def _no_leftover_configuration() -> Any:
-    """Each benchmark starts and ends without a configured tempera."""
-    import tempera
+    """Each benchmark starts and ends without a configured sfumato."""
+    import sfumato
 
-    running = tempera.active()
+    running = sfumato.active()
     if running is not None:
         running.shutdown(timeout=2.0)
     yield

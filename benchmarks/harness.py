@@ -19,14 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import tempera
+import sfumato
 from opentelemetry import trace
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
-from tempera._telemetry import _install_globals
-from tempera.plugins.botticelli.simulator import reference_narrative, reference_narrative_bare
+from sfumato._telemetry import _install_globals
+from sfumato.plugins.botticelli.simulator import reference_narrative, reference_narrative_bare
 
 __all__ = [
     "BASELINES",
@@ -113,10 +113,10 @@ class NullMetricExporter(MetricExporter):
 
 
 @contextmanager
-def configured(name: str) -> Iterator[tuple[tempera.Telemetry, NullSpanExporter]]:
-    """``tempera.configure()`` with configuration ``name``, its OTLP exporters replaced by
+def configured(name: str) -> Iterator[tuple[sfumato.Telemetry, NullSpanExporter]]:
+    """``sfumato.configure()`` with configuration ``name``, its OTLP exporters replaced by
     null ones (the whole shipped pipeline runs; only the network is left out)."""
-    handle = tempera.configure(None, service_name="bench", **CONFIGS[name])
+    handle = sfumato.configure(None, service_name="bench", **CONFIGS[name])
     null = NullSpanExporter()
     pipes = handle._pipes
     if pipes is not None:
@@ -190,7 +190,7 @@ def api_narrative(tracer: trace.Tracer) -> None:
 
 
 def helper_narrative(metrics: bool) -> Callable[[], None]:
-    """The reference narrative through tempera's Botticelli helpers with no CPU work."""
+    """The reference narrative through sfumato's Botticelli helpers with no CPU work."""
     return lambda: reference_narrative(0.0, record_metrics=metrics)
 
 

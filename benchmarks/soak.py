@@ -2,7 +2,7 @@
 
     python benchmarks/soak.py --duration 600 --rate 1000 --up 8 --down 4 --out soak.json
 
-The application thread creates ``--rate`` spans a second (bursts every 10 ms) through tempera
+The application thread creates ``--rate`` spans a second (bursts every 10 ms) through sfumato
 configured with its defaults and the ``otlp`` backend (gRPC) pointed at a local Rotel. Rotel
 forwards to a sink in a separate process, which records what arrives. Every ``--up`` seconds
 Rotel is killed (SIGKILL) and restarted on the same ports ``--down`` seconds later.
@@ -172,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the JSON report here")
     args = parser.parse_args(argv)
 
-    import tempera
+    import sfumato
 
-    workdir = Path(tempfile.mkdtemp(prefix="tempera-soak-"))
+    workdir = Path(tempfile.mkdtemp(prefix="sfumato-soak-"))
     sink_port, grpc_port = free_port(), free_port()
     context = multiprocessing.get_context("spawn")
     parent_end, child_end = context.Pipe()
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     rotel = Rotel(rotel_binary(), grpc_port, sink_port, workdir)
     rotel.start()
 
-    telemetry = tempera.configure(
+    telemetry = sfumato.configure(
         service_name="soak",
         backend="otlp",
         protocol="grpc",

@@ -1,4 +1,4 @@
-"""tempera's overhead on the reference Botticelli narrative, per shipped configuration.
+"""sfumato's overhead on the reference Botticelli narrative, per shipped configuration.
 
 The enforced figure is CPU-bound: per-span cost x spans per narrative / the narrative's own
 cost, in interleaved rounds (median of paired differences over min of the work). The direct
@@ -36,7 +36,7 @@ from harness import (
     interleaved,
     results,
 )
-from tempera.plugins.botticelli.simulator import reference_narrative, reference_narrative_bare
+from sfumato.plugins.botticelli.simulator import reference_narrative, reference_narrative_bare
 
 LIMIT_PERCENT = 1.0
 LATENCY_MS = 50.0
@@ -59,7 +59,7 @@ def measure_overhead(name: str, *, rounds: int = 30, calls: int = 60) -> dict[st
     metrics = name in METRICS
     with pipeline(name):
         cost = interleaved(
-            {"tempera": helper_narrative(metrics), "bare": bare_narrative(0.0)},
+            {"sfumato": helper_narrative(metrics), "bare": bare_narrative(0.0)},
             rounds=rounds,
             calls=calls,
         )
@@ -68,7 +68,7 @@ def measure_overhead(name: str, *, rounds: int = 30, calls: int = 60) -> dict[st
         # floor of the A/B figure in this same run.
         ab = interleaved(
             {
-                "tempera": lambda: reference_narrative(NARRATIVE_CPU_MS, record_metrics=metrics),
+                "sfumato": lambda: reference_narrative(NARRATIVE_CPU_MS, record_metrics=metrics),
                 "bare": bare_narrative(NARRATIVE_CPU_MS),
                 "again": bare_narrative(NARRATIVE_CPU_MS),
             },
@@ -76,10 +76,10 @@ def measure_overhead(name: str, *, rounds: int = 30, calls: int = 60) -> dict[st
             calls=2,
         )
     own = work.min("bare")
-    paired = cost.paired("tempera", "bare")
+    paired = cost.paired("sfumato", "bare")
     half = len(paired) // 2
     per_narrative = statistics.median(paired)
-    ab_paired = ab.paired("tempera", "bare")
+    ab_paired = ab.paired("sfumato", "bare")
     return {
         "us_per_span": per_narrative / SPANS_PER_NARRATIVE * 1e6,
         "us_per_narrative": per_narrative * 1e6,
@@ -99,11 +99,11 @@ def measure_realistic(name: str, *, rounds: int = 3) -> dict[str, float]:
     metrics = name in METRICS
     clock = time.perf_counter
     with pipeline(name):
-        samples: dict[str, list[float]] = {"tempera": [], "bare": []}
+        samples: dict[str, list[float]] = {"sfumato": [], "bare": []}
         for r in range(rounds):
-            for side in ("tempera", "bare") if r % 2 == 0 else ("bare", "tempera"):
+            for side in ("sfumato", "bare") if r % 2 == 0 else ("bare", "sfumato"):
                 start = clock()
-                if side == "tempera":
+                if side == "sfumato":
                     reference_narrative(
                         NARRATIVE_CPU_MS, latency_ms=LATENCY_MS, record_metrics=metrics
                     )
@@ -112,7 +112,7 @@ def measure_realistic(name: str, *, rounds: int = 3) -> dict[str, float]:
                 samples[side].append(clock() - start)
     bare = statistics.median(samples["bare"])
     diff = statistics.median(
-        a - b for a, b in zip(samples["tempera"], samples["bare"], strict=False)
+        a - b for a, b in zip(samples["sfumato"], samples["bare"], strict=False)
     )
     return {"wall_ms": bare * 1e3, "ab_wall_pct": diff / bare * 100}
 
@@ -141,7 +141,7 @@ def test_overhead_under_one_percent(benchmark: Any, name: str) -> None:
 
 @pytest.mark.parametrize("name", list(BASELINES))
 def test_bare_sdk_on_the_same_narrative(benchmark: Any, name: str) -> None:
-    """The bare SDK's pipelines by the same method (reported beside tempera's rows)."""
+    """The bare SDK's pipelines by the same method (reported beside sfumato's rows)."""
     figures = _measure_all(name)
     benchmark.extra_info.update(figures)
     with pipeline(name):

@@ -25,19 +25,19 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
-from tempera._stats import Stats
-from tempera._tracer import TemperaTracerProvider
-from tempera.samplers import narrative_type_context
-from tempera.samplers._tail import TailProcessor
-from tempera.samplers.adaptive import AdaptiveSampler
-from tempera.samplers.basic import (
+from sfumato._stats import Stats
+from sfumato._tracer import SfumatoTracerProvider
+from sfumato.samplers import narrative_type_context
+from sfumato.samplers._tail import TailProcessor
+from sfumato.samplers.adaptive import AdaptiveSampler
+from sfumato.samplers.basic import (
     AlwaysOffSampler,
     AlwaysOnSampler,
-    ParentBasedTempera,
+    ParentBasedSfumato,
     RatioSampler,
 )
-from tempera.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
-from tempera.samplers.narrative import PerNarrativeTypeSampler
+from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
+from sfumato.samplers.narrative import PerNarrativeTypeSampler
 
 N = 20_000
 RATES = {"content_generation": 0.5, "curation": 0.2, "posting": 0.05}
@@ -94,8 +94,8 @@ def _sampler_cases() -> dict[str, tuple[Sampler, Callable[[Sampler], Callable[[i
         "always_on": (AlwaysOnSampler(), root),
         "always_off": (AlwaysOffSampler(), root),
         "ratio": (RatioSampler(0.1, stats=stats), root),
-        "parent_based-root": (ParentBasedTempera(RatioSampler(0.1, stats=stats)), root),
-        "parent_based-child": (ParentBasedTempera(RatioSampler(0.1, stats=stats)), child),
+        "parent_based-root": (ParentBasedSfumato(RatioSampler(0.1, stats=stats)), root),
+        "parent_based-child": (ParentBasedSfumato(RatioSampler(0.1, stats=stats)), child),
         "per-narrative-type": (PerNarrativeTypeSampler.from_rates(RATES, 0.1, stats=stats), typed),
         "load-adaptive": (_steady(100.0, stats=stats), typed),
         "rate-limit": (_steady(100.0, key=lambda *a: (), policy="rate-limit"), root),
@@ -236,7 +236,7 @@ def _per_span(provider: TracerProvider, n: int = 5_000, repeats: int = 5) -> flo
 def test_error_always_pipeline_against_always_on_batch(benchmark: Any) -> None:
     sdk = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
     sdk.add_span_processor(BatchSpanProcessor(_NullExporter(), max_queue_size=100_000))
-    ours = TemperaTracerProvider(
+    ours = SfumatoTracerProvider(
         sampler=ErrorAlwaysSampler(
             PerNarrativeTypeSampler.from_rates(RATES, 0.1), ErrorAlwaysOptions()
         ),

@@ -1,4 +1,4 @@
-"""Per-span cost of tempera's pipelines against the bare SDK, as ratios in the same run.
+"""Per-span cost of sfumato's pipelines against the bare SDK, as ratios in the same run.
 
 The same ten spans (the reference narrative's names and start attributes, through the plain
 OpenTelemetry API) go through each pipeline; the bare SDK is AlwaysOn + BatchSpanProcessor and
@@ -32,7 +32,7 @@ BASE = "sdk AlwaysOn+Batch"
 def measure_span_costs(*, rounds: int = 25, calls: int = 60) -> dict[str, dict[str, float]]:
     """Microseconds per span of every pipeline, interleaved in one set of rounds.
 
-    tempera's providers are built by ``configure()`` one at a time (it owns the global
+    sfumato's providers are built by ``configure()`` one at a time (it owns the global
     slot), so each configuration is timed in its own set of rounds with both baselines
     beside it, and its ratio is taken against the baseline of that same set.
     """

@@ -1,4 +1,4 @@
-"""One-off costs and memory: ``import tempera``, ``configure()``, and the memory a trace
+"""One-off costs and memory: ``import sfumato``, ``configure()``, and the memory a trace
 takes while the tail-decision processor buffers it (reported, with loose sanity bounds).
 
 Run with ``pytest --benchmark-only benchmarks/test_startup_memory.py``.
@@ -34,13 +34,13 @@ def import_seconds(module: str, repeats: int = 5) -> float:
 
 
 def test_import_time(benchmark: Any) -> None:
-    ours = import_seconds("tempera")
+    ours = import_seconds("sfumato")
     sdk = import_seconds("opentelemetry.sdk.trace")
     other = results.setdefault("other", {})
-    other["import tempera (ms, best of 5)"] = f"{ours * 1e3:.1f}"
+    other["import sfumato (ms, best of 5)"] = f"{ours * 1e3:.1f}"
     other["import opentelemetry.sdk.trace (ms, best of 5)"] = f"{sdk * 1e3:.1f}"
-    benchmark.extra_info.update({"tempera_ms": ours * 1e3, "sdk_trace_ms": sdk * 1e3})
-    benchmark.pedantic(lambda: import_seconds("tempera", 1), rounds=1, iterations=1)
+    benchmark.extra_info.update({"sfumato_ms": ours * 1e3, "sdk_trace_ms": sdk * 1e3})
+    benchmark.pedantic(lambda: import_seconds("sfumato", 1), rounds=1, iterations=1)
     assert ours < 5.0  # a sanity bound: plugins are loaded by configure(), not by import
 
 

@@ -1,7 +1,7 @@
-"""tempera: a config-driven OpenTelemetry host for Python services.
+"""sfumato: a config-driven OpenTelemetry host for Python services.
 
-import tempera
-with tempera.configure("app.toml"):
+import sfumato
+with sfumato.configure("app.toml"):
     run()
 """
 
@@ -30,5 +30,5 @@ def __getattr__(name: str) -> str:
     if name == "__version__":
         from importlib.metadata import version
 
-        return version("tempera")
-    raise AttributeError(f"module 'tempera' has no attribute {name!r}")
+        return version("sfumato")
+    raise AttributeError(f"module 'sfumato' has no attribute {name!r}")

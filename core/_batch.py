@@ -32,7 +32,7 @@ from ._stats import Stats
 
 __all__ = ["ExportQueue"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 T = TypeVar("T")
 
 # Back-off between attempts at a failed batch (seconds), before a +-20% jitter.
@@ -106,7 +106,7 @@ class ExportQueue(Generic[T]):
 
     def _start_worker(self) -> None:
         self._worker = threading.Thread(
-            target=self._run, name=f"tempera-export-{self.signal}-{self.name}", daemon=True
+            target=self._run, name=f"sfumato-export-{self.signal}-{self.name}", daemon=True
         )
         self._worker.start()
 
@@ -224,7 +224,7 @@ class ExportQueue(Generic[T]):
         self._failure_logged = True
         retrying = f"failed batches are retried for {self.retry_s:g}s, " if self.retry_s else ""
         log.warning(
-            "tempera: %s export through %s failed (%s); %sfailures are counted in stats(), "
+            "sfumato: %s export through %s failed (%s); %sfailures are counted in stats(), "
             "this warning is not repeated",
             self.signal,
             self.name,
@@ -296,4 +296,4 @@ def _quietly(call: Callable[[], Any]) -> None:
     try:
         call()
     except Exception:
-        log.debug("tempera: exporter shutdown raised", exc_info=True)
+        log.debug("sfumato: exporter shutdown raised", exc_info=True)

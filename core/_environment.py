@@ -1,7 +1,7 @@
-"""Environment overrides: ``TEMPERA_*`` and the standard ``OTEL_*`` variables.
+"""Environment overrides: ``SFUMATO_*`` and the standard ``OTEL_*`` variables.
 
-``TEMPERA_<KEY>`` sets a top-level key and ``TEMPERA_<TABLE>__<KEY>`` a key of a sub-table
-(``TEMPERA_METRICS__ENABLED=false``). ``TEMPERA_*`` wins over ``OTEL_*``.
+``SFUMATO_<KEY>`` sets a top-level key and ``SFUMATO_<TABLE>__<KEY>`` a key of a sub-table
+(``SFUMATO_METRICS__ENABLED=false``). ``SFUMATO_*`` wins over ``OTEL_*``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from ._errors import ConfigError
 
 __all__ = ["EnvOverride", "env_overrides", "parse_key_values"]
 
-PREFIX = "TEMPERA_"
+PREFIX = "SFUMATO_"
 # Variables that are not settings keys.
-_NOT_KEYS = {"TEMPERA_CONFIG", "TEMPERA_STRICT", "TEMPERA_DISABLE_PLUGINS", "TEMPERA_DEBUG"}
+_NOT_KEYS = {"SFUMATO_CONFIG", "SFUMATO_STRICT", "SFUMATO_DISABLE_PLUGINS", "SFUMATO_DEBUG"}
 _LISTS = {"propagators", "disable"}
 _MAPS = {"headers", "resource"}
 
@@ -94,12 +94,12 @@ def env_overrides(env: Mapping[str, str]) -> list[EnvOverride]:
         if not all(path):
             continue
         out.append(EnvOverride(path, _coerce(path[-1], env[variable], variable), variable))
-    if (v := env.get("TEMPERA_DISABLE_PLUGINS")) is not None:
+    if (v := env.get("SFUMATO_DISABLE_PLUGINS")) is not None:
         out.append(
             EnvOverride(
                 ("plugins", "disable"),
-                _coerce("disable", v, "TEMPERA_DISABLE_PLUGINS"),
-                "TEMPERA_DISABLE_PLUGINS",
+                _coerce("disable", v, "SFUMATO_DISABLE_PLUGINS"),
+                "SFUMATO_DISABLE_PLUGINS",
             )
         )
     return out

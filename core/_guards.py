@@ -1,8 +1,8 @@
 """Plugin code isolated from the application: raising hooks and span processors are counted
-and logged once, and ``TEMPERA_STRICT=1`` turns them into errors (for CI).
+and logged once, and ``SFUMATO_STRICT=1`` turns them into errors (for CI).
 
 What a plugin runs on the application's thread (a span processor's ``on_start`` /
-``on_end``) or while tempera starts (a hook) must not break the application. Each failure
+``on_end``) or while sfumato starts (a hook) must not break the application. Each failure
 bumps ``plugins.errors`` and ``plugins.<name>.errors``; the first of each plugin is logged
 with its traceback. In strict mode the exception is re-raised after it is counted (hooks at
 configure time as a ConfigError), so a test suite sees it at once.
@@ -22,14 +22,14 @@ from ._stats import Stats
 
 __all__ = ["GuardedSpanProcessor", "PluginErrors", "call_hook", "strict"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 _TRUE = ("1", "true", "yes", "on")
 
 
 def strict() -> bool:
-    """True when ``TEMPERA_STRICT`` is set to a true value (1, true, yes, on)."""
-    return os.environ.get("TEMPERA_STRICT", "").strip().lower() in _TRUE
+    """True when ``SFUMATO_STRICT`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get("SFUMATO_STRICT", "").strip().lower() in _TRUE
 
 
 class PluginErrors:
@@ -50,8 +50,8 @@ class PluginErrors:
         if not self._logged:
             self._logged = True
             log.warning(
-                "tempera: plugin %r raised in %s; isolated (counted as plugins.errors, "
-                "logged once; TEMPERA_STRICT=1 makes it an error)",
+                "sfumato: plugin %r raised in %s; isolated (counted as plugins.errors, "
+                "logged once; SFUMATO_STRICT=1 makes it an error)",
                 self.name,
                 what,
                 exc_info=True,
@@ -125,7 +125,7 @@ def call_hook(pm: Any, hook: str, stats: Stats, **kwargs: Any) -> list[Any]:
             if strict():
                 raise ConfigError(
                     f"plugin {name!r} raised in {hook}: {type(exc).__name__}: {exc} "
-                    "(TEMPERA_STRICT is set)"
+                    "(SFUMATO_STRICT is set)"
                 ) from None
             PluginErrors(name, stats).record(hook)
             continue

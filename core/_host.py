@@ -20,14 +20,14 @@ from .settings import Signal
 
 __all__ = ["GROUPS", "Kind", "PluginHost", "PluginInfo"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 Kind = Literal["backend", "exporter", "sampler", "hooks"]
 GROUPS: dict[Kind, str] = {
-    "backend": "tempera.backends",
-    "exporter": "tempera.exporters",
-    "sampler": "tempera.samplers",
-    "hooks": "tempera.plugins",
+    "backend": "sfumato.backends",
+    "exporter": "sfumato.exporters",
+    "sampler": "sfumato.samplers",
+    "hooks": "sfumato.plugins",
 }
 # The OpenTelemetry SDK's own groups: their entries are usable by name too.
 _OTEL_EXPORTER_GROUPS: dict[Signal, str] = {
@@ -142,7 +142,7 @@ def _adapt(kind: Kind, obj: Any, signal_hint: Signal | None = None) -> Any:
         if not callable(getattr(obj, required, None)):
             raise TypeError(
                 f"{type(obj).__name__} is not a {kind} plugin: it has no {required}() "
-                f"(subclass tempera.plugin.{base.__name__})"
+                f"(subclass sfumato.plugin.{base.__name__})"
             )
     return obj
 
@@ -174,7 +174,7 @@ class PluginHost:
         return name in self.disabled or f"{kind}:{name}" in self.disabled
 
     def discover(self, kind: Kind) -> list[PluginInfo]:
-        """Every plugin of ``kind`` installed, tempera's groups first, nothing imported."""
+        """Every plugin of ``kind`` installed, sfumato's groups first, nothing imported."""
         seen: set[str] = set()
         found: list[PluginInfo] = []
         groups = [GROUPS[kind]]
@@ -203,7 +203,7 @@ class PluginHost:
         if self.is_disabled(kind, name):
             raise ConfigError(
                 f"{kind} plugin '{name}' is disabled (telemetry.plugins.disable or "
-                "TEMPERA_DISABLE_PLUGINS)",
+                "SFUMATO_DISABLE_PLUGINS)",
                 key=key,
             )
         if ":" in name:
@@ -289,7 +289,7 @@ class PluginHost:
             ) from None
 
     def load_hook_plugins(self, strict: bool = False) -> list[HookFailure]:
-        """Register every enabled plugin of the ``tempera.plugins`` group (hooks only).
+        """Register every enabled plugin of the ``sfumato.plugins`` group (hooks only).
 
         Nothing in the config names these plugins: one that fails to import is left out and
         returned (the caller counts and logs it), unless ``strict``, where it is a

@@ -178,14 +178,14 @@ def load_settings(
 ) -> Settings:
     """Validated settings from ``path``'s ``[telemetry]`` table, the environment and ``overrides``.
 
-    Precedence, highest first: ``overrides``, environment (``TEMPERA_*`` then ``OTEL_*``), the
-    file, defaults. With no path, ``TEMPERA_CONFIG`` names the file; with neither, settings
+    Precedence, highest first: ``overrides``, environment (``SFUMATO_*`` then ``OTEL_*``), the
+    file, defaults. With no path, ``SFUMATO_CONFIG`` names the file; with neither, settings
     come from the environment and defaults. A file without a ``[telemetry]`` table gives
     ``enabled = False``. Raises ConfigError.
     """
     environ = os.environ if env is None else env
-    if path is None and environ.get("TEMPERA_CONFIG"):
-        path = environ["TEMPERA_CONFIG"]
+    if path is None and environ.get("SFUMATO_CONFIG"):
+        path = environ["SFUMATO_CONFIG"]
     if path is None:
         return settings_from_text(
             None, None, env=environ, resolve_plugins=resolve_plugins, **overrides
@@ -207,7 +207,7 @@ def settings_from_text(
 ) -> Settings:
     """As :func:`load_settings`, for TOML text not (yet) on disk; errors name ``path``.
 
-    ``tempera set`` and ``tempera init`` validate the document they are about to write this
+    ``sfumato set`` and ``sfumato init`` validate the document they are about to write this
     way, so nothing is written when it is invalid.
     """
     file = Path(path) if path is not None else None

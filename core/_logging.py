@@ -21,7 +21,7 @@ _SEVERITY = {
     logging.CRITICAL: (SeverityNumber.FATAL, "FATAL"),
 }
 # Loggers whose records would loop back into the export path.
-_IGNORED_PREFIXES = ("tempera", "opentelemetry", "grpc", "urllib3")
+_IGNORED_PREFIXES = ("sfumato", "opentelemetry", "grpc", "urllib3")
 
 
 def _severity(levelno: int) -> tuple[SeverityNumber, str]:

@@ -32,7 +32,7 @@ from ._processors import (
 )
 from ._resolve import Plan, SamplerNode
 from ._stats import Stats
-from ._tracer import TemperaTracerProvider
+from ._tracer import SfumatoTracerProvider
 from .plugin import BuildContext, SamplerContext, SamplerSpec, TailStage
 from .settings import Settings, Signal
 
@@ -46,7 +46,7 @@ _EXEMPLAR_FILTERS: dict[str, Any] = {
     "always_on": AlwaysOnExemplarFilter,
 }
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 
 @dataclass
@@ -64,7 +64,7 @@ def build_resource(plan: Plan, stats: Stats | None = None) -> Resource:
     settings = plan.settings
     attributes: dict[str, Any] = {}
     hooked = call_hook(
-        plan.host.pm, "tempera_resource_attributes", stats or Stats(), settings=settings
+        plan.host.pm, "sfumato_resource_attributes", stats or Stats(), settings=settings
     )
     for extra in hooked:
         attributes.update(extra or {})
@@ -97,9 +97,9 @@ def build_sampler(
             key=node.key,
         ) from None
     if not getattr(sampler, "guarded", False):
-        # A sampler that is not tempera's own may raise at run time: wrap it so that its
+        # A sampler that is not sfumato's own may raise at run time: wrap it so that its
         # exception becomes a counted, logged-once safe decision, never the app's problem.
-        from tempera.samplers._guard import GuardedSampler
+        from sfumato.samplers._guard import GuardedSampler
 
         sampler = GuardedSampler(sampler, node.name, stats)
     return sampler
@@ -147,7 +147,7 @@ def _views(settings: Settings) -> list[View]:
 def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
     settings = plan.settings
     context = BuildContext(settings=settings, stats=stats)
-    # Hook-only plugins (entry-point group tempera.plugins) join before the first hook call.
+    # Hook-only plugins (entry-point group sfumato.plugins) join before the first hook call.
     for failure in plan.host.load_hook_plugins(strict=strict()):
         PluginErrors(failure.name, stats).record(f"import ({failure.message})")
     resource = build_resource(plan, stats)
@@ -184,7 +184,7 @@ def _discard(queues: list[ExportQueue[Any]], built: dict[tuple[str, Signal], Any
         try:
             made.shutdown()
         except Exception:
-            log.debug("tempera: shutting down a half-built exporter raised", exc_info=True)
+            log.debug("sfumato: shutting down a half-built exporter raised", exc_info=True)
 
 
 def _assemble(
@@ -210,15 +210,15 @@ def _assemble(
     export: SpanProcessor = (
         span_processors[0] if len(span_processors) == 1 else FanOutSpanProcessor(span_processors)
     )
-    # tempera's provider: SDK spans on a shorter start/end path (see _tracer.py).
-    tracer_provider = TemperaTracerProvider(
+    # sfumato's provider: SDK spans on a shorter start/end path (see _tracer.py).
+    tracer_provider = SfumatoTracerProvider(
         resource=resource, sampler=sampler, shutdown_on_exit=False
     )
     if isinstance(sampler, TailStage):
         tracer_provider.add_span_processor(sampler.tail_processor(export, stats))
     elif span_processors:
         tracer_provider.add_span_processor(export)
-    for extra in call_hook(plan.host.pm, "tempera_span_processors", stats, settings=settings):
+    for extra in call_hook(plan.host.pm, "sfumato_span_processors", stats, settings=settings):
         for processor in extra or ():
             # The SDK calls on_start/on_end on the application's thread, catching nothing.
             name = type(processor).__name__
@@ -242,7 +242,7 @@ def _assemble(
                         export_timeout_millis=settings.export_timeout_ms,
                     )
                 )
-        for extra in call_hook(plan.host.pm, "tempera_metric_readers", stats, settings=settings):
+        for extra in call_hook(plan.host.pm, "sfumato_metric_readers", stats, settings=settings):
             readers.extend(extra or ())
         meter_provider = MeterProvider(
             metric_readers=readers,

@@ -19,7 +19,7 @@ from ._tracer import _TUPLE_LAYOUT
 
 __all__ = ["FanOutSpanProcessor", "QueueLogProcessor", "QueueSpanProcessor", "SyncSpanProcessor"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 _SAMPLED = TraceFlags.SAMPLED
 
 
@@ -86,7 +86,7 @@ class SyncSpanProcessor(SpanProcessor):
         try:
             self.exporter.shutdown()
         except Exception:
-            log.debug("tempera: exporter shutdown raised", exc_info=True)
+            log.debug("sfumato: exporter shutdown raised", exc_info=True)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -110,7 +110,7 @@ class FanOutSpanProcessor(SpanProcessor):
             try:
                 p.on_end(span)
             except Exception:
-                log.debug("tempera: span processor raised", exc_info=True)
+                log.debug("sfumato: span processor raised", exc_info=True)
 
     def shutdown(self) -> None:
         for p in self.processors:

@@ -1,9 +1,9 @@
 """The configuration reference (docs/configuration.md), generated from the pydantic models.
 
-Every key of :class:`tempera.settings.Settings` and its sub-models, and every option of
-tempera's own backend, exporter and sampler plugins (their ``Options`` models), with its type,
-default, allowed values, description and environment variable. ``tempera reference`` prints
-it; ``tempera reference --output docs/configuration.md`` rewrites the committed page, and a
+Every key of :class:`sfumato.settings.Settings` and its sub-models, and every option of
+sfumato's own backend, exporter and sampler plugins (their ``Options`` models), with its type,
+default, allowed values, description and environment variable. ``sfumato reference`` prints
+it; ``sfumato reference --output docs/configuration.md`` rewrites the committed page, and a
 test fails when the page differs from what this module produces.
 """
 
@@ -28,23 +28,23 @@ from .settings import Settings
 
 __all__ = ["OTHER_VARIABLES", "otel_variables", "render"]
 
-REGENERATE = "tempera reference --output docs/configuration.md"
+REGENERATE = "sfumato reference --output docs/configuration.md"
 
-# The TEMPERA_* variables that are not settings keys, and what each does.
+# The SFUMATO_* variables that are not settings keys, and what each does.
 OTHER_VARIABLES: dict[str, str] = {
-    "TEMPERA_CONFIG": "The config file when none is given to `configure()` or a command.",
-    "TEMPERA_DISABLE_PLUGINS": "Comma-separated plugin names (or `kind:name`) not to load; "
+    "SFUMATO_CONFIG": "The config file when none is given to `configure()` or a command.",
+    "SFUMATO_DISABLE_PLUGINS": "Comma-separated plugin names (or `kind:name`) not to load; "
     "replaces `plugins.disable`.",
-    "TEMPERA_DEBUG": "`1`: the CLI prints the traceback of an unexpected failure.",
-    "TEMPERA_STRICT": "`1`: plugin faults are errors (for CI): a hook-only plugin that fails "
+    "SFUMATO_DEBUG": "`1`: the CLI prints the traceback of an unexpected failure.",
+    "SFUMATO_STRICT": "`1`: plugin faults are errors (for CI): a hook-only plugin that fails "
     "to import or a raising hook fails `configure()`, and a sampler's or span processor's "
     "exception reaches the caller. See docs/reliability.md.",
 }
 
 _KINDS = (
-    ("backend", "tempera.backends", "Backends", "[telemetry.backend_options]"),
-    ("exporter", "tempera.exporters", "Exporters", "[[telemetry.exporters]]"),
-    ("sampler", "tempera.samplers", "Samplers", "[telemetry.sampler]"),
+    ("backend", "sfumato.backends", "Backends", "[telemetry.backend_options]"),
+    ("exporter", "sfumato.exporters", "Exporters", "[[telemetry.exporters]]"),
+    ("sampler", "sfumato.samplers", "Samplers", "[telemetry.sampler]"),
 )
 
 
@@ -163,9 +163,9 @@ def _cell(text: str) -> str:
 
 
 def otel_variables() -> dict[str, str]:
-    """Each ``OTEL_*`` variable tempera reads, and the dotted key it sets.
+    """Each ``OTEL_*`` variable sfumato reads, and the dotted key it sets.
 
-    Read from :mod:`tempera._environment` itself: each name is tried with a value it accepts
+    Read from :mod:`sfumato._environment` itself: each name is tried with a value it accepts
     and the key it overrides is recorded, so this list follows that module.
     """
     names = sorted(set(re.findall(r'"(OTEL_[A-Z_]+)"', inspect.getsource(_environment))))
@@ -327,11 +327,11 @@ def _section(
 
 
 def _builtin(group: str) -> list[tuple[str, Any]]:
-    """tempera's own plugins of one entry-point group, by name (third parties' are left out
+    """sfumato's own plugins of one entry-point group, by name (third parties' are left out
     so the page does not depend on what else is installed)."""
     found = []
     for ep in entry_points(group=group):
-        if ep.dist is None or ep.dist.name != "tempera":
+        if ep.dist is None or ep.dist.name != "sfumato":
             continue
         found.append((ep.name, ep.load()))
     return sorted(found, key=lambda item: item[0])
@@ -345,7 +345,7 @@ def _plugin_sections(kind: str, group: str, title: str, where: str) -> list[str]
         out += [
             '`backend = "NAME"` picks one; its options go in `[telemetry.backend_options]`, '
             "validated by the backend's own model. The environment sets them as "
-            "`TEMPERA_BACKEND_OPTIONS__<OPTION>`.",
+            "`SFUMATO_BACKEND_OPTIONS__<OPTION>`.",
             "",
         ]
         path, env_root = ("telemetry", "backend_options"), ("backend_options",)
@@ -361,7 +361,7 @@ def _plugin_sections(kind: str, group: str, title: str, where: str) -> list[str]
         out += [
             "`[telemetry.sampler]` is `type` plus that sampler's options; a nested sampler (a "
             "*sampler table*) is written the same way. The environment sets the root "
-            "sampler's options as `TEMPERA_SAMPLER__<OPTION>`.",
+            "sampler's options as `SFUMATO_SAMPLER__<OPTION>`.",
             "",
         ]
         path, env_root = ("telemetry", "sampler"), ("sampler",)
@@ -387,16 +387,16 @@ def render() -> str:
         "",
         f"<!-- Generated from the pydantic models by `{REGENERATE}`; do not edit. -->",
         "",
-        "Every key tempera reads from the `[telemetry]` table of a TOML file, generated from",
+        "Every key sfumato reads from the `[telemetry]` table of a TOML file, generated from",
         "the models that validate it. A value comes from, highest first: keyword arguments to",
-        "`configure()`, `TEMPERA_*` environment variables, `OTEL_*` environment variables, the",
-        "file, the default. `tempera show` prints where each value came from.",
+        "`configure()`, `SFUMATO_*` environment variables, `OTEL_*` environment variables, the",
+        "file, the default. `sfumato show` prints where each value came from.",
         "",
-        "Environment variables: `TEMPERA_<KEY>` sets a top-level key and",
-        "`TEMPERA_<TABLE>__<KEY>` a key of a sub-table (`TEMPERA_METRICS__ENABLED=false`).",
+        "Environment variables: `SFUMATO_<KEY>` sets a top-level key and",
+        "`SFUMATO_<TABLE>__<KEY>` a key of a sub-table (`SFUMATO_METRICS__ENABLED=false`).",
         "Values are read as the key's type (`512`, `false`). Arrays marked in the table take",
-        "comma-separated items (`TEMPERA_PROPAGATORS=tracecontext`) and tables of strings take",
-        "`key=value` pairs (`TEMPERA_RESOURCE=team=bots,region=eu`), as the OpenTelemetry",
+        "comma-separated items (`SFUMATO_PROPAGATORS=tracecontext`) and tables of strings take",
+        "`key=value` pairs (`SFUMATO_RESOURCE=team=bots,region=eu`), as the OpenTelemetry",
         "specification writes them. An empty variable counts as unset. Keys marked — cannot be",
         "set from the environment. String values in the file may use `${VAR}` and",
         "`${VAR:-default}`.",
@@ -409,7 +409,7 @@ def render() -> str:
     out += [
         "",
         "`OTEL_SDK_DISABLED` counts only when it is `true`. Headers and resource attributes",
-        "from these variables are merged into the file's tables; `TEMPERA_*` variables win.",
+        "from these variables are merged into the file's tables; `SFUMATO_*` variables win.",
         "",
         "## Other environment variables",
         "",
@@ -418,7 +418,7 @@ def render() -> str:
     ]
     missing = _environment._NOT_KEYS - set(OTHER_VARIABLES)
     if missing:  # a new variable in _environment must be described here
-        raise RuntimeError(f"describe {sorted(missing)} in tempera._reference.OTHER_VARIABLES")
+        raise RuntimeError(f"describe {sorted(missing)} in sfumato._reference.OTHER_VARIABLES")
     out += [f"| `{var}` | {text} |" for var, text in OTHER_VARIABLES.items()]
     out.append("")
     for kind, group, title, where in _KINDS:

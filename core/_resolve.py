@@ -1,7 +1,7 @@
 """Resolve validated settings against the installed plugins: the build plan.
 
 Everything a config names is looked up and every plugin-owned table is validated here, so
-``tempera validate`` catches what ``configure()`` would, without building any pipeline.
+``sfumato validate`` catches what ``configure()`` would, without building any pipeline.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class SamplerNode:
     children: list[SamplerNode] = field(default_factory=list)
 
     def describe(self, indent: str = "") -> list[str]:
-        """The tree as lines, for ``tempera show``."""
+        """The tree as lines, for ``sfumato show``."""
         opts = {
             k: v
             for k, v in self.options.model_dump(exclude_defaults=False).items()

@@ -220,7 +220,7 @@ class _FlushingCollect:
 def _hook(consumer: Any, storages: Any) -> list[Series]:
     """The registry of ``consumer``'s deferred series; every storage in ``storages`` folds
     them before it collects. Call under ``_HOOK_LOCK``."""
-    registry: list[Series] = consumer.__dict__.setdefault("_tempera_series", [])
+    registry: list[Series] = consumer.__dict__.setdefault("_sfumato_series", [])
     for storage in storages.values():
         if type(storage.__dict__.get("collect")) is not _FlushingCollect:
             storage.collect = _FlushingCollect(storage.collect, registry)

@@ -39,7 +39,7 @@ from .settings import Settings, Signal
 
 __all__ = ["Telemetry", "active", "after_fork", "configure"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 _lock = threading.Lock()
 _active: Telemetry | None = None
@@ -52,7 +52,7 @@ _PROPAGATORS: dict[str, type[TextMapPropagator]] = {
 def _install_globals(pipes: Pipelines | None) -> None:
     """Install (or, with None, uninstall) the global providers.
 
-    The OpenTelemetry API lets a provider be set once per process. tempera owns that slot:
+    The OpenTelemetry API lets a provider be set once per process. sfumato owns that slot:
     after ``shutdown()`` a new ``configure()`` may install new providers, so the set-once
     guard is reset here rather than letting the API warn and keep the dead provider.
     """
@@ -125,7 +125,7 @@ class Telemetry:
             raise KeyError(f"no {signal} exporter named {name!r} is running")
         return self._pipes.exporters[(name, signal)]
 
-    def tracer(self, name: str = "tempera") -> trace_api.Tracer:
+    def tracer(self, name: str = "sfumato") -> trace_api.Tracer:
         return self.tracer_provider.get_tracer(name)  # type: ignore[no-any-return]
 
     def stats(self) -> dict[str, int]:
@@ -153,8 +153,8 @@ class Telemetry:
             self._handler = install_log_handler(pipes.logger_provider, self.settings.logs.level)
         if self.plan is not None:
             for notice in self.plan.notices:
-                log.info("tempera: %s", notice)
-            call_hook(self.plan.host.pm, "tempera_configured", self.stats_registry, telemetry=self)
+                log.info("sfumato: %s", notice)
+            call_hook(self.plan.host.pm, "sfumato_configured", self.stats_registry, telemetry=self)
         atexit.register(self._at_exit)
         # A multiprocessing child made by fork ends with os._exit(): atexit does not run
         # there, multiprocessing's finalizers do.
@@ -206,7 +206,7 @@ class Telemetry:
             self._handler = install_log_handler(
                 self._pipes.logger_provider, self.settings.logs.level
             )
-        call_hook(plan.host.pm, "tempera_configured", self.stats_registry, telemetry=self)
+        call_hook(plan.host.pm, "sfumato_configured", self.stats_registry, telemetry=self)
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything queued; False when ``timeout`` seconds pass first."""
@@ -243,19 +243,19 @@ class Telemetry:
         budget = timeout if timeout is not None else self.settings.shutdown_timeout_ms / 1000
         deadline = time.monotonic() + budget
         if self.plan is not None:
-            hook = self.plan.host.pm.hook.tempera_shutdown
+            hook = self.plan.host.pm.hook.sfumato_shutdown
 
             def plugin_shutdown() -> bool:
                 try:
                     hook(telemetry=self)
                 except Exception:
-                    log.warning("tempera: a plugin's shutdown hook raised", exc_info=True)
+                    log.warning("sfumato: a plugin's shutdown hook raised", exc_info=True)
                 return True
 
             # Bounded like every other step: a plugin's hook cannot hold shutdown past its
             # deadline.
             if not _bounded(plugin_shutdown, deadline):
-                log.warning("tempera: a plugin's shutdown hook did not finish in time")
+                log.warning("sfumato: a plugin's shutdown hook did not finish in time")
         if self._handler is not None:
             self._handler.uninstall()
         clean = True
@@ -277,7 +277,7 @@ class Telemetry:
         _install_globals(None)
         if not clean:
             log.warning(
-                "tempera: shutdown reached its %.1fs deadline; unsent telemetry is counted "
+                "sfumato: shutdown reached its %.1fs deadline; unsent telemetry is counted "
                 "as dropped.shutdown",
                 budget,
             )
@@ -309,10 +309,10 @@ def _bounded(call: Any, deadline: float) -> bool:
         try:
             result.append(call())
         except Exception:
-            log.debug("tempera: shutdown step raised", exc_info=True)
+            log.debug("sfumato: shutdown step raised", exc_info=True)
             result.append(False)
 
-    worker = threading.Thread(target=run, name="tempera-shutdown", daemon=True)
+    worker = threading.Thread(target=run, name="sfumato-shutdown", daemon=True)
     worker.start()
     worker.join(max(0.0, deadline - time.monotonic()))
     return bool(result) and result[0] is not False
@@ -335,7 +335,7 @@ _DISCARD_METRICS = _DiscardMetrics()
 def after_fork() -> None:
     """Re-create the running telemetry's pipelines in this (forked) process.
 
-    tempera does this by itself in any child made by ``os.fork`` (``multiprocessing``'s fork
+    sfumato does this by itself in any child made by ``os.fork`` (``multiprocessing``'s fork
     start method, gunicorn and other pre-fork servers included), so this call is needed only
     where a process was forked by means that skip Python's at-fork hooks (a C extension
     calling fork(2) directly). It does nothing in the process that called ``configure()``,
@@ -348,7 +348,7 @@ def after_fork() -> None:
         handle._after_fork()
     except Exception:
         # Never into the forking code: this child then runs without exporting.
-        log.warning("tempera: could not re-create telemetry after fork", exc_info=True)
+        log.warning("sfumato: could not re-create telemetry after fork", exc_info=True)
 
 
 if hasattr(os, "register_at_fork"):
@@ -366,7 +366,7 @@ def configure(path: str | os.PathLike[str] | None = None, **overrides: Any) -> T
     """Read ``path``'s ``[telemetry]`` table, build the pipelines and install them globally.
 
     Keyword arguments override the file and the environment (``service_name="x"``).
-    Raises ConfigError for bad configuration, and RuntimeError when tempera is already
+    Raises ConfigError for bad configuration, and RuntimeError when sfumato is already
     configured in this process (call ``shutdown()`` on the running handle first).
     """
     global _active
@@ -378,7 +378,7 @@ def configure(path: str | os.PathLike[str] | None = None, **overrides: Any) -> T
         if _active is not None and not _active._closed and _active._pid == os.getpid():
             where = _active.settings.path or "keyword arguments"
             raise RuntimeError(
-                f"tempera is already configured in this process (from {where}); "
+                f"sfumato is already configured in this process (from {where}); "
                 "call shutdown() on that handle before configuring again"
             )
         settings = load_settings(path, **overrides)

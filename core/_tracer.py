@@ -1,4 +1,4 @@
-"""tempera's tracer: the SDK's span model on a shorter path.
+"""sfumato's tracer: the SDK's span model on a shorter path.
 
 Spans are SDK ``Span`` objects (so every exporter and processor takes them as they are), but
 starting and ending one does less than the SDK's generic path:
@@ -14,7 +14,7 @@ starting and ending one does less than the SDK's generic path:
   is added;
 - processors whose ``on_start`` / ``_on_ending`` do nothing are not called, and the ended
   span itself (already immutable through the API) goes to ``on_end`` instead of a copy;
-- two optional sampler attributes, which tempera's own samplers have: ``sample_span(parent,
+- two optional sampler attributes, which sfumato's own samplers have: ``sample_span(parent,
   context, trace_id, name, kind, attributes, links)`` takes the parent span context the
   tracer has already looked up (None for a root) instead of finding it again in the context;
   ``plain_attributes = True`` promises that a decision adds only plain values to the span's
@@ -67,9 +67,9 @@ from opentelemetry.util import types
 
 from ._guards import strict
 
-__all__ = ["TemperaTracer", "TemperaTracerProvider"]
+__all__ = ["SfumatoTracer", "SfumatoTracerProvider"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 _SIMPLE = frozenset((str, int, float, bool))
 _SAMPLE = Decision.RECORD_AND_SAMPLE
@@ -108,7 +108,7 @@ def _tuple_layout() -> bool:
 
 
 _TUPLE_LAYOUT = _tuple_layout()
-# Span classes made by tempera's tracers: their ``_context`` is valid by construction.
+# Span classes made by sfumato's tracers: their ``_context`` is valid by construction.
 _OWN_SPANS: set[type] = set()
 
 # The SDK guards each span's state with its own lock; one lock shared by all spans guards
@@ -191,7 +191,7 @@ class _Span(sdk_trace.Span):
     _trace_config = None
     _record_end_metrics: Callable[[], None] | None = None
     _lock = _SPAN_LOCK
-    _tracer: TemperaTracer
+    _tracer: SfumatoTracer
     # The open trace of a buffering processor (see _Processors) this span ends into, when
     # its local root opened one; the root itself holds it too.
     _buffer: Any = None
@@ -344,7 +344,7 @@ class _Processors:
     """The provider's span processors as lists of bound methods, no-ops left out.
 
     ``buffering``: the one processor that buffers spans per trace and has ``open_trace``
-    (tempera's tail processor), else None. A local root span then opens its trace there as
+    (sfumato's tail processor), else None. A local root span then opens its trace there as
     it starts, and its local descendants append themselves to it as they end instead of
     calling its ``on_end`` (``on_end_others``: the other processors' ``on_end``).
     """
@@ -361,7 +361,7 @@ class _Processors:
         self.on_end_others = [p.on_end for p in source if p is not self.buffering]
 
 
-class TemperaTracer(sdk_trace.Tracer):
+class SfumatoTracer(sdk_trace.Tracer):
     """An SDK tracer with a shorter span path (see the module docstring)."""
 
     _span_cls: type[_Span]
@@ -371,7 +371,7 @@ class TemperaTracer(sdk_trace.Tracer):
     def _prepare(self) -> None:
         """Called once, when the provider makes this tracer."""
         self._span_cls = type(
-            "TemperaSpan",
+            "SfumatoSpan",
             (_Span,),
             {
                 "_resource": self.resource,
@@ -386,11 +386,11 @@ class TemperaTracer(sdk_trace.Tracer):
         )
         _OWN_SPANS.add(self._span_cls)
         self._should_sample = self.sampler.should_sample
-        # A sampler of tempera's own also takes the parent span context the tracer has
+        # A sampler of sfumato's own also takes the parent span context the tracer has
         # already looked up: sample_span(parent, context, trace_id, name, kind, attributes,
         # links), ``parent`` the valid parent span context or None for a root.
         self._sample_span: Callable[..., Any] | None = getattr(self.sampler, "sample_span", None)
-        # plain_attributes (tempera's samplers): what a decision adds to the span's own
+        # plain_attributes (sfumato's samplers): what a decision adds to the span's own
         # attributes is plain values, and a dict it returns that is not the caller's is new.
         self._plain = (
             getattr(self.sampler, "plain_attributes", False) is True
@@ -419,7 +419,7 @@ class TemperaTracer(sdk_trace.Tracer):
         self._room = sys.maxsize if room is None else room
         self._max_value_len = limits.max_span_attribute_length
         self._attributes_cls = type(
-            "TemperaAttributes",
+            "SfumatoAttributes",
             (_Attributes,),
             {
                 "maxlen": limits.max_span_attributes,
@@ -447,11 +447,11 @@ class TemperaTracer(sdk_trace.Tracer):
     def _processor_failed(self) -> None:
         """Call from the ``except`` block that caught a processor's exception."""
         if strict():
-            raise  # TEMPERA_STRICT=1: the processor's exception reaches the caller
+            raise  # SFUMATO_STRICT=1: the processor's exception reaches the caller
         if not self._failed:
             self._failed = True
             log.warning(
-                "tempera: a span processor raised; the span goes on to the others (logged once)",
+                "sfumato: a span processor raised; the span goes on to the others (logged once)",
                 exc_info=True,
             )
 
@@ -472,7 +472,7 @@ class TemperaTracer(sdk_trace.Tracer):
     ) -> trace_api.Span:
         """start_span's body; ``current`` is the context the parent is read from, and
         ``checked`` says the caller built ``attributes`` from non-empty string keys and plain
-        values (tempera's own helpers), so they need no second look."""
+        values (sfumato's own helpers), so they need no second look."""
         # One frame and a zero-cost try: whatever goes wrong, the caller gets a span.
         try:
             parent_span = current.get(_SPAN_KEY)
@@ -614,11 +614,11 @@ class TemperaTracer(sdk_trace.Tracer):
             return span
         except Exception:
             if strict():
-                raise  # TEMPERA_STRICT=1: e.g. a sampler's exception reaches the caller
+                raise  # SFUMATO_STRICT=1: e.g. a sampler's exception reaches the caller
             if not self._failed:
                 self._failed = True
                 log.warning(
-                    "tempera: could not start span %r; it records nothing (logged once)",
+                    "sfumato: could not start span %r; it records nothing (logged once)",
                     name,
                     exc_info=True,
                 )
@@ -691,7 +691,7 @@ class _CurrentSpan:
 
     def __init__(
         self,
-        tracer: TemperaTracer,
+        tracer: SfumatoTracer,
         name: str,
         context: Context | None,
         kind: SpanKind,
@@ -736,7 +736,7 @@ class _CurrentSpan:
         try:
             _reset(self._token)
         except Exception:
-            log.debug("tempera: failed to detach the context", exc_info=True)
+            log.debug("sfumato: failed to detach the context", exc_info=True)
         span = self._span
         try:
             if exc is not None and isinstance(exc, Exception) and span.is_recording():
@@ -748,8 +748,8 @@ class _CurrentSpan:
                 span.end()
         except Exception:
             if strict():
-                raise  # TEMPERA_STRICT=1: e.g. a processor's on_end exception
-            log.debug("tempera: failed to end a span", exc_info=True)
+                raise  # SFUMATO_STRICT=1: e.g. a processor's on_end exception
+            log.debug("sfumato: failed to end a span", exc_info=True)
 
     def _recreate(self) -> _CurrentSpan:
         fresh = _new(_CurrentSpan)
@@ -778,15 +778,15 @@ class _CurrentSpan:
         return run
 
 
-class TemperaTracerProvider(sdk_trace.TracerProvider):
-    """The SDK's provider, handing out ``TemperaTracer`` objects."""
+class SfumatoTracerProvider(sdk_trace.TracerProvider):
+    """The SDK's provider, handing out ``SfumatoTracer`` objects."""
 
     def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
         tracer = super().get_tracer(*args, **kwargs)
         if type(tracer) is sdk_trace.Tracer:
             with self._tracers_lock:
                 if type(tracer) is sdk_trace.Tracer:
-                    tracer.__class__ = TemperaTracer
+                    tracer.__class__ = SfumatoTracer
                     tracer._prepare()  # type: ignore[attr-defined]
         return tracer
 
@@ -799,7 +799,7 @@ class TemperaTracerProvider(sdk_trace.TracerProvider):
                 tracer._processors = None  # type: ignore[attr-defined]
 
 
-# -- for tempera's own span helpers ----------------------------------------------------------
+# -- for sfumato's own span helpers ----------------------------------------------------------
 
 
 def attach(context: Context) -> Any:
@@ -819,7 +819,7 @@ def detach(token: Any) -> None:
     try:
         _reset(token)
     except Exception:
-        log.debug("tempera: failed to detach a context", exc_info=True)
+        log.debug("sfumato: failed to detach a context", exc_info=True)
 
 
 def current_context() -> Context:

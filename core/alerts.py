@@ -39,8 +39,8 @@ _LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]")
 def _instrument(metric: str) -> tuple[str | None, str | None]:
     """(kind, unit) of a known instrument."""
     try:
-        from tempera.plugins.botticelli.metrics import INSTRUMENTS
-    except ImportError:  # pragma: no cover - the plugin ships with tempera
+        from sfumato.plugins.botticelli.metrics import INSTRUMENTS
+    except ImportError:  # pragma: no cover - the plugin ships with sfumato
         return None, None
     for spec in INSTRUMENTS:
         if spec.name == metric:
@@ -52,7 +52,7 @@ def histogram_boundaries(metric: str) -> tuple[float, ...] | None:
     kind, _ = _instrument(metric)
     if kind != "histogram":
         return None
-    from tempera.plugins.botticelli.metrics import SECONDS_BUCKETS
+    from sfumato.plugins.botticelli.metrics import SECONDS_BUCKETS
 
     return tuple(SECONDS_BUCKETS)
 
@@ -110,7 +110,7 @@ def prometheus_expr(rule: HealthRule) -> str:
     return f"({matched} - {above}) > 0"
 
 
-def render_prometheus(rules: Iterable[HealthRule], group: str = "tempera") -> str:
+def render_prometheus(rules: Iterable[HealthRule], group: str = "sfumato") -> str:
     """A rules file with one group holding one alert per rule."""
     out = ["groups:", f"  - name: {json.dumps(group)}", "    rules:"]
     for rule in rules:

@@ -1,6 +1,6 @@
 """Hooks any plugin can implement to join cross-cutting work.
 
-Implement them on a plugin class with ``@tempera.hookimpl``; tempera calls them with keyword
+Implement them on a plugin class with ``@sfumato.hookimpl``; sfumato calls them with keyword
 arguments, so an implementation may accept fewer arguments than the spec.
 """
 
@@ -20,31 +20,31 @@ if TYPE_CHECKING:
 
 __all__ = ["hookimpl", "hookspec"]
 
-PROJECT = "tempera"
+PROJECT = "sfumato"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def tempera_resource_attributes(settings: Settings) -> Mapping[str, Any] | None:
+def sfumato_resource_attributes(settings: Settings) -> Mapping[str, Any] | None:
     """Resource attributes to add; the config's own ``[telemetry.resource]`` wins."""
 
 
 @hookspec
-def tempera_span_processors(settings: Settings) -> Sequence[SpanProcessor] | None:
-    """Extra span processors, added after tempera's export pipeline."""
+def sfumato_span_processors(settings: Settings) -> Sequence[SpanProcessor] | None:
+    """Extra span processors, added after sfumato's export pipeline."""
 
 
 @hookspec
-def tempera_metric_readers(settings: Settings) -> Sequence[MetricReader] | None:
+def sfumato_metric_readers(settings: Settings) -> Sequence[MetricReader] | None:
     """Extra metric readers for the MeterProvider."""
 
 
 @hookspec
-def tempera_configured(telemetry: Telemetry) -> None:
+def sfumato_configured(telemetry: Telemetry) -> None:
     """Called once the providers are installed."""
 
 
 @hookspec
-def tempera_shutdown(telemetry: Telemetry) -> None:
+def sfumato_shutdown(telemetry: Telemetry) -> None:
     """Called when shutdown starts, before the providers flush."""

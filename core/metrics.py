@@ -1,6 +1,6 @@
 """Metric instruments by name, usable before, during and after ``configure()``.
 
-    from tempera import metrics
+    from sfumato import metrics
 
     REQUESTS = metrics.counter("bot.requests", description="Requests handled", unit="1")
     LATENCY = metrics.histogram("bot.latency", unit="ms")
@@ -10,7 +10,7 @@
 
 An instrument is created once per name and cached, so module-level definitions and calls from
 anywhere share it. Each one follows the process's meter provider: before ``configure()`` it is
-a no-op, once tempera (or anything else) installs a provider it records there, and after a
+a no-op, once sfumato (or anything else) installs a provider it records there, and after a
 ``shutdown()`` and a new ``configure()`` it records into the new provider. Recording never
 raises into the caller.
 """
@@ -36,9 +36,9 @@ __all__ = [
     "up_down_counter",
 ]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
-SCOPE = "tempera.metrics"
+SCOPE = "sfumato.metrics"
 Attributes = Mapping[str, Any] | None
 
 _NOOP = NoOpMeterProvider()
@@ -84,7 +84,7 @@ class Counter(_Instrument):
         try:
             self._current().add(amount, attributes)
         except Exception:
-            log.debug("tempera: %r.add failed", self, exc_info=True)
+            log.debug("sfumato: %r.add failed", self, exc_info=True)
 
 
 class UpDownCounter(_Instrument):
@@ -97,7 +97,7 @@ class UpDownCounter(_Instrument):
         try:
             self._current().add(amount, attributes)
         except Exception:
-            log.debug("tempera: %r.add failed", self, exc_info=True)
+            log.debug("sfumato: %r.add failed", self, exc_info=True)
 
 
 class Histogram(_Instrument):
@@ -110,11 +110,11 @@ class Histogram(_Instrument):
         try:
             self._current().record(amount, attributes)
         except Exception:
-            log.debug("tempera: %r.record failed", self, exc_info=True)
+            log.debug("sfumato: %r.record failed", self, exc_info=True)
 
 
 class Gauge(_Instrument):
-    """The last value set: a temperature, a pool size."""
+    """The last value set: a queue depth, a pool size."""
 
     kind = "gauge"
     __slots__ = ()
@@ -123,7 +123,7 @@ class Gauge(_Instrument):
         try:
             self._current().set(amount, attributes)
         except Exception:
-            log.debug("tempera: %r.set failed", self, exc_info=True)
+            log.debug("sfumato: %r.set failed", self, exc_info=True)
 
 
 def _get(cls: type[_Instrument], name: str, description: str, unit: str) -> Any:

@@ -2,7 +2,7 @@
 
 Every model forbids unknown keys. Plugin-owned tables (``sampler``, ``exporters``,
 ``backend_options``) are kept as plain data here and validated by the plugin's own options
-model when the plugin host resolves them (see :mod:`tempera._resolve`).
+model when the plugin host resolves them (see :mod:`sfumato._resolve`).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class LogsSettings(_Strict):
 class PluginSettings(_Strict):
     disable: list[str] = Field(
         default_factory=list,
-        description="Plugin names (or 'kind:name') not to load; also TEMPERA_DISABLE_PLUGINS.",
+        description="Plugin names (or 'kind:name') not to load; also SFUMATO_DISABLE_PLUGINS.",
     )
     allow_import_paths: bool = Field(
         default=True,
@@ -153,7 +153,7 @@ _WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class HealthRule(_Strict):
     """One ``[[telemetry.http.health]]`` rule, evaluated by ``/healthz`` and exported by
-    ``tempera alerts``. It fails when, over the last ``window``:
+    ``sfumato alerts``. It fails when, over the last ``window``:
 
     - ``ratio``: the increase of ``metric`` points matching ``where`` over the increase of all
       its points exceeds ``threshold`` (a fraction);
@@ -181,7 +181,7 @@ class HealthRule(_Strict):
         default=1, description="For kind ratio: fewer events than this in the window pass."
     )
     unit: str | None = Field(
-        default=None, description="The instrument's unit, when tempera cannot look it up."
+        default=None, description="The instrument's unit, when sfumato cannot look it up."
     )
     severity: str = Field(default="warning", description="Alert label severity.")
     summary: str | None = Field(default=None, description="Alert annotation summary.")
@@ -216,7 +216,7 @@ class HttpSettings(_Strict):
         default=5000, description="How often the health rules' metrics are sampled."
     )
     health: list[HealthRule] = Field(
-        default_factory=list, description="Rules /healthz evaluates (and tempera alerts exports)."
+        default_factory=list, description="Rules /healthz evaluates (and sfumato alerts exports)."
     )
 
 

@@ -1,1 +1,1 @@
-"""tempera's exporter plugins, the embedded local store, and the Botticelli instrumentation."""
+"""sfumato's exporter plugins, the embedded local store, and the Botticelli instrumentation."""

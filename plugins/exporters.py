@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from tempera.plugin import BuildContext, Exporter
-from tempera.settings import Settings, Signal
+from sfumato.plugin import BuildContext, Exporter
+from sfumato.settings import Settings, Signal
 
 from .otlp_endpoints import DEFAULT_GRPC, DEFAULT_HTTP, grpc_target, http_signal_url
 

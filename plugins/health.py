@@ -1,6 +1,6 @@
 """Health rules computed from the telemetry itself: what ``/healthz`` answers.
 
-A :class:`HealthMonitor` owns a metric reader with delta temporality, added to tempera's
+A :class:`HealthMonitor` owns a metric reader with delta temporality, added to sfumato's
 MeterProvider. Each ``collect()`` (every ``collect_interval_ms``, and on each request) turns
 the deltas since the previous one into one sample per rule, stamped with the monitor's clock;
 a rule is evaluated over the samples inside its window. Counters and histogram counts are
@@ -26,7 +26,7 @@ from opentelemetry.sdk.metrics import (
     UpDownCounter,
 )
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
-from tempera.settings import HealthRule
+from sfumato.settings import HealthRule
 
 __all__ = ["HealthMonitor", "RuleState", "delta_reader"]
 

@@ -1,9 +1,9 @@
 """The optional HTTP endpoints of ``[telemetry.http]``: ``/metrics`` and ``/healthz``.
 
-A hook-only plugin (entry point ``http`` in ``tempera.plugins``). When ``http.enabled`` is
-true and metrics are on, it adds two metric readers to tempera's MeterProvider: a
+A hook-only plugin (entry point ``http`` in ``sfumato.plugins``). When ``http.enabled`` is
+true and metrics are on, it adds two metric readers to sfumato's MeterProvider: a
 ``PrometheusMetricReader`` on a registry of its own (served as ``/metrics``; needs the
-``prometheus`` extra) and the :class:`~tempera.plugins.health.HealthMonitor`'s delta reader.
+``prometheus`` extra) and the :class:`~sfumato.plugins.health.HealthMonitor`'s delta reader.
 The server starts once the providers are installed and stops when shutdown starts.
 
 ``/healthz`` answers 200 with every rule's value as JSON, or 503 naming the failing rules.
@@ -19,17 +19,17 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from tempera.hookspecs import hookimpl
-from tempera.plugins.health import HealthMonitor
-from tempera.plugins.prometheus import is_unspecified
+from sfumato.hookspecs import hookimpl
+from sfumato.plugins.health import HealthMonitor
+from sfumato.plugins.prometheus import is_unspecified
 
 if TYPE_CHECKING:
-    from tempera._telemetry import Telemetry
-    from tempera.settings import Settings
+    from sfumato._telemetry import Telemetry
+    from sfumato.settings import Settings
 
 __all__ = ["HttpEndpoints", "endpoints"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 
 class HttpEndpoints:
@@ -46,7 +46,7 @@ class HttpEndpoints:
     # -- hooks -----------------------------------------------------------------------------------
 
     @hookimpl
-    def tempera_metric_readers(self, settings: Settings) -> list[Any] | None:
+    def sfumato_metric_readers(self, settings: Settings) -> list[Any] | None:
         if not settings.http.enabled:
             return None
         readers: list[Any] = []
@@ -58,7 +58,7 @@ class HttpEndpoints:
             from prometheus_client import CollectorRegistry
         except ImportError:
             log.warning(
-                "tempera: /metrics needs the prometheus extra: pip install tempera[prometheus]"
+                "sfumato: /metrics needs the prometheus extra: pip install sfumato[prometheus]"
             )
         else:
             self.registry = CollectorRegistry(auto_describe=True)
@@ -66,7 +66,7 @@ class HttpEndpoints:
         return readers
 
     @hookimpl
-    def tempera_configured(self, telemetry: Telemetry) -> None:
+    def sfumato_configured(self, telemetry: Telemetry) -> None:
         http = telemetry.settings.http
         if not http.enabled:
             return
@@ -80,7 +80,7 @@ class HttpEndpoints:
             return
         if is_unspecified(http.host):
             log.warning(
-                "tempera: HTTP endpoints bound to %s:%d: /metrics and /healthz are reachable "
+                "sfumato: HTTP endpoints bound to %s:%d: /metrics and /healthz are reachable "
                 "from other hosts",
                 http.host or "every interface",
                 http.port,
@@ -91,23 +91,23 @@ class HttpEndpoints:
             )
         except OSError as exc:
             log.warning(
-                "tempera: cannot serve /metrics and /healthz on %s:%d: %s",
+                "sfumato: cannot serve /metrics and /healthz on %s:%d: %s",
                 http.host,
                 http.port,
                 exc.strerror or exc,
             )
             return
         self.server.daemon_threads = True
-        serve = threading.Thread(target=self.server.serve_forever, name="tempera-http", daemon=True)
+        serve = threading.Thread(target=self.server.serve_forever, name="sfumato-http", daemon=True)
         serve.start()
         self._threads.append(serve)
         if self.monitor is not None:
-            sampler = threading.Thread(target=self._collect, name="tempera-health", daemon=True)
+            sampler = threading.Thread(target=self._collect, name="sfumato-health", daemon=True)
             sampler.start()
             self._threads.append(sampler)
 
     @hookimpl
-    def tempera_shutdown(self, telemetry: Telemetry) -> None:
+    def sfumato_shutdown(self, telemetry: Telemetry) -> None:
         self.close()
 
     # -- the server ------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ class HttpEndpoints:
                 if self.monitor is not None:
                     self.monitor.collect()
             except Exception:
-                log.debug("tempera: health sampling failed", exc_info=True)
+                log.debug("sfumato: health sampling failed", exc_info=True)
 
     def close(self) -> None:
         self._stop.set()
@@ -164,7 +164,7 @@ class HttpEndpoints:
 
 def _handler(owner: HttpEndpoints) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        server_version = "tempera"
+        server_version = "sfumato"
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -177,7 +177,7 @@ def _handler(owner: HttpEndpoints) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
             except Exception:
-                log.debug("tempera: HTTP endpoint failed", exc_info=True)
+                log.debug("sfumato: HTTP endpoint failed", exc_info=True)
                 self._send(500, b"internal error\n", "text/plain")
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-from tempera import ConfigError
+from sfumato import ConfigError
 
 __all__ = ["DEFAULT_GRPC", "DEFAULT_HTTP", "grpc_target", "http_signal_url", "is_loopback"]
 

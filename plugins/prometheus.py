@@ -7,13 +7,13 @@ import logging
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from tempera import ConfigError
-from tempera.plugin import BuildContext, Exporter
-from tempera.settings import Signal
+from sfumato import ConfigError
+from sfumato.plugin import BuildContext, Exporter
+from sfumato.settings import Signal
 
 __all__ = ["PrometheusExporter", "PrometheusOptions", "is_unspecified"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 
 class PrometheusOptions(BaseModel):
@@ -99,5 +99,5 @@ class PrometheusExporter(Exporter):
                 f"{options.port}: metrics are reachable from other hosts"
             )
             context.notice(message)
-            log.warning("tempera: %s", message)
+            log.warning("sfumato: %s", message)
         return _reader(options)

@@ -1,6 +1,6 @@
-"""tempera's sampler plugins and the tail-decision processor.
+"""sfumato's sampler plugins and the tail-decision processor.
 
-Built-ins (entry points in the ``tempera.samplers`` group): ``always_on``, ``always_off``,
+Built-ins (entry points in the ``sfumato.samplers`` group): ``always_on``, ``always_off``,
 ``ratio``, ``parent_based``, ``rate-limit``, ``per-narrative-type``, ``load-adaptive`` and
 ``error-always``. Custom samplers subclass ``HeadSampler`` or ``TraceEndSampler``.
 """

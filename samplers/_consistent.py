@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.trace import Span, SpanContext, get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
-from tempera._tracer import _TUPLE_LAYOUT, _get_current
+from sfumato._tracer import _TUPLE_LAYOUT, _get_current
 
 __all__ = [
     "ADJUSTED_COUNT",
@@ -408,7 +408,7 @@ class Consistent:
 
     __slots__ = ("policy", "record_only", "root_keep", "t", "weights")
 
-    plain_attributes = True  # see TemperaTracer._prepare
+    plain_attributes = True  # see SfumatoTracer._prepare
 
     def __init__(self, t: int, policy: str, record_only: bool = False) -> None:
         self.t = t
@@ -446,7 +446,7 @@ class Consistent:
         links: Any = None,
     ) -> SamplingResult:
         """``decide`` given the valid parent span context (None for a root): what the
-        tracer has already looked up (see ``sample_span`` in ``tempera._tracer``)."""
+        tracer has already looked up (see ``sample_span`` in ``sfumato._tracer``)."""
         ts: TraceState | None = None
         if parent is not None:
             # A SpanContext (or a subclass) is the tuple (trace_id, span_id, is_remote, flags,
@@ -493,7 +493,7 @@ class Consistent:
 
 
 class Delegate:
-    """Another sampler in a tempera sampler's tree: called through ``sample_span`` when it
+    """Another sampler in a sfumato sampler's tree: called through ``sample_span`` when it
     has one (the parent span context handed on), else through ``should_sample``.
     ``record_only`` turns its DROP into RECORD_ONLY with the span's own attributes."""
 

@@ -16,11 +16,11 @@ from opentelemetry.util.types import Attributes
 from ._consistent import drop_result, follow_parent, parent_span_context
 
 if TYPE_CHECKING:
-    from tempera._stats import Stats
+    from sfumato._stats import Stats
 
 __all__ = ["Guard", "GuardedSampler", "ParentFirstSampler"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 
 class Guard:
@@ -36,12 +36,12 @@ class Guard:
     __slots__ = ("_errors", "_logged", "_policy_errors", "_strict", "policy", "record_only")
 
     def __init__(self, policy: str, stats: Stats | None, record_only: bool = False) -> None:
-        from tempera._guards import strict
+        from sfumato._guards import strict
 
         self.policy = policy
         self.record_only = record_only
         self._logged = False
-        # TEMPERA_STRICT=1 (CI): the sampler's exception reaches the caller, once counted.
+        # SFUMATO_STRICT=1 (CI): the sampler's exception reaches the caller, once counted.
         self._strict = strict()
         if stats is not None:
             self._errors: Any = stats.counter("sampler.errors")
@@ -65,7 +65,7 @@ class Guard:
             if not self._logged:
                 self._logged = True
                 log.warning(
-                    "tempera: sampler %r raised; falling back to a safe decision "
+                    "sfumato: sampler %r raised; falling back to a safe decision "
                     "(counted as sampler.errors, logged once)",
                     self.policy,
                     exc_info=True,
@@ -81,7 +81,7 @@ class Guard:
 
 
 class ParentFirstSampler(Sampler):
-    """A tempera sampler that decides from its parent's span context: ``sample_span`` is the
+    """A sfumato sampler that decides from its parent's span context: ``sample_span`` is the
     decision (the tracer calls it with the parent it has already looked up), and
     ``should_sample``, the SDK's entry, finds the parent and hands it on. Finding it is the
     one step outside ``sample_span``'s own guard, so it falls back here."""
@@ -119,7 +119,7 @@ class ParentFirstSampler(Sampler):
 
 
 class GuardedSampler(Sampler):
-    """Wraps a sampler that is not tempera's own (an OpenTelemetry sampler, a plugin's) so
+    """Wraps a sampler that is not sfumato's own (an OpenTelemetry sampler, a plugin's) so
     that its exceptions become the guard's safe decision."""
 
     guarded = True

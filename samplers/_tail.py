@@ -26,16 +26,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
-from tempera._tracer import _TUPLE_LAYOUT
+from sfumato._tracer import _TUPLE_LAYOUT
 
 from ._consistent import state_with_th, weight_attributes
 
 if TYPE_CHECKING:
-    from tempera._stats import Stats, Tally
+    from sfumato._stats import Stats, Tally
 
 __all__ = ["FinishedTrace", "TailPolicy", "TailProcessor", "forced_copy", "span_has_error"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 _ERROR = StatusCode.ERROR
 _SAMPLED = TraceFlags.SAMPLED
@@ -126,9 +126,9 @@ class _Trace:
     """One open trace.
 
     ``spans``: its ended spans in end order, None once decided. ``root``: the local root
-    span when tempera's tracer opened the trace as that root started (``open_trace``); its
+    span when sfumato's tracer opened the trace as that root started (``open_trace``); its
     local descendants then append themselves to ``spans`` as they end, while ``len(spans) <
-    room``, without a call to ``on_end`` (see ``_Span.end`` in ``tempera._tracer``).
+    room``, without a call to ``on_end`` (see ``_Span.end`` in ``sfumato._tracer``).
     ``closed_at``: how many spans the decision covered; a span that finds the trace decided
     after appending itself asks ``included`` whether it was one of them.
     """
@@ -262,7 +262,7 @@ class TailProcessor(SpanProcessor):
         return trace
 
     def open_trace(self, root: ReadableSpan, tid: int) -> _Trace | None:
-        """Called by tempera's tracer as a local root span starts: the trace its local
+        """Called by sfumato's tracer as a local root span starts: the trace its local
         descendants append themselves to as they end. None (they go through ``on_end``) when
         the trace is open or decided already, or when anything goes wrong."""
         try:
@@ -366,7 +366,7 @@ class TailProcessor(SpanProcessor):
         self._policy_errors.incr()
         if not self._policy_failed:
             self._policy_failed = True
-            log.warning("tempera: the tail-decision processor raised", exc_info=True)
+            log.warning("sfumato: the tail-decision processor raised", exc_info=True)
 
     def _finish(
         self, tid: int, trace: _Trace, root: ReadableSpan | None, early: str | None
@@ -391,7 +391,7 @@ class TailProcessor(SpanProcessor):
                 if not self._policy_failed:
                     self._policy_failed = True
                     log.warning(
-                        "tempera: tail policy %r raised; the head decision stands",
+                        "sfumato: tail policy %r raised; the head decision stands",
                         self.name,
                         exc_info=True,
                     )
@@ -519,7 +519,7 @@ class TailProcessor(SpanProcessor):
         try:
             self.decide_all("shutdown")
         except Exception:
-            log.debug("tempera: tail processor shutdown raised", exc_info=True)
+            log.debug("sfumato: tail processor shutdown raised", exc_info=True)
         self.downstream.shutdown()
 
 

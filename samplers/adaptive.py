@@ -29,8 +29,8 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
-from tempera._tracer import _TUPLE_LAYOUT, _get_current
-from tempera.plugin import SamplerContext, SamplerPlugin
+from sfumato._tracer import _TUPLE_LAYOUT, _get_current
+from sfumato.plugin import SamplerContext, SamplerPlugin
 
 from ._consistent import (
     drop_result,
@@ -44,7 +44,7 @@ from .basic import counters
 from .narrative import NARRATIVE_TYPE, resolve_type
 
 if TYPE_CHECKING:
-    from tempera._stats import Stats
+    from sfumato._stats import Stats
 
 __all__ = [
     "AdaptiveSampler",
@@ -101,7 +101,7 @@ def key_function(fields: Sequence[str]) -> KeyFn:
 
 
 class AdaptiveSampler(Sampler):
-    plain_attributes = True  # see TemperaTracer._prepare
+    plain_attributes = True  # see SfumatoTracer._prepare
     guarded = True
 
     def __init__(

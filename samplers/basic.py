@@ -16,8 +16,8 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
-from tempera._tracer import _TUPLE_LAYOUT, _get_current
-from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
+from sfumato._tracer import _TUPLE_LAYOUT, _get_current
+from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
     MAX_THRESHOLD,
@@ -31,7 +31,7 @@ from ._consistent import (
 from ._guard import Guard, ParentFirstSampler
 
 if TYPE_CHECKING:
-    from tempera._stats import Stats
+    from sfumato._stats import Stats
 
 __all__ = [
     "AlwaysOff",
@@ -39,7 +39,7 @@ __all__ = [
     "AlwaysOn",
     "AlwaysOnSampler",
     "ParentBasedSampler",
-    "ParentBasedTempera",
+    "ParentBasedSfumato",
     "Ratio",
     "RatioSampler",
     "counters",
@@ -66,7 +66,7 @@ class AlwaysOnSampler(ParentFirstSampler):
     """Keeps every span: threshold 0, adjusted count 1."""
 
     guarded = True
-    plain_attributes = True  # see TemperaTracer._prepare
+    plain_attributes = True  # see SfumatoTracer._prepare
 
     def __init__(self, policy: str = "always_on") -> None:
         self.policy = policy
@@ -82,7 +82,7 @@ class AlwaysOnSampler(ParentFirstSampler):
         attributes: Attributes = None,
         links: Sequence[Link] | None = None,
     ) -> SamplingResult:
-        """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
+        """``should_sample`` given the parent span context (see ``sfumato._tracer``)."""
         try:
             ts = None if parent is None else parent[4] if _TUPLE_LAYOUT else parent.trace_state
             return keep_result(self.policy, 0, attributes, ts)
@@ -160,7 +160,7 @@ class RatioSampler(Sampler):
         return f"ConsistentRatio{{{self.rate}}}"
 
 
-class ParentBasedTempera(ParentFirstSampler):
+class ParentBasedSfumato(ParentFirstSampler):
     """Roots go to ``root``; a child goes to the delegate for its parent's kind, or, by
     default, follows its parent: same flag, same tracestate, the parent's weight."""
 
@@ -201,7 +201,7 @@ class ParentBasedTempera(ParentFirstSampler):
         attributes: Attributes = None,
         links: Sequence[Link] | None = None,
     ) -> SamplingResult:
-        """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
+        """``should_sample`` given the parent span context (see ``sfumato._tracer``)."""
         try:
             if parent is None:
                 return self._root.decide_parent(
@@ -282,7 +282,7 @@ class ParentBasedSampler(SamplerPlugin):
         def nested(spec: SamplerSpec | None) -> Sampler | None:
             return context.build(spec) if spec is not None else None
 
-        return ParentBasedTempera(
+        return ParentBasedSfumato(
             context.build(options.root),
             nested(options.remote_parent_sampled),
             nested(options.remote_parent_not_sampled),

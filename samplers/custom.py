@@ -1,6 +1,6 @@
 """The protocol for writing a sampler: decide at start, and optionally again at trace end.
 
-Subclass ``HeadSampler`` and return a keep probability from ``probability(start)``; tempera
+Subclass ``HeadSampler`` and return a keep probability from ``probability(start)``; sfumato
 turns it into a consistent decision (R >= T), writes ``th`` into tracestate, records the
 adjusted count and policy on the span, makes children of a local parent follow it, and turns
 any exception into a counted, logged-once safe decision. Subclass ``TraceEndSampler`` and
@@ -35,7 +35,7 @@ from ._guard import Guard
 from ._tail import FinishedTrace, TailProcessor
 
 if TYPE_CHECKING:
-    from tempera._stats import Stats
+    from sfumato._stats import Stats
 
 __all__ = ["FinishedTrace", "HeadSampler", "SpanStart", "TraceEndSampler"]
 

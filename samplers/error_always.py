@@ -12,15 +12,15 @@ from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
-from tempera._errors import ConfigError
-from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
+from sfumato._errors import ConfigError
+from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import Delegate
 from ._guard import Guard, ParentFirstSampler
 from ._tail import FinishedTrace, TailProcessor
 
 if TYPE_CHECKING:
-    from tempera._stats import Stats
+    from sfumato._stats import Stats
 
 __all__ = ["ErrorAlways", "ErrorAlwaysOptions", "ErrorAlwaysSampler"]
 
@@ -56,7 +56,7 @@ class ErrorAlwaysSampler(ParentFirstSampler):
     """Head: the nested sampler's decision, but RECORD_ONLY where it would drop, so the tail
     processor sees every span. Tail: see ``TailProcessor``.
 
-    A nested sampler of tempera's own that can be ``marked()`` makes its drops RECORD_ONLY
+    A nested sampler of sfumato's own that can be ``marked()`` makes its drops RECORD_ONLY
     itself; its ``sample_span`` is then this sampler's, with no step in between on the
     tracer's path (its own guard falls back to RECORD_ONLY too). Any other is called through
     a ``Delegate`` that turns its DROP into RECORD_ONLY.
@@ -88,7 +88,7 @@ class ErrorAlwaysSampler(ParentFirstSampler):
         attributes: Attributes = None,
         links: Sequence[Link] | None = None,
     ) -> SamplingResult:
-        """``should_sample`` given the parent span context (see ``tempera._tracer``)."""
+        """``should_sample`` given the parent span context (see ``sfumato._tracer``)."""
         try:
             return self._otherwise.decide_parent(
                 parent, parent_context, trace_id, name, kind, attributes, links

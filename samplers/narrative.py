@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from tempera._tracer import _TUPLE_LAYOUT
-from tempera.plugin import SamplerContext, SamplerPlugin, SamplerSpec
+from sfumato._tracer import _TUPLE_LAYOUT
+from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
     _FACTS,
@@ -40,7 +40,7 @@ from ._consistent import (
 from ._guard import Guard, ParentFirstSampler
 
 if TYPE_CHECKING:
-    from tempera._stats import Stats
+    from sfumato._stats import Stats
 
 __all__ = [
     "NARRATIVE_TYPE",
@@ -53,7 +53,7 @@ __all__ = [
 
 NARRATIVE_TYPE = "narrative.type"
 
-narrative_type: ContextVar[str | None] = ContextVar("tempera.narrative_type", default=None)
+narrative_type: ContextVar[str | None] = ContextVar("sfumato.narrative_type", default=None)
 """The running narrative's type; set it with ``narrative_type_context``."""
 
 
@@ -267,7 +267,7 @@ class PerNarrativeTypeSampler(ParentFirstSampler):
         links: Sequence[Link] | None = None,
     ) -> SamplingResult:
         """``should_sample`` given the valid parent span context (None for a root), as
-        tempera's tracer has it at hand."""
+        sfumato's tracer has it at hand."""
         try:
             attr = self.attribute
             value: Any = attributes.get(attr) if attributes else None

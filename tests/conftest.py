@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
-import tempera
+import sfumato
 
 pytest_plugins = ["receivers", "venv_support"]
 
@@ -14,8 +14,8 @@ def _no_telemetry_left_running() -> Iterator[None]:
 
     Only a handle the test itself started is shut down: one a module-scoped fixture made
     before the test stays running for the module's other tests."""
-    before = tempera.active()
+    before = sfumato.active()
     yield
-    running = tempera.active()
+    running = sfumato.active()
     if running is not None and running is not before:
         running.shutdown(timeout=2.0)

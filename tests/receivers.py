@@ -2,7 +2,7 @@
 
 Rotel is started on free loopback ports and forwards everything it receives, over OTLP/gRPC,
 to a sink running inside the test process, so a test reads back exactly what Rotel accepted
-as protobuf messages. Prometheus is started with a temporary config scraping tempera's
+as protobuf messages. Prometheus is started with a temporary config scraping sfumato's
 endpoint and is asked through its HTTP API.
 
 A missing binary fails the test under CI (``CI`` set to a true value) and skips it otherwise;
@@ -304,7 +304,7 @@ class PrometheusServer:
             f"  scrape_interval: {scrape}\n"
             f"  evaluation_interval: {scrape}\n"
             "scrape_configs:\n"
-            "  - job_name: tempera\n"
+            "  - job_name: sfumato\n"
             f"    scrape_interval: {scrape}\n"
             f"    scrape_timeout: {scrape}\n"
             f"    static_configs:\n      - targets: {json.dumps(targets)}\n"

@@ -1,4 +1,4 @@
-"""``tempera alerts --format prometheus``: rules promtool accepts, that fire on the series the
+"""``sfumato alerts --format prometheus``: rules promtool accepts, that fire on the series the
 OpenTelemetry Prometheus exporter really exposes."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import tempera
+import sfumato
 from receivers import require
-from tempera import load_settings
-from tempera.alerts import prometheus_expr, prometheus_name
-from tempera.cli import main
-from tempera.cli.demo import bundled_config
-from tempera.plugins.botticelli.simulator import SimulationConfig, run
-from tempera.plugins.http import endpoints
-from tempera.settings import HealthRule
+from sfumato import load_settings
+from sfumato.alerts import prometheus_expr, prometheus_name
+from sfumato.cli import main
+from sfumato.cli.demo import bundled_config
+from sfumato.plugins.botticelli.simulator import SimulationConfig, run
+from sfumato.plugins.http import endpoints
+from sfumato.settings import HealthRule
 
 PROMTOOL = "/usr/bin/promtool"
 
@@ -102,7 +102,7 @@ tests:
 def test_series_names_match_a_real_scrape() -> None:
     import prometheus_client  # noqa: F401  (the prometheus extra, part of .[dev]: never skipped)
 
-    handle = tempera.configure(
+    handle = sfumato.configure(
         backend="none", logs={"enabled": False}, http={"enabled": True, "port": 0}
     )
     try:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tempera
-from tempera import ConfigError, load_settings
+import sfumato
+from sfumato import ConfigError, load_settings
 
 
 def plan_of(env: dict[str, str] | None = None, **overrides: Any) -> Any:
@@ -235,13 +235,13 @@ def test_backends_read_from_a_file(tmp_path: Path, clean_env: pytest.MonkeyPatch
         '[telemetry]\nservice_name = "bot"\nbackend = "honeycomb"\n\n'
         '[telemetry.backend_options]\ndataset = "m"\nregion = "eu"\n'
     )
-    settings = tempera.load_settings(path)
+    settings = sfumato.load_settings(path)
     assert settings._plan.backend_options.dataset == "m"
     path.write_text(
         '[telemetry]\nbackend = "honeycomb"\n\n[telemetry.backend_options]\nregion = "mars"\n'
     )
     with pytest.raises(ConfigError) as info:
-        tempera.load_settings(path)
+        sfumato.load_settings(path)
     assert "region" in str(info.value)
     assert "app.toml" in str(info.value)
 

@@ -1,4 +1,4 @@
-"""tempera's first plugins end to end: backend ``stdout``, backend ``otlp`` (which exporter
+"""sfumato's first plugins end to end: backend ``stdout``, backend ``otlp`` (which exporter
 per protocol), and exporter ``memory`` for all three signals. OTLP on the wire is covered by
 test_otlp_export.py and test_rotel.py."""
 
@@ -12,17 +12,17 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
-import tempera
+import sfumato
 from opentelemetry import metrics as metrics_api
 
 
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(("TEMPERA_", "OTEL_")):
+        if name.startswith(("SFUMATO_", "OTEL_")):
             monkeypatch.delenv(name)
     yield
-    running = tempera.active()
+    running = sfumato.active()
     if running is not None:
         running.shutdown(timeout=1.0)
 
@@ -31,15 +31,15 @@ def _stdout_run(**overrides: object) -> str:
     code = f"""
         import logging
         from opentelemetry import metrics
-        import tempera
+        import sfumato
 
-        t = tempera.configure(service_name="printed-service", **{overrides!r})
+        t = sfumato.configure(service_name="printed-service", **{overrides!r})
         with t.tracer().start_as_current_span("printed-span"):
             logging.getLogger("app").warning("printed-log-line")
         metrics.get_meter("m").create_counter("printed_counter").add(2)
         t.shutdown()
         """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPERA_", "OTEL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFUMATO_", "OTEL_"))}
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -68,7 +68,7 @@ def test_stdout_backend_with_export_console_prints_each_span_once() -> None:
     ("protocol", "exporter"), [("grpc", "otlp-grpc"), ("http/protobuf", "otlp-http")]
 )
 def test_otlp_backend_picks_the_exporter_for_the_protocol(protocol: str, exporter: str) -> None:
-    settings = tempera.load_settings(
+    settings = sfumato.load_settings(
         backend="otlp", protocol=protocol, otlp_endpoint="http://127.0.0.1:4317"
     )
     plan = settings._plan
@@ -79,7 +79,7 @@ def test_otlp_backend_picks_the_exporter_for_the_protocol(protocol: str, exporte
 
 
 def test_otlp_backend_carries_only_the_enabled_signals() -> None:
-    settings = tempera.load_settings(
+    settings = sfumato.load_settings(
         backend="otlp", metrics={"enabled": False}, logs={"enabled": False}
     )
     assert [set(node.signals) for node in settings._plan.exporters] == [{"traces"}]
@@ -93,7 +93,7 @@ def test_otlp_backend_carries_only_the_enabled_signals() -> None:
     ],
 )
 def test_otlp_backend_builds_the_sdk_exporters(protocol: str, module: str) -> None:
-    with tempera.configure(
+    with sfumato.configure(
         backend="otlp",
         protocol=protocol,
         otlp_endpoint="http://127.0.0.1:4999",
@@ -106,7 +106,7 @@ def test_otlp_backend_builds_the_sdk_exporters(protocol: str, module: str) -> No
 
 
 def test_memory_exporter_keeps_spans_logs_and_metrics() -> None:
-    with tempera.configure(
+    with sfumato.configure(
         backend="none",
         exporters=[{"type": "memory"}],
     ) as telemetry:

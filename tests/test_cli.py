@@ -1,4 +1,4 @@
-"""``tempera show``, ``plugins``, ``init`` and ``set``."""
+"""``sfumato show``, ``plugins``, ``init`` and ``set``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from tempera import load_settings
-from tempera.cli import main
+from sfumato import load_settings
+from sfumato.cli import main
 
 CANARY = "CANARY-7f3a9c"
 
@@ -16,7 +16,7 @@ CANARY = "CANARY-7f3a9c"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in list(os.environ):
-        if name.startswith(("TEMPERA_", "OTEL_")):
+        if name.startswith(("SFUMATO_", "OTEL_")):
             monkeypatch.delenv(name)
     return monkeypatch
 
@@ -51,13 +51,13 @@ def test_show_sources_and_plan(
     path = tmp_path / "app.toml"
     path.write_text(SHOW)
     clean_env.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"x-env={CANARY}-env")
-    clean_env.setenv("TEMPERA_MAX_QUEUE_SIZE", "100")
+    clean_env.setenv("SFUMATO_MAX_QUEUE_SIZE", "100")
     code, out, err = run(capsys, "show", str(path))
     assert code == 0 and err == ""
     lines = {line.split(" = ")[0]: line for line in out.splitlines() if " = " in line}
     assert lines["service_name"].endswith("# file")
     assert lines["batch_timeout_ms"].endswith("# default")
-    assert lines["max_queue_size"].endswith("# env:TEMPERA_MAX_QUEUE_SIZE")
+    assert lines["max_queue_size"].endswith("# env:SFUMATO_MAX_QUEUE_SIZE")
     assert lines["headers.authorization"].split("#")[0].strip().endswith('"***"')
     assert lines["headers.x-env"].endswith("# env:OTEL_EXPORTER_OTLP_HEADERS")
     assert "ratio(rate=0.25)" in out
@@ -124,8 +124,8 @@ def test_plugins_lists_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     rows = json.loads(out)
     found = {(r["kind"], r["name"]): r for r in rows}
-    assert found[("backend", "otlp")]["distribution"] == "tempera"
-    assert found[("exporter", "memory")]["group"] == "tempera.exporters"
+    assert found[("backend", "otlp")]["distribution"] == "sfumato"
+    assert found[("exporter", "memory")]["group"] == "sfumato.exporters"
     assert found[("sampler", "ratio")]["status"] == "not imported"
     # The OpenTelemetry SDK's own groups are listed with their distribution.
     assert found[("sampler", "traceidratio")]["distribution"] == "opentelemetry-sdk"
@@ -136,13 +136,13 @@ def test_plugins_lists_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
 def test_plugins_marks_disabled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], clean_env: pytest.MonkeyPatch
 ) -> None:
-    clean_env.setenv("TEMPERA_DISABLE_PLUGINS", "ratio,exporter:memory")
+    clean_env.setenv("SFUMATO_DISABLE_PLUGINS", "ratio,exporter:memory")
     _, out, _ = run(capsys, "plugins", "--json")
     status = {(r["kind"], r["name"]): r["status"] for r in json.loads(out)}
     assert status[("sampler", "ratio")] == "disabled"
     assert status[("exporter", "memory")] == "disabled"
     assert status[("exporter", "console")] == "not imported"
-    clean_env.delenv("TEMPERA_DISABLE_PLUGINS")
+    clean_env.delenv("SFUMATO_DISABLE_PLUGINS")
     config = tmp_path / "app.toml"
     config.write_text('[telemetry.plugins]\ndisable = ["console"]\n')
     _, out, _ = run(capsys, "plugins", "--config", str(config))
@@ -155,7 +155,7 @@ def test_plugins_check_marks_broken(
 ) -> None:
     _fake_distribution(
         tmp_path,
-        "[tempera.samplers]\nbroken_sampler = brokenplug_missing_module:Sampler\n",
+        "[sfumato.samplers]\nbroken_sampler = brokenplug_missing_module:Sampler\n",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     code, out, _ = run(capsys, "plugins", "--json")
@@ -377,7 +377,7 @@ def test_set_ignores_override_environment(
     editable: Path, capsys: pytest.CaptureFixture[str], clean_env: pytest.MonkeyPatch
 ) -> None:
     # The file is judged on its own: a broken override variable does not block an edit.
-    clean_env.setenv("TEMPERA_BATCH_SIZE", "not-a-number")
+    clean_env.setenv("SFUMATO_BATCH_SIZE", "not-a-number")
     assert run(capsys, "set", str(editable), "batch_size", "8")[0] == 0
 
 

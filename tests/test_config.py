@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tempera import ConfigError, load_settings
-from tempera.cli import main
+from sfumato import ConfigError, load_settings
+from sfumato.cli import main
 
 FULL = """
 # a service's own config, with telemetry beside it
@@ -137,17 +137,17 @@ def test_substitution_in_nested_tables_and_arrays(tmp_path: Path) -> None:
     assert s.plugins.disable == ["memory"]
 
 
-def test_precedence_argument_env_tempera_otel_file_default(tmp_path: Path) -> None:
+def test_precedence_argument_env_sfumato_otel_file_default(tmp_path: Path) -> None:
     path = write(tmp_path, '[telemetry]\nservice_name = "from-file"\nbatch_size = 10\n')
     assert load_settings(path, env={}).service_name == "from-file"
     env = {"OTEL_SERVICE_NAME": "from-otel"}
     s = load_settings(path, env=env)
     assert s.service_name == "from-otel"
     assert s.source_of("service_name") == "env:OTEL_SERVICE_NAME"
-    env["TEMPERA_SERVICE_NAME"] = "from-tempera"
+    env["SFUMATO_SERVICE_NAME"] = "from-sfumato"
     s = load_settings(path, env=env)
-    assert s.service_name == "from-tempera"
-    assert s.source_of("service_name") == "env:TEMPERA_SERVICE_NAME"
+    assert s.service_name == "from-sfumato"
+    assert s.source_of("service_name") == "env:SFUMATO_SERVICE_NAME"
     s = load_settings(path, env=env, service_name="from-argument")
     assert s.service_name == "from-argument" and s.source_of("service_name") == "argument"
     # Untouched keys keep their own sources.
@@ -155,18 +155,18 @@ def test_precedence_argument_env_tempera_otel_file_default(tmp_path: Path) -> No
     assert (s.max_queue_size, s.source_of("max_queue_size")) == (2048, "default")
 
 
-def test_tempera_nested_and_typed_variables(tmp_path: Path) -> None:
+def test_sfumato_nested_and_typed_variables(tmp_path: Path) -> None:
     path = write(tmp_path, "[telemetry]\n[telemetry.metrics]\nenabled = true\n")
-    env = {"TEMPERA_METRICS__ENABLED": "false", "TEMPERA_BATCH_SIZE": "32", "TEMPERA_DEBUG": "1"}
+    env = {"SFUMATO_METRICS__ENABLED": "false", "SFUMATO_BATCH_SIZE": "32", "SFUMATO_DEBUG": "1"}
     s = load_settings(path, env=env, resolve_plugins=False)
     assert s.metrics.enabled is False and s.batch_size == 32
-    assert s.source_of("metrics.enabled") == "env:TEMPERA_METRICS__ENABLED"
+    assert s.source_of("metrics.enabled") == "env:SFUMATO_METRICS__ENABLED"
 
 
-def test_empty_tempera_variable_counts_as_unset(tmp_path: Path) -> None:
+def test_empty_sfumato_variable_counts_as_unset(tmp_path: Path) -> None:
     path = write(tmp_path, "[telemetry]\nbatch_size = 7\n")
     assert (
-        load_settings(path, env={"TEMPERA_BATCH_SIZE": ""}, resolve_plugins=False).batch_size == 7
+        load_settings(path, env={"SFUMATO_BATCH_SIZE": ""}, resolve_plugins=False).batch_size == 7
     )
 
 
@@ -176,8 +176,8 @@ def test_otel_sdk_disabled(tmp_path: Path, value: str) -> None:
     s = load_settings(path, env={"OTEL_SDK_DISABLED": value})
     assert s.enabled is False and s._plan is None
     assert s.source_of("enabled") == "env:OTEL_SDK_DISABLED"
-    # TEMPERA_ENABLED is more specific and wins.
-    assert load_settings(path, env={"OTEL_SDK_DISABLED": value, "TEMPERA_ENABLED": "1"}).enabled
+    # SFUMATO_ENABLED is more specific and wins.
+    assert load_settings(path, env={"OTEL_SDK_DISABLED": value, "SFUMATO_ENABLED": "1"}).enabled
 
 
 def test_otel_sdk_disabled_false_changes_nothing(tmp_path: Path) -> None:
@@ -209,9 +209,9 @@ def test_resource_attributes_merge(tmp_path: Path) -> None:
 
 def test_replacing_table_forgets_old_sources(tmp_path: Path) -> None:
     path = write(tmp_path, '[telemetry.resource]\nregion = "eu"\n')
-    s = load_settings(path, env={"TEMPERA_RESOURCE": "region=us"})
+    s = load_settings(path, env={"SFUMATO_RESOURCE": "region=us"})
     assert s.resource == {"region": "us"}
-    assert s.source_of("resource.region") == "env:TEMPERA_RESOURCE"
+    assert s.source_of("resource.region") == "env:SFUMATO_RESOURCE"
 
 
 def test_otel_endpoint_and_protocol(tmp_path: Path) -> None:
@@ -225,9 +225,9 @@ def test_otel_endpoint_and_protocol(tmp_path: Path) -> None:
     assert [n.name for n in s._plan.exporters] == ["otlp-http"]
 
 
-def test_tempera_config_names_the_file(tmp_path: Path) -> None:
+def test_sfumato_config_names_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, '[telemetry]\nservice_name = "via-env"\n')
-    s = load_settings(env={"TEMPERA_CONFIG": str(path)}, resolve_plugins=False)
+    s = load_settings(env={"SFUMATO_CONFIG": str(path)}, resolve_plugins=False)
     assert s.service_name == "via-env" and s.path == str(path)
 
 
@@ -245,8 +245,8 @@ def test_no_telemetry_table_means_disabled(
 def test_error_from_env_names_the_variable(tmp_path: Path) -> None:
     path = write(tmp_path, "[telemetry]\n")
     with pytest.raises(ConfigError) as info:
-        load_settings(path, env={"TEMPERA_BATCH_SIZE": "many"})
+        load_settings(path, env={"SFUMATO_BATCH_SIZE": "many"})
     assert str(info.value).startswith(
-        "environment variable TEMPERA_BATCH_SIZE: telemetry.batch_size:"
+        "environment variable SFUMATO_BATCH_SIZE: telemetry.batch_size:"
     )
     assert "'many'" in str(info.value)

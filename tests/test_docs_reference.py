@@ -1,4 +1,4 @@
-"""docs/configuration.md is what ``tempera reference`` generates from the models, and what
+"""docs/configuration.md is what ``sfumato reference`` generates from the models, and what
 it says about environment variables is what the loader does."""
 
 from __future__ import annotations
@@ -7,13 +7,13 @@ import re
 from typing import Any
 
 import pytest
-import tempera
+import sfumato
 from docs_support import DOCS
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
-from tempera._reference import REGENERATE, otel_variables, render
-from tempera.cli import COMMANDS, main
-from tempera.settings import Settings
+from sfumato._reference import REGENERATE, otel_variables, render
+from sfumato.cli import COMMANDS, main
+from sfumato.settings import Settings
 
 PAGE = DOCS / "configuration.md"
 
@@ -24,7 +24,7 @@ def test_the_committed_reference_is_up_to_date() -> None:
     )
 
 
-def test_tempera_reference_check(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_sfumato_reference_check(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
     stale = tmp_path / "configuration.md"
     stale.write_text("old\n")
     assert main(["reference", "--check", str(stale)]) == 1
@@ -61,11 +61,11 @@ def test_every_key_is_in_the_reference() -> None:
 
 @pytest.mark.parametrize("path,default", FIELDS, ids=[".".join(p) for p, _ in FIELDS])
 def test_the_documented_variable_sets_the_key(path: tuple[str, ...], default: Any) -> None:
-    variable = "TEMPERA_" + "__".join(p.upper() for p in path)
+    variable = "SFUMATO_" + "__".join(p.upper() for p in path)
     row = next(line for line in PAGE.read_text().splitlines() if f"`{variable}`" in line)
     assert row.startswith(f"| `{path[-1]}` |")
     value = str(default).lower() if isinstance(default, bool) else str(default)
-    settings = tempera.load_settings(env={variable: value}, resolve_plugins=False)
+    settings = sfumato.load_settings(env={variable: value}, resolve_plugins=False)
     assert settings.source_of(".".join(path)) == f"env:{variable}"
 
 
@@ -77,12 +77,12 @@ def test_the_documented_otel_variable_sets_the_key(variable: str, key: str) -> N
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
         "OTEL_METRICS_EXEMPLAR_FILTER": "trace_based",
     }.get(variable, "a=b" if key in ("headers", "resource") else "http://collector:4317")
-    settings = tempera.load_settings(env={variable: value}, resolve_plugins=False)
+    settings = sfumato.load_settings(env={variable: value}, resolve_plugins=False)
     assert settings.source_of(key) == f"env:{variable}"
 
 
 def test_every_command_is_in_the_cli_reference() -> None:
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"^## `tempera ([a-z-]+)", text, re.M))
+    documented = set(re.findall(r"^## `sfumato ([a-z-]+)", text, re.M))
     missing = [name for name in COMMANDS if name not in documented]
-    assert not missing, f"docs/cli.md has no '## `tempera NAME ...`' section for {missing}"
+    assert not missing, f"docs/cli.md has no '## `sfumato NAME ...`' section for {missing}"

@@ -3,9 +3,9 @@ executed.
 
 A TOML block holding a ``[telemetry]`` table is a whole config file and is loaded with its
 plugins resolved; a ``[project]`` block is a pyproject fragment whose entry points must name
-tempera's groups; any other TOML block is the body of a ``[telemetry]`` table. Python blocks
+sfumato's groups; any other TOML block is the body of a ``[telemetry]`` table. Python blocks
 run in-process, one page at a time, in a fresh working directory holding the page's file
-blocks (``title="path"``), with tempera's backend forced to ``none`` through the environment
+blocks (``title="path"``), with sfumato's backend forced to ``none`` through the environment
 so nothing talks to the network (keyword arguments to ``configure()`` still win). Blocks
 marked ``<!-- not-validated: reason -->`` are skipped; see tests/docs_support.py.
 """
@@ -23,10 +23,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import tempera
+import sfumato
 import tomlkit
 from docs_support import REPO, Block, blocks, pages
-from tempera._host import GROUPS
+from sfumato._host import GROUPS
 
 # Values for the ${VAR}s and the secret variables the examples name: placeholders, never sent.
 ENV = {
@@ -53,7 +53,7 @@ class _LlmClient:
 
 def _stubs() -> dict[str, Any]:
     """What illustrative snippets take from the application: its work (`run_server()`), an
-    LLM client, a prompt, a database row. Stand-ins only; tempera's calls are the real ones."""
+    LLM client, a prompt, a database row. Stand-ins only; sfumato's calls are the real ones."""
     noop = lambda *args, **kwargs: None  # noqa: E731
     return {
         "run_server": noop,
@@ -80,7 +80,7 @@ def _ids(found: list[Block]) -> list[str]:
 
 @pytest.fixture
 def doc_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for name in [n for n in os.environ if n.startswith(("TEMPERA_", "OTEL_"))]:
+    for name in [n for n in os.environ if n.startswith(("SFUMATO_", "OTEL_"))]:
         monkeypatch.delenv(name)
     # load_settings gets ENV as its environment; Python snippets that call configure() read the
     # process environment, so it holds the same values.
@@ -105,7 +105,7 @@ def test_there_are_examples_to_run() -> None:
 def _pyproject(block: Block, document: dict[str, Any]) -> None:
     groups = document.get("project", {}).get("entry-points", {})
     for group, entries in groups.items():
-        assert group in GROUPS.values(), f"{block.where}: {group!r} is not a tempera group"
+        assert group in GROUPS.values(), f"{block.where}: {group!r} is not a sfumato group"
         for name, value in entries.items():
             assert re.fullmatch(r"[\w.]+:[\w.]+", value), f"{block.where}: {name} = {value!r}"
 
@@ -121,8 +121,8 @@ def test_toml_example_is_valid(block: Block, tmp_path: Path, doc_env: dict[str, 
     path.write_text(text)
     resolve = "settings-only" not in block.markers
     try:
-        settings = tempera.load_settings(path, env=doc_env, resolve_plugins=resolve)
-    except tempera.ConfigError as exc:
+        settings = sfumato.load_settings(path, env=doc_env, resolve_plugins=resolve)
+    except sfumato.ConfigError as exc:
         pytest.fail(f"{block.where}: {exc}")
     if resolve and settings.enabled:
         assert settings._plan is not None
@@ -140,12 +140,12 @@ def workdir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, doc_env: dict[str, str]
 ) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("TEMPERA_BACKEND", "none")
+    monkeypatch.setenv("SFUMATO_BACKEND", "none")
     monkeypatch.syspath_prepend(str(tmp_path))
     before = set(sys.modules)
     root_level = logging.getLogger().level
     yield tmp_path
-    running = tempera.active()
+    running = sfumato.active()
     if running is not None:
         running.shutdown(2.0)
     for name in set(sys.modules) - before:
@@ -179,7 +179,7 @@ def test_python_examples_run(page: Path, workdir: Path) -> None:
         try:
             exec(code, namespace)
         finally:
-            running = tempera.active()
+            running = sfumato.active()
             if running is not None:
                 running.shutdown(2.0)
 
@@ -193,12 +193,12 @@ def test_development_and_production_examples(tmp_path: Path) -> None:
     # The Botticelli server's two configs plan what docs/backends.md says they do.
     path = tmp_path / "dev.toml"
     path.write_text(_example_with('environment = "development"').text)
-    dev = tempera.load_settings(path, env={})
+    dev = sfumato.load_settings(path, env={})
     assert dev.backend == "jaeger" and dev.export_console
     assert {n.name for n in dev._plan.exporters} == {"otlp-grpc", "console"}
 
     path.write_text(_example_with('environment = "production"').text)
-    prod = tempera.load_settings(path, env={})
+    prod = sfumato.load_settings(path, env={})
     assert (prod.backend, prod.sampling_rate, prod.batch_size, prod.batch_timeout_ms) == (
         "signoz",
         0.1,
@@ -229,7 +229,7 @@ os._exit(0)  # skip the exit-time export to the (absent) collector
 """
     script = tmp_path / "before.py"
     script.write_text(block.text + check)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TEMPERA_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SFUMATO_"))}
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
     )

@@ -1,4 +1,4 @@
-"""``tempera doctor``: exit 1 on any finding, 0 when everything is reachable."""
+"""``sfumato doctor``: exit 1 on any finding, 0 when everything is reachable."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from receivers import RotelServer, free_port
-from tempera.cli import main
+from sfumato.cli import main
 
 
 def write(tmp_path: Path, body: str) -> str:

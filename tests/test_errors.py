@@ -1,5 +1,5 @@
 """Every bad input gives one ConfigError line: file, line:column, dotted key, what was expected,
-the allowed values with a did-you-mean; ``tempera validate`` prints it alone and exits 2."""
+the allowed values with a did-you-mean; ``sfumato validate`` prints it alone and exits 2."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tempera import ConfigError, load_settings
-from tempera.cli import main
+from sfumato import ConfigError, load_settings
+from sfumato.cli import main
 
 # name -> (file bytes, env, fragments the message must contain, in order)
 CASES: dict[str, tuple[bytes, dict[str, str], list[str]]] = {
@@ -140,13 +140,13 @@ CASES: dict[str, tuple[bytes, dict[str, str], list[str]]] = {
     ),
     "bad environment value": (
         b"[telemetry]\n",
-        {"TEMPERA_BATCH_SIZE": "many"},
-        ["environment variable TEMPERA_BATCH_SIZE", "telemetry.batch_size", "got 'many'"],
+        {"SFUMATO_BATCH_SIZE": "many"},
+        ["environment variable SFUMATO_BATCH_SIZE", "telemetry.batch_size", "got 'many'"],
     ),
     "unknown environment key": (
         b"[telemetry]\n",
-        {"TEMPERA_BATCH_SIZ": "1"},
-        ["environment variable TEMPERA_BATCH_SIZ", "did you mean 'batch_size'"],
+        {"SFUMATO_BATCH_SIZ": "1"},
+        ["environment variable SFUMATO_BATCH_SIZ", "did you mean 'batch_size'"],
     ),
     "bad otlp headers variable": (
         b"[telemetry]\n",
@@ -155,7 +155,7 @@ CASES: dict[str, tuple[bytes, dict[str, str], list[str]]] = {
     ),
 }
 
-CLEAN_ENV_PREFIXES = ("TEMPERA_", "OTEL_")
+CLEAN_ENV_PREFIXES = ("SFUMATO_", "OTEL_")
 
 
 @pytest.fixture
@@ -209,11 +209,11 @@ def test_validate_prints_one_line_and_exits_2(
 
 
 # The installed console script, as a user runs it.
-_SCRIPT = shutil.which("tempera") or str(Path(sys.executable).with_name("tempera"))
-TEMPERA = (
+_SCRIPT = shutil.which("sfumato") or str(Path(sys.executable).with_name("sfumato"))
+SFUMATO = (
     [_SCRIPT]
     if Path(_SCRIPT).exists()
-    else [sys.executable, "-c", "from tempera.cli import main; raise SystemExit(main())"]
+    else [sys.executable, "-c", "from sfumato.cli import main; raise SystemExit(main())"]
 )
 
 
@@ -229,7 +229,7 @@ def test_validate_in_a_subprocess(name: str, tmp_path: Path) -> None:
     path = tmp_path / "app.toml"
     path.write_bytes(data)
     result = subprocess.run(
-        [*TEMPERA, "validate", str(path)],
+        [*SFUMATO, "validate", str(path)],
         capture_output=True,
         text=True,
         env={**_env_without_overrides(), **env},

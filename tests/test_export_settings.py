@@ -7,9 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import tempera
-from tempera.plugin import BuildContext, Exporter
-from tempera.settings import Signal
+import sfumato
+from sfumato.plugin import BuildContext, Exporter
+from sfumato.settings import Signal
 
 
 class Batches:
@@ -40,7 +40,7 @@ class BatchRecorder(Exporter):
 RECORDER = f"{__name__}:BatchRecorder"
 
 
-def spans(telemetry: tempera.Telemetry, n: int) -> None:
+def spans(telemetry: sfumato.Telemetry, n: int) -> None:
     tracer = telemetry.tracer()
     for i in range(n):
         with tracer.start_as_current_span(f"s{i}"):
@@ -48,7 +48,7 @@ def spans(telemetry: tempera.Telemetry, n: int) -> None:
 
 
 def test_queues_get_the_configured_sizes() -> None:
-    with tempera.configure(
+    with sfumato.configure(
         None,
         backend="none",
         exporters=[{"type": RECORDER}],
@@ -63,7 +63,7 @@ def test_queues_get_the_configured_sizes() -> None:
 
 
 def test_batch_size_splits_exports() -> None:
-    with tempera.configure(
+    with sfumato.configure(
         None, backend="none", exporters=[{"type": RECORDER}], batch_size=10, batch_timeout_ms=60_000
     ) as telemetry:
         exporter = telemetry.exporter(RECORDER, "traces")
@@ -73,7 +73,7 @@ def test_batch_size_splits_exports() -> None:
 
 
 def test_batch_timeout_sends_a_partial_batch() -> None:
-    with tempera.configure(
+    with sfumato.configure(
         None, backend="none", exporters=[{"type": RECORDER}], batch_size=100, batch_timeout_ms=50
     ) as telemetry:
         exporter = telemetry.exporter(RECORDER, "traces")
@@ -85,7 +85,7 @@ def test_batch_timeout_sends_a_partial_batch() -> None:
 
 
 def test_max_queue_size_drops_and_counts() -> None:
-    with tempera.configure(
+    with sfumato.configure(
         None,
         backend="none",
         exporters=[{"type": RECORDER}],

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tempera
+import sfumato
 from opentelemetry import trace as trace_api
 
 # A shutdown may run over its budget by thread scheduling only, never by an export.
@@ -25,17 +25,17 @@ MARGIN_S = 0.3
 
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No stray TEMPERA_*/OTEL_* settings from the caller; no handle left running."""
+    """No stray SFUMATO_*/OTEL_* settings from the caller; no handle left running."""
     for name in list(os.environ):
-        if name.startswith(("TEMPERA_", "OTEL_")):
+        if name.startswith(("SFUMATO_", "OTEL_")):
             monkeypatch.delenv(name)
     yield
-    running = tempera.active()
+    running = sfumato.active()
     if running is not None:
         running.shutdown(timeout=1.0)
 
 
-def _memory(**overrides: object) -> tempera.Telemetry:
+def _memory(**overrides: object) -> sfumato.Telemetry:
     """A handle whose spans and log records land in the in-memory exporter only."""
     settings: dict[str, object] = {
         "service_name": "lifecycle-test",
@@ -44,7 +44,7 @@ def _memory(**overrides: object) -> tempera.Telemetry:
         "metrics": {"enabled": False},
     }
     settings.update(overrides)
-    return tempera.configure(**settings)
+    return sfumato.configure(**settings)
 
 
 def _closed_port() -> int:
@@ -93,15 +93,15 @@ def blackhole() -> Iterator[Blackhole]:
 
 def test_handle_is_a_context_manager_that_installs_and_removes_the_providers() -> None:
     with _memory() as telemetry:
-        assert isinstance(telemetry, tempera.Telemetry)
-        assert tempera.active() is telemetry
+        assert isinstance(telemetry, sfumato.Telemetry)
+        assert sfumato.active() is telemetry
         assert trace_api.get_tracer_provider() is telemetry.tracer_provider
         with trace_api.get_tracer("t").start_as_current_span("inside"):
             pass
         spans = telemetry.exporter("memory", "traces").get_finished_spans()
         assert [s.name for s in spans] == ["inside"]
         assert spans[0].resource.attributes["service.name"] == "lifecycle-test"
-    assert tempera.active() is None
+    assert sfumato.active() is None
     assert "shut down" in repr(telemetry)
     assert trace_api.get_tracer_provider() is not telemetry.tracer_provider
 
@@ -184,7 +184,7 @@ def test_second_configure_while_active_raises_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match=r"already configured.*shutdown\(\)"):
         _memory()
     # The running handle is untouched by the refused call.
-    assert tempera.active() is first
+    assert sfumato.active() is first
     with first.tracer().start_as_current_span("still running"):
         pass
     assert [s.name for s in first.exporter("memory", "traces").get_finished_spans()] == [
@@ -199,7 +199,7 @@ def test_configure_again_after_shutdown_installs_the_new_providers() -> None:
     assert first.shutdown() is True  # a second shutdown is a no-op
     second = _memory(service_name="second")
     try:
-        assert tempera.active() is second
+        assert sfumato.active() is second
         assert trace_api.get_tracer_provider() is second.tracer_provider
         with trace_api.get_tracer("t").start_as_current_span("after"):
             pass
@@ -213,7 +213,7 @@ def test_configure_again_after_shutdown_installs_the_new_providers() -> None:
 def test_a_file_without_telemetry_table_gives_a_disabled_handle(tmp_path: Path) -> None:
     config = tmp_path / "app.toml"
     config.write_text("[server]\nport = 8080\n")
-    with tempera.configure(config) as telemetry:
+    with sfumato.configure(config) as telemetry:
         assert telemetry.enabled is False
         assert telemetry.force_flush(0.1) is True
     assert telemetry.shutdown() is True
@@ -223,7 +223,7 @@ def test_a_file_without_telemetry_table_gives_a_disabled_handle(tmp_path: Path) 
 
 
 def _run(code: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPERA_", "OTEL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFUMATO_", "OTEL_"))}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -239,8 +239,8 @@ def test_export_console_prints_spans(console: bool) -> None:
     # from export_console.
     result = _run(
         f"""
-        import tempera
-        t = tempera.configure(
+        import sfumato
+        t = sfumato.configure(
             backend="otlp", protocol="http/protobuf",
             otlp_endpoint="http://127.0.0.1:{_closed_port()}",
             export_console={console}, shutdown_timeout_ms=1000,
@@ -261,16 +261,16 @@ def test_shutdown_runs_at_exit_within_the_timeout(protocol: str, blackhole: Blac
     result = _run(
         f"""
         import atexit, json, time
-        import tempera
+        import sfumato
 
         def report():
-            # Registered before configure(), so it runs after tempera's exit handler.
+            # Registered before configure(), so it runs after sfumato's exit handler.
             print(json.dumps({{"exit_started": started[0], "done": time.monotonic(),
                               "closed": t._closed, "stats": t.stats()}}), flush=True)
 
         started = [0.0]
         atexit.register(report)
-        t = tempera.configure(
+        t = sfumato.configure(
             backend="otlp", protocol="{protocol}", otlp_endpoint="http://127.0.0.1:{blackhole.port}",
             insecure=True, shutdown_timeout_ms={timeout_ms}, batch_timeout_ms=60000,
             metrics={{"enabled": False}}, logs={{"enabled": False}},
@@ -285,10 +285,10 @@ def test_shutdown_runs_at_exit_within_the_timeout(protocol: str, blackhole: Blac
     end = time.monotonic()
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["closed"] is True, "tempera's exit handler did not shut down"
+    assert report["closed"] is True, "sfumato's exit handler did not shut down"
     took = report["done"] - report["exit_started"]
     assert took < timeout_ms / 1000 + MARGIN_S, f"exit shutdown took {took:.2f}s"
-    assert end - report["done"] < 5.0, "the interpreter hung after tempera's shutdown"
+    assert end - report["done"] < 5.0, "the interpreter hung after sfumato's shutdown"
     stats = report["stats"]
     assert stats["traces.queued"] == 50
     assert stats["traces.exported"] == 0
@@ -305,7 +305,7 @@ def test_shutdown_returns_within_timeout_when_backend_is_unreachable(
 ) -> None:
     port = _closed_port() if failure == "refused" else blackhole.port
     timeout_ms = 1000
-    telemetry = tempera.configure(
+    telemetry = sfumato.configure(
         service_name="unreachable",
         backend="otlp",
         protocol=protocol,
@@ -332,13 +332,13 @@ def test_shutdown_returns_within_timeout_when_backend_is_unreachable(
     assert stats["traces.exported"] == 0
     # Every span is accounted for: failed in an export, or given up at the deadline.
     assert stats["traces.dropped.export_failed"] + stats["traces.dropped.shutdown"] == 100
-    assert tempera.active() is None
+    assert sfumato.active() is None
 
 
 def test_force_flush_returns_false_within_its_timeout_when_backend_is_unreachable(
     blackhole: Blackhole,
 ) -> None:
-    telemetry = tempera.configure(
+    telemetry = sfumato.configure(
         backend="otlp",
         protocol="http/protobuf",
         otlp_endpoint=f"http://127.0.0.1:{blackhole.port}",

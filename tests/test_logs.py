@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import tempera
-from tempera._logging import OtelLogHandler
+import sfumato
+from sfumato._logging import OtelLogHandler
 
 log = logging.getLogger("app.logs")
 
@@ -22,14 +22,14 @@ def root_level() -> Iterator[None]:
     root.setLevel(before)
 
 
-def records(telemetry: tempera.Telemetry) -> list[Any]:
+def records(telemetry: sfumato.Telemetry) -> list[Any]:
     assert telemetry.force_flush(5)
     items = telemetry.exporter("memory", "logs").items
     return [getattr(item, "log_record", item) for item in items]
 
 
-def configure(**overrides: Any) -> tempera.Telemetry:
-    return tempera.configure(None, backend="none", exporters=[{"type": "memory"}], **overrides)
+def configure(**overrides: Any) -> sfumato.Telemetry:
+    return sfumato.configure(None, backend="none", exporters=[{"type": "memory"}], **overrides)
 
 
 def test_records_carry_the_active_trace_and_span() -> None:
@@ -101,9 +101,9 @@ def test_extra_fields_and_exceptions() -> None:
     assert got[1].attributes["exception.message"] == "broken act"
 
 
-def test_tempera_and_sdk_loggers_are_not_exported() -> None:
+def test_sfumato_and_sdk_loggers_are_not_exported() -> None:
     with configure() as telemetry:
-        logging.getLogger("tempera").warning("own")
+        logging.getLogger("sfumato").warning("own")
         logging.getLogger("opentelemetry.sdk").warning("sdk")
         log.warning("app")
         assert [r.body for r in records(telemetry)] == ["app"]
@@ -124,6 +124,6 @@ def test_handler_removed_at_shutdown() -> None:
 )
 def test_no_handler_without_a_log_exporter(overrides: dict[str, Any]) -> None:
     config: dict[str, Any] = {"backend": "none", "exporters": [{"type": "memory"}], **overrides}
-    with tempera.configure(None, **config) as telemetry:
+    with sfumato.configure(None, **config) as telemetry:
         assert telemetry.logger_provider is None
         assert not any(isinstance(h, OtelLogHandler) for h in logging.getLogger().handlers)

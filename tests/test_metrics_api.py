@@ -1,15 +1,15 @@
-"""``tempera.metrics``: instruments by name, cached, no-ops before configure, views applied."""
+"""``sfumato.metrics``: instruments by name, cached, no-ops before configure, views applied."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-import tempera
-from tempera import metrics
+import sfumato
+from sfumato import metrics
 
 
-def collected(telemetry: tempera.Telemetry) -> dict[str, Any]:
+def collected(telemetry: sfumato.Telemetry) -> dict[str, Any]:
     """name -> Metric, from the memory exporter's reader."""
     data = telemetry.exporter("memory", "metrics").get_metrics_data()
     if data is None:
@@ -19,8 +19,8 @@ def collected(telemetry: tempera.Telemetry) -> dict[str, Any]:
     }
 
 
-def memory(**overrides: Any) -> tempera.Telemetry:
-    return tempera.configure(None, backend="none", exporters=[{"type": "memory"}], **overrides)
+def memory(**overrides: Any) -> sfumato.Telemetry:
+    return sfumato.configure(None, backend="none", exporters=[{"type": "memory"}], **overrides)
 
 
 def test_instruments_are_cached_by_name() -> None:
@@ -38,7 +38,7 @@ def test_one_name_one_kind() -> None:
 
 
 def test_usable_before_configure_as_no_ops() -> None:
-    assert tempera.active() is None or tempera.active()._closed
+    assert sfumato.active() is None or sfumato.active()._closed
     early = metrics.counter("early.counter")
     early.add(100)  # nowhere to go, and no error
     metrics.histogram("early.histogram").record(1.5)

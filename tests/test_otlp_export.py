@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tempera
+import sfumato
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from receivers import require
-from tempera import ConfigError
-from tempera.plugins.otlp_endpoints import grpc_target, http_signal_url
+from sfumato import ConfigError
+from sfumato.plugins.otlp_endpoints import grpc_target, http_signal_url
 
 # -- a recording OTLP/HTTP endpoint -----------------------------------------------------------
 
@@ -102,8 +102,8 @@ def tls_recorder(certificate: tuple[Path, Path]) -> Iterator[Recorder]:
     yield from _serve(context)
 
 
-def emit_all_three(telemetry: tempera.Telemetry) -> None:
-    from tempera import metrics
+def emit_all_three(telemetry: sfumato.Telemetry) -> None:
+    from sfumato import metrics
 
     with telemetry.tracer().start_as_current_span("paths-span"):
         logging.getLogger("app.paths").warning("a log record")
@@ -129,7 +129,7 @@ def test_http_signal_paths_from_base_or_full_url(
     recorder: Recorder, given: str, prefix: str
 ) -> None:
     endpoint = given.format(url=recorder.url)
-    with tempera.configure(
+    with sfumato.configure(
         None, backend="otlp", protocol="http/protobuf", otlp_endpoint=endpoint
     ) as telemetry:
         emit_all_three(telemetry)
@@ -149,7 +149,7 @@ def test_http_signal_url_rules() -> None:
 
 @pytest.mark.parametrize("compression", ["gzip", "none"])
 def test_http_compression(recorder: Recorder, compression: str) -> None:
-    with tempera.configure(
+    with sfumato.configure(
         None,
         service_name="zipped",
         backend="otlp",
@@ -168,7 +168,7 @@ def test_http_compression(recorder: Recorder, compression: str) -> None:
 def test_grpc_compression_option_reaches_the_exporter() -> None:
     import grpc
 
-    with tempera.configure(
+    with sfumato.configure(
         None,
         backend="otlp",
         compression="gzip",
@@ -177,7 +177,7 @@ def test_grpc_compression_option_reaches_the_exporter() -> None:
     ) as t:
         exporter = t.exporter("otlp-grpc", "traces")
         assert exporter._compression == grpc.Compression.Gzip
-    with tempera.configure(
+    with sfumato.configure(
         None, backend="otlp", metrics={"enabled": False}, logs={"enabled": False}
     ) as t:
         assert t.exporter("otlp-grpc", "traces")._compression in (
@@ -187,7 +187,7 @@ def test_grpc_compression_option_reaches_the_exporter() -> None:
 
 
 def test_headers_are_sent_and_never_shown(recorder: Recorder) -> None:
-    with tempera.configure(
+    with sfumato.configure(
         None,
         backend="otlp",
         protocol="http/protobuf",
@@ -207,8 +207,8 @@ def test_headers_are_sent_and_never_shown(recorder: Recorder) -> None:
 # -- TLS -----------------------------------------------------------------------------------
 
 
-def _send_one_span(endpoint: str, **options: Any) -> tuple[tempera.Telemetry, dict[str, int]]:
-    telemetry = tempera.configure(
+def _send_one_span(endpoint: str, **options: Any) -> tuple[sfumato.Telemetry, dict[str, int]]:
+    telemetry = sfumato.configure(
         None,
         backend="none",
         exporters=[{"type": "otlp-http", "endpoint": endpoint, "timeout_ms": 2000, **options}],
@@ -267,10 +267,10 @@ def test_grpc_target_rules(endpoint: str, insecure: bool, expected: tuple[str, b
 
 def test_plaintext_grpc_to_a_remote_host_needs_insecure() -> None:
     with pytest.raises(ConfigError) as info:
-        tempera.configure(None, backend="signoz", otlp_endpoint="http://signoz.internal:4317")
+        sfumato.configure(None, backend="signoz", otlp_endpoint="http://signoz.internal:4317")
     assert "insecure = true" in str(info.value)
-    assert tempera.active() is None or tempera.active()._closed
-    with tempera.configure(
+    assert sfumato.active() is None or sfumato.active()._closed
+    with sfumato.configure(
         None, backend="signoz", otlp_endpoint="http://signoz.internal:4317", insecure=True
     ) as telemetry:
         assert telemetry.exporter("otlp-grpc", "traces")._endpoint == "signoz.internal:4317"

@@ -1,8 +1,8 @@
 """The plugin guides, followed as a new user would: from an empty folder to an installed
-plugin that ``tempera plugins`` lists, a config that validates, and a span exported.
+plugin that ``sfumato plugins`` lists, a config that validates, and a span exported.
 
 Each guide's file blocks (fences with ``title="path"``) are written into an empty folder,
-which is pip-installed into the session's fresh virtual environment (tempera installed, no
+which is pip-installed into the session's fresh virtual environment (sfumato installed, no
 plugin). The files the guide shows must be the ones of the example distribution under
 docs/examples/, so the guide and the example cannot drift apart.
 """
@@ -28,10 +28,10 @@ class Guide:
 GUIDES = [
     Guide(
         "writing-a-backend.md",
-        "tempera-backend-example",
+        "sfumato-backend-example",
         (("backend", "example"), ("exporter", "example-jsonl")),
     ),
-    Guide("writing-a-sampler.md", "tempera-sampler-example", (("sampler", "glob-rate"),)),
+    Guide("writing-a-sampler.md", "sfumato-sampler-example", (("sampler", "glob-rate"),)),
 ]
 
 
@@ -54,51 +54,51 @@ def test_the_guide_shows_the_example_files(guide: Guide) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed(tempera_venv: Venv) -> dict[str, Path]:
+def installed(sfumato_venv: Venv) -> dict[str, Path]:
     """Each guide's folder, built from the page alone, installed with `pip install .`."""
     folders = {}
     for guide in GUIDES:
-        folder = tempera_venv.work / "guides" / guide.folder
+        folder = sfumato_venv.work / "guides" / guide.folder
         assert not folder.exists()
         for path, text in _files(guide).items():
             (folder / path).parent.mkdir(parents=True, exist_ok=True)
             (folder / path).write_text(text)
         if "backend" in guide.folder:  # the guide's `touch` of the package's py.typed
-            (folder / "tempera_backend_example" / "py.typed").touch()
-        tempera_venv.pip_install(".", cwd=folder)
+            (folder / "sfumato_backend_example" / "py.typed").touch()
+        sfumato_venv.pip_install(".", cwd=folder)
         folders[guide.page] = folder
     return folders
 
 
 @pytest.mark.parametrize("guide", GUIDES, ids=[g.page for g in GUIDES])
-def test_tempera_plugins_lists_it(
-    guide: Guide, installed: dict[str, Path], tempera_venv: Venv
+def test_sfumato_plugins_lists_it(
+    guide: Guide, installed: dict[str, Path], sfumato_venv: Venv
 ) -> None:
-    listed = tempera_venv.run(tempera_venv.bin / "tempera", "plugins", "--json")
+    listed = sfumato_venv.run(sfumato_venv.bin / "sfumato", "plugins", "--json")
     assert listed.returncode == 0, listed.stderr
     rows = {(r["kind"], r["name"]): r for r in json.loads(listed.stdout)}
     for kind, name in guide.plugins:
         row = rows.get((kind, name))
         assert row is not None, f"{kind} {name} not listed"
         assert (row["distribution"], row["version"]) == (guide.folder, "0.1.0")
-    table = tempera_venv.run(tempera_venv.bin / "tempera", "plugins", "--check")
+    table = sfumato_venv.run(sfumato_venv.bin / "sfumato", "plugins", "--check")
     assert table.returncode == 0, table.stdout + table.stderr
     assert any(guide.folder in line and "ok" in line.split() for line in table.stdout.splitlines())
 
 
 @pytest.mark.parametrize("guide", GUIDES, ids=[g.page for g in GUIDES])
 def test_the_guide_config_validates(
-    guide: Guide, installed: dict[str, Path], tempera_venv: Venv
+    guide: Guide, installed: dict[str, Path], sfumato_venv: Venv
 ) -> None:
     folder = installed[guide.page]
-    result = tempera_venv.run(tempera_venv.bin / "tempera", "validate", "app.toml", cwd=folder)
+    result = sfumato_venv.run(sfumato_venv.bin / "sfumato", "validate", "app.toml", cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "app.toml: valid" in result.stdout
 
 
-def test_a_span_goes_through_the_backend(installed: dict[str, Path], tempera_venv: Venv) -> None:
+def test_a_span_goes_through_the_backend(installed: dict[str, Path], sfumato_venv: Venv) -> None:
     folder = installed["writing-a-backend.md"]
-    result = tempera_venv.run(tempera_venv.bin / "python", "try_it.py", cwd=folder)
+    result = sfumato_venv.run(sfumato_venv.bin / "python", "try_it.py", cwd=folder)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in (folder / "telemetry.jsonl").read_text().splitlines()]
     [span] = [line for line in lines if line["kind"] == "span"]
@@ -108,10 +108,10 @@ def test_a_span_goes_through_the_backend(installed: dict[str, Path], tempera_ven
 
 
 def test_the_sampler_decides_what_is_exported(
-    installed: dict[str, Path], tempera_venv: Venv
+    installed: dict[str, Path], sfumato_venv: Venv
 ) -> None:
     folder = installed["writing-a-sampler.md"]
-    result = tempera_venv.run(tempera_venv.bin / "python", "try_it.py", cwd=folder)
+    result = sfumato_venv.run(sfumato_venv.bin / "python", "try_it.py", cwd=folder)
     assert result.returncode == 0, result.stderr
     spans = _console_spans(result.stdout)
     assert sorted(s["name"] for s in spans) == ["charge-card", "checkout.pay"]
@@ -134,10 +134,10 @@ def _console_spans(text: str) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("guide", GUIDES, ids=[g.page for g in GUIDES])
-def test_the_guide_tests_pass(guide: Guide, installed: dict[str, Path], tempera_venv: Venv) -> None:
+def test_the_guide_tests_pass(guide: Guide, installed: dict[str, Path], sfumato_venv: Venv) -> None:
     folder = installed[guide.page]
-    result = tempera_venv.run(
-        tempera_venv.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=folder
+    result = sfumato_venv.run(
+        sfumato_venv.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=folder
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout

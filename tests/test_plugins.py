@@ -17,27 +17,27 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-import tempera
+import sfumato
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from tempera._host import PluginHost
+from sfumato._host import PluginHost
 
 DIST, VERSION = "fakeplug", "1.2.3"
 MODULES = ("fakeplug_backend", "fakeplug_broken", "fakeplug_unused", "fakeplug_hooks")
 
 ENTRY_POINTS = """\
-[tempera.backends]
+[sfumato.backends]
 fake-memory = fakeplug_backend:MemoryOnly
 
-[tempera.exporters]
+[sfumato.exporters]
 fake-broken = fakeplug_broken:Exporter
 fake-unused = fakeplug_unused:Exporter
 fake-failing = fakeplug_backend:FailingExporter
 
-[tempera.samplers]
+[sfumato.samplers]
 fake-broken-sampler = fakeplug_broken:Sampler
 fake-failing-sampler = fakeplug_backend:FailingSampler
 
-[tempera.plugins]
+[sfumato.plugins]
 fake-hooks = fakeplug_hooks:Hooks
 """
 
@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON
 from pydantic import BaseModel, ConfigDict
 
-from tempera.plugin import Backend, Exporter, ExporterUse, SamplerPlugin
+from sfumato.plugin import Backend, Exporter, ExporterUse, SamplerPlugin
 
 
 class MemoryOnly(Backend):
@@ -80,23 +80,23 @@ class Samplers:
 '''
 
 HOOKS_MODULE = """
-import tempera
+import sfumato
 
 CALLS = []
 
 
 class Hooks:
-    @tempera.hookimpl
-    def tempera_resource_attributes(self, settings):
+    @sfumato.hookimpl
+    def sfumato_resource_attributes(self, settings):
         CALLS.append("resource_attributes")
         return {"fake.hooked": settings.service_name + "-hooked"}
 
-    @tempera.hookimpl
-    def tempera_configured(self, telemetry):
+    @sfumato.hookimpl
+    def sfumato_configured(self, telemetry):
         CALLS.append(("configured", telemetry))
 
-    @tempera.hookimpl
-    def tempera_shutdown(self, telemetry):
+    @sfumato.hookimpl
+    def sfumato_shutdown(self, telemetry):
         CALLS.append(("shutdown", telemetry))
 """
 
@@ -104,10 +104,10 @@ class Hooks:
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(("TEMPERA_", "OTEL_")):
+        if name.startswith(("SFUMATO_", "OTEL_")):
             monkeypatch.delenv(name)
     yield
-    running = tempera.active()
+    running = sfumato.active()
     if running is not None:
         running.shutdown(timeout=1.0)
 
@@ -150,7 +150,7 @@ def test_discovery_lists_plugins_with_their_distribution_without_importing(
     assert exporters["fake-broken"].version == VERSION
     assert exporters["fake-unused"].value == "fakeplug_unused:Exporter"
     assert "fake-memory" in host.names("backend")
-    assert "memory" in host.names("exporter")  # tempera's own, found the same way
+    assert "memory" in host.names("exporter")  # sfumato's own, found the same way
     assert not {"fakeplug_broken", "fakeplug_unused"} & set(sys.modules)
 
 
@@ -165,7 +165,7 @@ def test_only_the_configured_plugins_are_imported(fake_dist: Path, tmp_path: Pat
         enabled = false
         """,
     )
-    with tempera.configure(config) as telemetry:
+    with sfumato.configure(config) as telemetry:
         with telemetry.tracer().start_as_current_span("through the fake backend"):
             pass
         spans = telemetry.exporter("memory", "traces").get_finished_spans()
@@ -187,8 +187,8 @@ def test_a_named_plugin_that_fails_to_import_names_plugin_distribution_and_versi
     fake_dist: Path, tmp_path: Path, table: str, kind: str, name: str
 ) -> None:
     config = _config(tmp_path, f'[telemetry]\nbackend = "stdout"\n{table}\n')
-    with pytest.raises(tempera.ConfigError) as caught:
-        tempera.load_settings(config)
+    with pytest.raises(sfumato.ConfigError) as caught:
+        sfumato.load_settings(config)
     message = str(caught.value)
     assert f"{kind} plugin '{name}'" in message
     assert f"({DIST} {VERSION})" in message
@@ -211,22 +211,22 @@ def test_a_plugin_that_fails_to_build_names_its_distribution(
         signals = ["traces"]
         """,
     )
-    tempera.load_settings(config)  # it loads and validates: the failure is at build time
-    with pytest.raises(tempera.ConfigError) as caught:
-        tempera.configure(config)
+    sfumato.load_settings(config)  # it loads and validates: the failure is at build time
+    with pytest.raises(sfumato.ConfigError) as caught:
+        sfumato.configure(config)
     message = str(caught.value)
     assert "exporter 'fake-failing'" in message
     assert f"({DIST} {VERSION})" in message
     assert "no credentials for the fake service" in message
-    assert tempera.active() is None
+    assert sfumato.active() is None
 
 
 def test_a_sampler_that_fails_to_build_names_its_distribution(
     fake_dist: Path, tmp_path: Path
 ) -> None:
     config = _config(tmp_path, '[telemetry]\n[telemetry.sampler]\ntype = "fake-failing-sampler"\n')
-    with pytest.raises(tempera.ConfigError) as caught:
-        tempera.configure(config)
+    with pytest.raises(sfumato.ConfigError) as caught:
+        sfumato.configure(config)
     assert "sampler 'fake-failing-sampler'" in str(caught.value)
     assert f"({DIST} {VERSION})" in str(caught.value)
 
@@ -235,8 +235,8 @@ def test_unknown_name_lists_installed_plugins_with_a_suggestion(
     fake_dist: Path, tmp_path: Path
 ) -> None:
     config = _config(tmp_path, '[telemetry]\nbackend = "fake-memroy"\n')
-    with pytest.raises(tempera.ConfigError) as caught:
-        tempera.load_settings(config)
+    with pytest.raises(sfumato.ConfigError) as caught:
+        sfumato.load_settings(config)
     message = str(caught.value)
     assert "fake-memory" in message
     assert "telemetry.backend" in message
@@ -248,7 +248,7 @@ def test_unknown_name_lists_installed_plugins_with_a_suggestion(
 
 def test_sampler_by_dotted_import_path(fake_dist: Path) -> None:
     for on in (True, False):
-        with tempera.configure(
+        with sfumato.configure(
             backend="stdout",
             exporters=[{"type": "memory"}],
             export_console=False,
@@ -263,13 +263,13 @@ def test_sampler_by_dotted_import_path(fake_dist: Path) -> None:
 
 
 def test_import_path_options_are_validated_by_the_plugin_model(fake_dist: Path) -> None:
-    with pytest.raises(tempera.ConfigError, match=r"telemetry\.sampler\.on"):
-        tempera.load_settings(sampler={"type": "fakeplug_backend:Samplers.Switch", "on": "maybe"})
+    with pytest.raises(sfumato.ConfigError, match=r"telemetry\.sampler\.on"):
+        sfumato.load_settings(sampler={"type": "fakeplug_backend:Samplers.Switch", "on": "maybe"})
 
 
 def test_opentelemetry_sampler_class_by_import_path() -> None:
     for rate, expected in ((1.0, 5), (0.0, 0)):
-        with tempera.configure(
+        with sfumato.configure(
             backend="stdout",
             exporters=[{"type": "memory"}],
             sampler={"type": "opentelemetry.sdk.trace.sampling:TraceIdRatioBased", "rate": rate},
@@ -284,7 +284,7 @@ def test_opentelemetry_sampler_class_by_import_path() -> None:
 
 def test_opentelemetry_exporter_class_by_import_path() -> None:
     path = "opentelemetry.sdk.trace.export.in_memory_span_exporter:InMemorySpanExporter"
-    with tempera.configure(
+    with sfumato.configure(
         backend="stdout",
         exporters=[{"type": path}],
         metrics={"enabled": False},
@@ -307,21 +307,21 @@ def test_opentelemetry_exporter_class_by_import_path() -> None:
     ],
 )
 def test_bad_import_paths_are_config_errors(sampler: dict[str, Any], message: str) -> None:
-    with pytest.raises(tempera.ConfigError, match=message):
-        tempera.load_settings(sampler=sampler)
+    with pytest.raises(sfumato.ConfigError, match=message):
+        sfumato.load_settings(sampler=sampler)
 
 
 def test_import_paths_can_be_switched_off() -> None:
-    with pytest.raises(tempera.ConfigError, match="allow_import_paths"):
-        tempera.load_settings(
+    with pytest.raises(sfumato.ConfigError, match="allow_import_paths"):
+        sfumato.load_settings(
             sampler={"type": "opentelemetry.sdk.trace.sampling:TraceIdRatioBased", "rate": 1.0},
             plugins={"allow_import_paths": False},
         )
 
 
 def test_a_backend_cannot_be_an_import_path() -> None:
-    with pytest.raises(tempera.ConfigError, match="entry point"):
-        tempera.load_settings(backend="tempera.backends.stdout:StdoutBackend")
+    with pytest.raises(sfumato.ConfigError, match="entry point"):
+        sfumato.load_settings(backend="sfumato.backends.stdout:StdoutBackend")
 
 
 # -- OpenTelemetry's own entry-point groups --------------------------------------------------
@@ -329,7 +329,7 @@ def test_a_backend_cannot_be_an_import_path() -> None:
 
 def test_opentelemetry_sampler_group_names_are_usable() -> None:
     for arg, expected in ((1.0, 4), (0.0, 0)):
-        with tempera.configure(
+        with sfumato.configure(
             backend="stdout",
             exporters=[{"type": "memory"}],
             sampler={"type": "traceidratio", "arg": arg},
@@ -364,7 +364,7 @@ def test_opentelemetry_exporter_group_names_are_usable() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     endpoint = f"http://127.0.0.1:{server.server_address[1]}/v1/traces"
     try:
-        with tempera.configure(
+        with sfumato.configure(
             backend="stdout",
             exporters=[{"type": "otlp_proto_http", "signals": ["traces"], "endpoint": endpoint}],
             metrics={"enabled": False},
@@ -397,19 +397,19 @@ def test_plugins_disabled_in_config(fake_dist: Path, tmp_path: Path) -> None:
         disable = ["fake-memory"]
         """,
     )
-    with pytest.raises(tempera.ConfigError) as caught:
-        tempera.load_settings(config)
+    with pytest.raises(sfumato.ConfigError) as caught:
+        sfumato.load_settings(config)
     assert "'fake-memory' is disabled" in str(caught.value)
     assert "fakeplug_backend" not in sys.modules
 
 
 def test_plugins_disabled_by_environment(fake_dist: Path) -> None:
-    env = {"TEMPERA_DISABLE_PLUGINS": "exporter:memory, fake-unused"}
-    with pytest.raises(tempera.ConfigError, match="'memory' is disabled") as caught:
-        tempera.load_settings(env=env, exporters=[{"type": "memory"}])
-    assert "TEMPERA_DISABLE_PLUGINS" in str(caught.value)
+    env = {"SFUMATO_DISABLE_PLUGINS": "exporter:memory, fake-unused"}
+    with pytest.raises(sfumato.ConfigError, match="'memory' is disabled") as caught:
+        sfumato.load_settings(env=env, exporters=[{"type": "memory"}])
+    assert "SFUMATO_DISABLE_PLUGINS" in str(caught.value)
     # Without a reference to a disabled plugin, the same environment loads.
-    settings = tempera.load_settings(env=env, backend="stdout")
+    settings = sfumato.load_settings(env=env, backend="stdout")
     assert settings.plugins.disable == ["exporter:memory", "fake-unused"]
     assert "fakeplug_unused" not in sys.modules
 
@@ -427,7 +427,7 @@ def test_disabled_plugins_are_marked_in_discovery(fake_dist: Path) -> None:
 
 
 def test_hook_only_plugin_is_called(fake_dist: Path) -> None:
-    telemetry = tempera.configure(
+    telemetry = sfumato.configure(
         service_name="svc", backend="stdout", exporters=[{"type": "memory"}],
         metrics={"enabled": False}, logs={"enabled": False},
     )  # fmt: skip
@@ -443,7 +443,7 @@ def test_hook_only_plugin_is_called(fake_dist: Path) -> None:
 
 
 def test_config_resource_wins_over_a_hook(fake_dist: Path) -> None:
-    with tempera.configure(
+    with sfumato.configure(
         backend="stdout", exporters=[{"type": "memory"}], resource={"fake.hooked": "mine"},
         metrics={"enabled": False}, logs={"enabled": False},
     ) as telemetry:  # fmt: skip
@@ -454,7 +454,7 @@ def test_config_resource_wins_over_a_hook(fake_dist: Path) -> None:
 
 
 def test_disabled_hook_plugin_is_not_imported(fake_dist: Path) -> None:
-    with tempera.configure(
+    with sfumato.configure(
         backend="stdout", exporters=[{"type": "memory"}], plugins={"disable": ["fake-hooks"]},
         metrics={"enabled": False}, logs={"enabled": False},
     ) as telemetry:  # fmt: skip

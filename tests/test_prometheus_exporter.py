@@ -6,9 +6,9 @@ import logging
 import urllib.request
 
 import pytest
-import tempera
+import sfumato
 from receivers import free_port
-from tempera import ConfigError, metrics
+from sfumato import ConfigError, metrics
 
 
 def scrape(url: str) -> str:
@@ -27,7 +27,7 @@ def sample(text: str, name: str, labels: str = "") -> float | None:
 
 def test_backend_serves_counter_and_histogram() -> None:
     port = free_port()
-    with tempera.configure(
+    with sfumato.configure(
         None,
         service_name="scraped",
         backend="prometheus",
@@ -51,7 +51,7 @@ def test_backend_serves_counter_and_histogram() -> None:
 def test_port_is_freed_and_registry_fresh_on_a_second_configure() -> None:
     port = free_port()
     for round_ in (1, 2):
-        with tempera.configure(None, backend="prometheus", backend_options={"port": port}) as t:
+        with sfumato.configure(None, backend="prometheus", backend_options={"port": port}) as t:
             metrics.counter("rounds").add(round_)
             text = scrape(t.exporter("prometheus", "metrics").url)
             # A fresh provider each time: the second round sees 2, not 1 + 2.
@@ -62,15 +62,15 @@ def test_port_is_freed_and_registry_fresh_on_a_second_configure() -> None:
 
 def test_busy_port_is_a_config_error() -> None:
     port = free_port()
-    with tempera.configure(None, backend="prometheus", backend_options={"port": port}):
-        from tempera.plugins.prometheus import PrometheusOptions, _reader
+    with sfumato.configure(None, backend="prometheus", backend_options={"port": port}):
+        from sfumato.plugins.prometheus import PrometheusOptions, _reader
 
         with pytest.raises(ConfigError, match=f"127.0.0.1:{port}"):
             _reader(PrometheusOptions(port=port))  # the running one holds the port
 
 
 def test_port_zero_picks_a_free_port() -> None:
-    with tempera.configure(None, backend="prometheus", backend_options={"port": 0}) as t:
+    with sfumato.configure(None, backend="prometheus", backend_options={"port": 0}) as t:
         endpoint = t.exporter("prometheus", "metrics")
         assert endpoint.port > 0
         metrics.gauge("picked.port").set(endpoint.port)
@@ -79,9 +79,9 @@ def test_port_zero_picks_a_free_port() -> None:
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_wildcard_bind_warns(host: str, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="tempera")
+    caplog.set_level(logging.WARNING, logger="sfumato")
     try:
-        telemetry = tempera.configure(
+        telemetry = sfumato.configure(
             None,
             backend="none",
             exporters=[{"type": "prometheus", "host": host, "port": 0}],
@@ -99,15 +99,15 @@ def test_wildcard_bind_warns(host: str, caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_loopback_bind_does_not_warn(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="tempera")
-    with tempera.configure(None, backend="prometheus", backend_options={"port": 0}) as t:
+    caplog.set_level(logging.WARNING, logger="sfumato")
+    with sfumato.configure(None, backend="prometheus", backend_options={"port": 0}) as t:
         assert not any("reachable" in n for n in t.notices)
     assert not any("reachable" in r.getMessage() for r in caplog.records)
 
 
 def test_prometheus_exporter_takes_metrics_only() -> None:
     with pytest.raises(ConfigError, match="cannot take traces"):
-        tempera.load_settings(
+        sfumato.load_settings(
             None, env={}, exporters=[{"type": "prometheus", "signals": ["traces"]}]
         )
 
@@ -124,15 +124,15 @@ class _FailsToBuild:
 def test_failed_configure_frees_the_port() -> None:
     port = free_port()
     with pytest.raises(ConfigError, match="cannot build"):
-        tempera.configure(
+        sfumato.configure(
             None,
             backend="prometheus",
             backend_options={"port": port},
             exporters=[{"type": f"{__name__}:_FailsToBuild"}],
         )
-    assert tempera.active() is None
+    assert sfumato.active() is None
     with pytest.raises(OSError):
         scrape(f"http://127.0.0.1:{port}/metrics")
     # The port is free again: a new configure can serve on it.
-    with tempera.configure(None, backend="prometheus", backend_options={"port": port}) as t:
+    with sfumato.configure(None, backend="prometheus", backend_options={"port": port}) as t:
         assert scrape(t.exporter("prometheus", "metrics").url) is not None

@@ -1,13 +1,13 @@
-"""A real Prometheus scrapes tempera's endpoint and answers queries about it."""
+"""A real Prometheus scrapes sfumato's endpoint and answers queries about it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
-import tempera
+import sfumato
 from receivers import PrometheusServer, free_port, wait_until
-from tempera import metrics
+from sfumato import metrics
 
 pytestmark = pytest.mark.server
 
@@ -16,7 +16,7 @@ def test_prometheus_scrapes_counter_and_histogram(
     prometheus: Callable[[list[str]], PrometheusServer],
 ) -> None:
     port = free_port()
-    with tempera.configure(
+    with sfumato.configure(
         None,
         service_name="prom-scraped",
         backend="prometheus",
@@ -47,7 +47,7 @@ def test_prometheus_scrapes_counter_and_histogram(
         assert quantile == pytest.approx(50.0)
         p90 = value_of("histogram_quantile(0.9, sum by (le) (prom_latency_milliseconds_bucket))")
         assert p90 == pytest.approx(90.0)
-        [up] = server.query('up{job="tempera"}')
+        [up] = server.query('up{job="sfumato"}')
         assert up["value"][1] == "1"
         info = server.query("target_info")
         assert info and info[0]["metric"]["service_name"] == "prom-scraped"

@@ -11,9 +11,9 @@ import uuid
 from typing import Any
 
 import pytest
-import tempera
+import sfumato
 from receivers import RotelServer, attributes, wait_until
-from tempera import metrics
+from sfumato import metrics
 
 pytestmark = pytest.mark.server
 
@@ -80,7 +80,7 @@ def test_backend_preset_reaches_rotel(
         config["backend_options"] = options
         config["otlp_endpoint"] = endpoint
 
-    with tempera.configure(None, **config) as telemetry:
+    with sfumato.configure(None, **config) as telemetry:
         with telemetry.tracer("tests").start_as_current_span(
             "narrative.run", attributes={"narrative.type": "greeting", "acts": 3}
         ) as span:
@@ -135,7 +135,7 @@ def test_extra_exporters_beside_the_backend(
 ) -> None:
     """``[[telemetry.exporters]]`` adds console beside signoz: both get the span."""
     service = f"svc-extra-{uuid.uuid4().hex[:8]}"
-    with tempera.configure(
+    with sfumato.configure(
         None,
         service_name=service,
         backend="signoz",

@@ -1,12 +1,12 @@
-"""The OpenTelemetry SDK's own warnings are rate-limited once tempera is configured."""
+"""The OpenTelemetry SDK's own warnings are rate-limited once sfumato is configured."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
-import tempera
-from tempera._logging import RateLimitFilter
+import sfumato
+from sfumato._logging import RateLimitFilter
 
 
 def test_repeated_message_is_held_back_then_summarised() -> None:
@@ -31,7 +31,7 @@ def test_repeated_message_is_held_back_then_summarised() -> None:
 
 def test_exporter_warnings_are_limited_after_configure(caplog: pytest.LogCaptureFixture) -> None:
     # The OTLP exporter modules are imported by configure(); their loggers get the filter.
-    with tempera.configure(None, backend="otlp", protocol="http/protobuf", logs={"enabled": False}):
+    with sfumato.configure(None, backend="otlp", protocol="http/protobuf", logs={"enabled": False}):
         logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
         with caplog.at_level(logging.WARNING):
             for _ in range(20):

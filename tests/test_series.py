@@ -1,4 +1,4 @@
-"""tempera._series: the shortened record path must leave exactly what the SDK's own does."""
+"""sfumato._series: the shortened record path must leave exactly what the SDK's own does."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from opentelemetry.sdk.metrics._internal.exemplar import (
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import TracerProvider
-from tempera._series import SeriesRecorder
+from sfumato._series import SeriesRecorder
 
 SETS = [
     {"narrative.type": "curation", "outcome": "success"},
@@ -165,9 +165,9 @@ def test_a_proxy_instrument_is_recorded_through_its_own_method() -> None:
     ],
 )
 def test_the_exemplar_filter_follows_the_settings(given: dict[str, Any], expected: str) -> None:
-    import tempera
+    import sfumato
 
-    with tempera.configure(None, service_name="t", backend="none", **given) as handle:
+    with sfumato.configure(None, service_name="t", backend="none", **given) as handle:
         pipes = handle._pipes
         assert pipes is not None and pipes.meter_provider is not None
         config = pipes.meter_provider._sdk_config
@@ -175,9 +175,9 @@ def test_the_exemplar_filter_follows_the_settings(given: dict[str, Any], expecte
 
 
 def test_otel_metrics_exemplar_filter_sets_the_key() -> None:
-    import tempera
+    import sfumato
 
-    settings = tempera.load_settings(
+    settings = sfumato.load_settings(
         env={"OTEL_METRICS_EXEMPLAR_FILTER": "trace_based"}, resolve_plugins=False
     )
     assert settings.metrics.exemplars == "trace_based"
@@ -216,7 +216,7 @@ def test_values_wait_and_are_all_collected(kind: str) -> None:
 
 
 def test_the_recording_thread_folds_every_fold_at_values() -> None:
-    from tempera._series import FOLD_AT
+    from sfumato._series import FOLD_AT
 
     provider, recorder, _, _ = _deferred()
     series = recorder.series(SETS[1])

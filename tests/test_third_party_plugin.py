@@ -1,7 +1,7 @@
-"""A third-party backend works after ``pip install``, with no change to tempera.
+"""A third-party backend works after ``pip install``, with no change to sfumato.
 
-tempera and the example distribution in ``docs/examples/tempera-backend-example`` are built and
-installed into a fresh virtual environment (no system site-packages: tempera's dependencies
+sfumato and the example distribution in ``docs/examples/sfumato-backend-example`` are built and
+installed into a fresh virtual environment (no system site-packages: sfumato's dependencies
 come from the package index or the local wheel cache). There, and only there, the example is
 installed, so everything below proves discovery by entry point of an installed distribution.
 """
@@ -17,47 +17,47 @@ from pathlib import Path
 import pytest
 from venv_support import IGNORE, REPO, Venv
 
-EXAMPLE = REPO / "docs" / "examples" / "tempera-backend-example"
+EXAMPLE = REPO / "docs" / "examples" / "sfumato-backend-example"
 
 
 @pytest.fixture(scope="module")
-def venv(tempera_venv: Venv) -> Iterator[Venv]:
-    # The session's venv (tempera built from a copy of the checkout), plus the example.
-    example = tempera_venv.work / "tempera-backend-example"
+def venv(sfumato_venv: Venv) -> Iterator[Venv]:
+    # The session's venv (sfumato built from a copy of the checkout), plus the example.
+    example = sfumato_venv.work / "sfumato-backend-example"
     if not example.exists():
         shutil.copytree(EXAMPLE, example, ignore=IGNORE)
-    tempera_venv.pip_install(example)
-    yield tempera_venv
+    sfumato_venv.pip_install(example)
+    yield sfumato_venv
 
 
 def test_the_example_is_installed_in_the_venv_only(venv: Venv) -> None:
     where = venv.python(
         """
-        import json, tempera, tempera_backend_example
+        import json, sfumato, sfumato_backend_example
         from importlib.metadata import distribution
         print(json.dumps({
-            "tempera": tempera.__file__,
-            "example": tempera_backend_example.__file__,
-            "version": distribution("tempera-backend-example").version,
+            "sfumato": sfumato.__file__,
+            "example": sfumato_backend_example.__file__,
+            "version": distribution("sfumato-backend-example").version,
         }))
         """
     )
     assert where.returncode == 0, where.stderr
     paths = json.loads(where.stdout)
-    assert Path(paths["tempera"]).is_relative_to(venv.root), "tempera must come from the venv"
+    assert Path(paths["sfumato"]).is_relative_to(venv.root), "sfumato must come from the venv"
     assert Path(paths["example"]).is_relative_to(venv.root)
     assert paths["version"] == "0.1.0"
     # ... and not where this test suite runs.
     from importlib_metadata import PackageNotFoundError, distribution
 
     with pytest.raises(PackageNotFoundError):
-        distribution("tempera-backend-example")
+        distribution("sfumato-backend-example")
 
 
 def _source_packages() -> list[str]:
     """Every package in the source folders, by the name the package-dir mapping gives it."""
-    roots = {"core": "tempera", "plugins": "tempera.plugins", "samplers": "tempera.samplers"}
-    roots["backends"] = "tempera.backends"
+    roots = {"core": "sfumato", "plugins": "sfumato.plugins", "samplers": "sfumato.samplers"}
+    roots["backends"] = "sfumato.backends"
     found = []
     for folder, package in roots.items():
         for init in sorted((REPO / folder).rglob("__init__.py")):
@@ -70,7 +70,7 @@ def test_the_installed_wheel_has_the_mapped_layout(venv: Venv) -> None:
     # A sub-package missing from pyproject's packages list works in the editable install
     # and is silently left out of the wheel: import every one from the venv.
     packages = _source_packages()
-    assert {"tempera", "tempera.cli", "tempera.plugins", "tempera.backends"} <= set(packages)
+    assert {"sfumato", "sfumato.cli", "sfumato.plugins", "sfumato.backends"} <= set(packages)
     result = venv.python(
         f"""
         import importlib, json
@@ -78,8 +78,8 @@ def test_the_installed_wheel_has_the_mapped_layout(venv: Venv) -> None:
         for name in {packages!r}:
             importlib.import_module(name)
         print(json.dumps({{
-            "py.typed": files("tempera").joinpath("py.typed").is_file(),
-            "example": files("tempera").joinpath("examples/botticelli.toml").is_file(),
+            "py.typed": files("sfumato").joinpath("py.typed").is_file(),
+            "example": files("sfumato").joinpath("examples/botticelli.toml").is_file(),
         }}))
         """
     )
@@ -88,8 +88,8 @@ def test_the_installed_wheel_has_the_mapped_layout(venv: Venv) -> None:
     validate = venv.python(
         """
         from importlib.resources import as_file, files
-        from tempera.cli import main
-        with as_file(files("tempera") / "examples" / "botticelli.toml") as path:
+        from sfumato.cli import main
+        with as_file(files("sfumato") / "examples" / "botticelli.toml") as path:
             raise SystemExit(main(["validate", str(path)]))
         """
     )
@@ -100,7 +100,7 @@ def test_the_backend_is_discovered_by_entry_point(venv: Venv) -> None:
     listed = venv.python(
         """
         import json
-        from tempera._host import PluginHost
+        from sfumato._host import PluginHost
         host = PluginHost()
         print(json.dumps([
             [p.kind, p.name, p.distribution, p.version]
@@ -110,16 +110,16 @@ def test_the_backend_is_discovered_by_entry_point(venv: Venv) -> None:
     )
     assert listed.returncode == 0, listed.stderr
     plugins = json.loads(listed.stdout)
-    assert ["backend", "example", "tempera-backend-example", "0.1.0"] in plugins
-    assert ["exporter", "example-jsonl", "tempera-backend-example", "0.1.0"] in plugins
-    assert ["backend", "stdout", "tempera", _tempera_version()] in plugins
+    assert ["backend", "example", "sfumato-backend-example", "0.1.0"] in plugins
+    assert ["exporter", "example-jsonl", "sfumato-backend-example", "0.1.0"] in plugins
+    assert ["backend", "stdout", "sfumato", _sfumato_version()] in plugins
 
 
-def test_tempera_plugins_lists_it(venv: Venv) -> None:
-    result = venv.run(venv.bin / "tempera", "plugins")
+def test_sfumato_plugins_lists_it(venv: Venv) -> None:
+    result = venv.run(venv.bin / "sfumato", "plugins")
     assert result.returncode == 0, result.stdout + result.stderr
     line = next(
-        (line for line in result.stdout.splitlines() if "tempera-backend-example" in line), ""
+        (line for line in result.stdout.splitlines() if "sfumato-backend-example" in line), ""
     )
     assert "example" in line.split(), result.stdout
     assert "0.1.0" in line
@@ -142,12 +142,12 @@ def test_a_config_naming_it_validates(venv: Venv) -> None:
             """
         )
     )
-    result = venv.run(venv.bin / "tempera", "validate", good)
+    result = venv.run(venv.bin / "sfumato", "validate", good)
     assert result.returncode == 0, result.stdout + result.stderr
 
     bad = venv.work / "bad.toml"
     bad.write_text('[telemetry]\nbackend = "example"\n[telemetry.backend_options]\npth = "x"\n')
-    result = venv.run(venv.bin / "tempera", "validate", bad)
+    result = venv.run(venv.bin / "sfumato", "validate", bad)
     assert result.returncode == 2
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1, result.stderr
@@ -164,8 +164,8 @@ def test_configure_exports_a_span_through_it(venv: Venv) -> None:
     )
     result = venv.python(
         f"""
-        import tempera
-        with tempera.configure({str(config)!r}) as telemetry:
+        import sfumato
+        with sfumato.configure({str(config)!r}) as telemetry:
             with telemetry.tracer().start_as_current_span("from-the-venv") as span:
                 trace_id = format(span.get_span_context().trace_id, "032x")
         print(trace_id)
@@ -180,7 +180,7 @@ def test_configure_exports_a_span_through_it(venv: Venv) -> None:
 
 
 def test_the_example_passes_its_own_tests(venv: Venv) -> None:
-    example = venv.work / "tempera-backend-example"
+    example = venv.work / "sfumato-backend-example"
     result = venv.run(
         venv.bin / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=example
     )
@@ -188,7 +188,7 @@ def test_the_example_passes_its_own_tests(venv: Venv) -> None:
     assert " passed" in result.stdout
 
 
-def _tempera_version() -> str:
+def _sfumato_version() -> str:
     from importlib_metadata import version
 
-    return version("tempera")
+    return version("sfumato")

@@ -1,4 +1,4 @@
-"""tempera's tracer behaves as the SDK's through the OpenTelemetry API: the same spans come
+"""sfumato's tracer behaves as the SDK's through the OpenTelemetry API: the same spans come
 out of the same calls, and nothing raises into the caller."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import tempera
+import sfumato
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, Sampler
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from tempera._tracer import TemperaTracer, TemperaTracerProvider
+from sfumato._tracer import SfumatoTracer, SfumatoTracerProvider
 
 STACK = "exception.stacktrace"
 
@@ -27,7 +27,7 @@ def _pair(
     limits: SpanLimits | None = None, sampler: Sampler = ALWAYS_ON
 ) -> list[tuple[TracerProvider, InMemorySpanExporter]]:
     out = []
-    for cls in (TracerProvider, TemperaTracerProvider):
+    for cls in (TracerProvider, SfumatoTracerProvider):
         exporter = InMemorySpanExporter()
         provider = cls(sampler=sampler, span_limits=limits, shutdown_on_exit=False)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -76,10 +76,10 @@ def _same_spans(script: Callable[[trace.Tracer], None], **kwargs: Any) -> list[d
     return ours
 
 
-def test_provider_hands_out_tempera_tracers() -> None:
-    provider = TemperaTracerProvider(shutdown_on_exit=False)
+def test_provider_hands_out_sfumato_tracers() -> None:
+    provider = SfumatoTracerProvider(shutdown_on_exit=False)
     tracer = provider.get_tracer("x")
-    assert isinstance(tracer, TemperaTracer)
+    assert isinstance(tracer, SfumatoTracer)
     assert provider.get_tracer("x") is tracer
 
 
@@ -233,7 +233,7 @@ def test_record_only_spans_are_recorded_not_sampled() -> None:
         def on_end(self, span: ReadableSpan) -> None:
             seen.append(span)
 
-    provider = TemperaTracerProvider(sampler=RecordOnly(), shutdown_on_exit=False)
+    provider = SfumatoTracerProvider(sampler=RecordOnly(), shutdown_on_exit=False)
     provider.add_span_processor(Collect())
     with provider.get_tracer("t").start_as_current_span("r") as span:
         assert span.is_recording()
@@ -275,10 +275,10 @@ def test_failing_processors_and_samplers_never_raise(caplog: pytest.LogCaptureFi
         def on_end(self, span: ReadableSpan) -> None:
             seen.append(span.name)
 
-    provider = TemperaTracerProvider(shutdown_on_exit=False)
+    provider = SfumatoTracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(Broken())
     provider.add_span_processor(After())
-    with caplog.at_level(logging.WARNING, logger="tempera"):
+    with caplog.at_level(logging.WARNING, logger="sfumato"):
         with provider.get_tracer("t").start_as_current_span("fine"):
             pass
         with provider.get_tracer("t").start_as_current_span("again"):
@@ -293,13 +293,13 @@ def test_failing_processors_and_samplers_never_raise(caplog: pytest.LogCaptureFi
         def get_description(self) -> str:
             return "raising"
 
-    bad = TemperaTracerProvider(sampler=Raising(), shutdown_on_exit=False)
+    bad = SfumatoTracerProvider(sampler=Raising(), shutdown_on_exit=False)
     with bad.get_tracer("t").start_as_current_span("x") as span:
         assert not span.is_recording()
 
 
 def test_processors_added_later_see_new_spans() -> None:
-    provider = TemperaTracerProvider(shutdown_on_exit=False)
+    provider = SfumatoTracerProvider(shutdown_on_exit=False)
     tracer = provider.get_tracer("t")
     tracer.start_span("before").end()
     exporter = InMemorySpanExporter()
@@ -308,10 +308,10 @@ def test_processors_added_later_see_new_spans() -> None:
     assert [s.name for s in exporter.get_finished_spans()] == ["after"]
 
 
-def test_configure_installs_tempera_tracer_for_the_api() -> None:
-    with tempera.configure(None, backend="none", exporters=[{"type": "memory"}]) as handle:
+def test_configure_installs_sfumato_tracer_for_the_api() -> None:
+    with sfumato.configure(None, backend="none", exporters=[{"type": "memory"}]) as handle:
         tracer = trace.get_tracer("app")
-        assert isinstance(tracer, TemperaTracer)
+        assert isinstance(tracer, SfumatoTracer)
         token = context_api.attach(context_api.set_value("k", "v"))
         try:
             with tracer.start_as_current_span("api", attributes={"a": 1}):
@@ -337,7 +337,7 @@ def test_a_processor_added_after_spans_ran_sees_the_next_spans() -> None:
         def on_end(self, span: ReadableSpan) -> None:
             self.into.append("end " + span.name)
 
-    provider = TemperaTracerProvider(shutdown_on_exit=False)
+    provider = SfumatoTracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(Into(first))
     tracer = provider.get_tracer("t")
     with tracer.start_as_current_span("before"):
@@ -349,11 +349,11 @@ def test_a_processor_added_after_spans_ran_sees_the_next_spans() -> None:
     assert later == ["start after", "end after"]
 
 
-def test_a_tempera_sampler_s_spans_carry_what_the_sdk_would_give_them() -> None:
-    """tempera's samplers let the tracer check only the caller's attributes and keep the
+def test_a_sfumato_sampler_s_spans_carry_what_the_sdk_would_give_them() -> None:
+    """sfumato's samplers let the tracer check only the caller's attributes and keep the
     decision's dict (plain_attributes); with a length limit, or values to clean, the spans
     still come out as the SDK's tracer makes them with the same sampler."""
-    from tempera.samplers.basic import AlwaysOnSampler, ParentBasedTempera, RatioSampler
+    from sfumato.samplers.basic import AlwaysOnSampler, ParentBasedSfumato, RatioSampler
 
     def script(tracer: trace.Tracer) -> None:
         given = {"narrative.type": "curation", "tags": ["a", "b"], "n": 3}
@@ -363,7 +363,7 @@ def test_a_tempera_sampler_s_spans_carry_what_the_sdk_would_give_them() -> None:
                 pass
             tracer.start_span("plain", attributes={"k": "v"}).end()
 
-    for sampler in (AlwaysOnSampler(), ParentBasedTempera(RatioSampler(1.0))):
+    for sampler in (AlwaysOnSampler(), ParentBasedSfumato(RatioSampler(1.0))):
         for limits in (None, SpanLimits(max_attribute_length=4)):
             shapes = _same_spans(script, limits=limits, sampler=sampler)
             assert shapes[2]["attributes"]["n"] == 3

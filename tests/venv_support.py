@@ -1,8 +1,8 @@
-"""A fresh virtual environment with tempera built and installed in it, shared by the tests
+"""A fresh virtual environment with sfumato built and installed in it, shared by the tests
 that install third-party plugins (a session fixture: building it takes most of their time).
 
-The venv has no system site-packages: tempera's dependencies come from the package index or
-the local wheel cache, and tempera itself from a wheel built from a copy of the checkout.
+The venv has no system site-packages: sfumato's dependencies come from the package index or
+the local wheel cache, and sfumato itself from a wheel built from a copy of the checkout.
 Plugins installed into it are invisible to the rest of the test session.
 """
 
@@ -22,7 +22,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 IGNORE = shutil.ignore_patterns(
     ".git", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".*_cache", ".benchmarks",
-    ".hypothesis", ".tempera", "docs",
+    ".hypothesis", ".sfumato", "docs",
 )  # fmt: skip
 
 
@@ -39,7 +39,7 @@ class Venv:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("TEMPERA_", "OTEL_", "PYTHON")) and k != "VIRTUAL_ENV"
+            if not k.startswith(("SFUMATO_", "OTEL_", "PYTHON")) and k != "VIRTUAL_ENV"
         }
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
         return subprocess.run(
@@ -60,10 +60,10 @@ class Venv:
 
 
 @pytest.fixture(scope="session")
-def tempera_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
+def sfumato_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Venv]:
     base = tmp_path_factory.mktemp("venv")
     # Build from a copy: an in-tree build would write build/ and *.egg-info into the checkout.
-    src = base / "tempera-src"
+    src = base / "sfumato-src"
     shutil.copytree(REPO, src, ignore=IGNORE)
     root = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=120)

@@ -1,8 +1,8 @@
-"""The ``tempera`` command line.
+"""The ``sfumato`` command line.
 
 Each command lives in its own module exposing ``register(subparsers)``, which adds its parser
 and sets ``func`` (taking the parsed arguments, returning an exit code). Configuration errors
-print one line and exit 2; nothing prints a traceback unless ``TEMPERA_DEBUG=1``.
+print one line and exit 2; nothing prints a traceback unless ``SFUMATO_DEBUG=1``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .._errors import ConfigError
 
 __all__ = ["main"]
 
-# Modules under tempera.cli, in the order ``tempera --help`` lists them.
+# Modules under sfumato.cli, in the order ``sfumato --help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "validate",
     "show",
@@ -34,7 +34,7 @@ COMMANDS: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="tempera", description="Config-driven OpenTelemetry for Python services."
+        prog="sfumato", description="Config-driven OpenTelemetry for Python services."
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.version:
         from importlib.metadata import version
 
-        print(f"tempera {version('tempera')}")
+        print(f"sfumato {version('sfumato')}")
         return 0
     if not getattr(args, "func", None):
         parser.print_help()
@@ -64,9 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if os.environ.get("TEMPERA_DEBUG") == "1":
+        if os.environ.get("SFUMATO_DEBUG") == "1":
             raise
-        message = f"error: {type(exc).__name__}: {exc} (TEMPERA_DEBUG=1 shows the traceback)"
+        message = f"error: {type(exc).__name__}: {exc} (SFUMATO_DEBUG=1 shows the traceback)"
         print(message, file=sys.stderr)
         return 1
 

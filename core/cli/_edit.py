@@ -1,5 +1,5 @@
-"""Shared by ``tempera init`` and ``tempera set``: read a file for editing, validate the new
-text exactly as ``tempera validate`` would, and replace the file atomically."""
+"""Shared by ``sfumato init`` and ``sfumato set``: read a file for editing, validate the new
+text exactly as ``sfumato validate`` would, and replace the file atomically."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = ["file_env", "read_for_edit", "validate_text", "write_atomically"]
 
 
 def file_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment without TEMPERA_*/OTEL_* overrides: the file is judged on its own,
+    """The environment without SFUMATO_*/OTEL_* overrides: the file is judged on its own,
     while ``${VAR}`` references still see the variables they name."""
     env = os.environ if environ is None else environ
     return {k: v for k, v in env.items() if not k.startswith((PREFIX, "OTEL_"))}

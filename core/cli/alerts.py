@@ -1,4 +1,4 @@
-"""``tempera alerts --format prometheus [FILE] [-o OUT]``: the ``[[telemetry.http.health]]``
+"""``sfumato alerts --format prometheus [FILE] [-o OUT]``: the ``[[telemetry.http.health]]``
 rules of a config as a Prometheus alerting-rules file (``promtool check rules`` accepts it)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from tempera import load_settings
-    from tempera.alerts import histogram_boundaries, render_prometheus
+    from sfumato import load_settings
+    from sfumato.alerts import histogram_boundaries, render_prometheus
 
     settings = load_settings(args.file)
     rules = settings.http.health
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{rule.metric}; Prometheus cannot see observations above it exactly",
                 file=sys.stderr,
             )
-    text = render_prometheus(rules, group=f"tempera-{settings.service_name}")
+    text = render_prometheus(rules, group=f"sfumato-{settings.service_name}")
     if args.output in (None, "-"):
         sys.stdout.write(text)
         return 0

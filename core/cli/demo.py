@@ -1,9 +1,9 @@
-"""``tempera demo [--config FILE] [--narratives N] [--seed S]``: the simulated Botticelli bot
-server under a tempera config, then a report of what the telemetry kept against what really
+"""``sfumato demo [--config FILE] [--narratives N] [--seed S]``: the simulated Botticelli bot
+server under a sfumato config, then a report of what the telemetry kept against what really
 happened.
 
 Without ``--config`` it runs the bundled ``demo.toml``: backend ``local`` writing to
-``.tempera/demo`` (emptied first: it belongs to the demo), sampler ``error-always`` over
+``.sfumato/demo`` (emptied first: it belongs to the demo), sampler ``error-always`` over
 ``per-narrative-type``. The file's ``[demo]`` table sets the simulation (seed, narratives,
 rates); ``--narratives`` and ``--seed`` override it. With the ``local`` backend the report
 reads back the store the run wrote; with any other backend a ``memory`` exporter is added
@@ -24,7 +24,7 @@ __all__ = ["ProgressBar", "bundled_config", "register", "run"]
 
 
 def bundled_config() -> Path:
-    return Path(str(resources.files("tempera") / "examples" / "demo.toml"))
+    return Path(str(resources.files("sfumato") / "examples" / "demo.toml"))
 
 
 class ProgressBar:
@@ -63,15 +63,15 @@ def _demo_table(path: Path) -> dict[str, Any]:
 
 
 def _clear_store(directory: Path) -> None:
-    from tempera.plugins.local.files import list_files
+    from sfumato.plugins.local.files import list_files
 
     for store_file in list_files(directory):
         store_file.path.unlink(missing_ok=True)
 
 
 def _from_store(directory: Path, since_ns: int, service: str) -> Iterable[Any]:
-    from tempera.plugins.botticelli.verdict import KeptSpan
-    from tempera.plugins.local.store import Store
+    from sfumato.plugins.botticelli.verdict import KeptSpan
+    from sfumato.plugins.local.store import Store
 
     for span in Store(directory).spans():
         if span.start_ns >= since_ns and span.service == service:
@@ -87,7 +87,7 @@ def _from_store(directory: Path, since_ns: int, service: str) -> Iterable[Any]:
 
 def _from_memory(spans: Iterable[Any]) -> Iterable[Any]:
     from opentelemetry.trace import StatusCode
-    from tempera.plugins.botticelli.verdict import KeptSpan
+    from sfumato.plugins.botticelli.verdict import KeptSpan
 
     for span in spans:
         attributes = dict(span.attributes or {})
@@ -106,11 +106,11 @@ def _from_memory(spans: Iterable[Any]) -> Iterable[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempera
-    from tempera.plugins.botticelli.simulator import SimulationConfig
-    from tempera.plugins.botticelli.simulator import run as simulate
-    from tempera.plugins.botticelli.verdict import compare, configured_rates, render
-    from tempera.plugins.local.options import LocalOptions
+    import sfumato
+    from sfumato.plugins.botticelli.simulator import SimulationConfig
+    from sfumato.plugins.botticelli.simulator import run as simulate
+    from sfumato.plugins.botticelli.verdict import compare, configured_rates, render
+    from sfumato.plugins.local.options import LocalOptions
 
     bundled = args.config is None
     path = bundled_config() if bundled else Path(args.config)
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         options["seed"] = args.seed
     simulation = SimulationConfig.model_validate(options)
 
-    settings = tempera.load_settings(path)
+    settings = sfumato.load_settings(path)
     overrides: dict[str, Any] = {}
     directory: Path | None = None
     if settings.backend == "local":
@@ -138,12 +138,12 @@ def run(args: argparse.Namespace) -> int:
         default_rate = settings.sampling_rate
 
     print(
-        f"tempera demo: {simulation.narratives:,} bot runs (seed {simulation.seed}) under "
+        f"sfumato demo: {simulation.narratives:,} bot runs (seed {simulation.seed}) under "
         f"{'the bundled ' if bundled else ''}{path.name}, backend {settings.backend}",
         file=sys.stderr,
     )
     since_ns = time.time_ns()
-    handle = tempera.configure(path, **overrides)
+    handle = sfumato.configure(path, **overrides)
     try:
         result = simulate(simulation, progress=ProgressBar(sys.stderr))
         memory = None if directory is not None else handle.exporter("memory", "traces")
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     comparison = compare(result, kept, rates, default_rate)
     sys.stdout.write(render(comparison, result))
     if directory is not None:
-        print(f"\nthe spans are in {directory}: tempera report {directory}")
+        print(f"\nthe spans are in {directory}: sfumato report {directory}")
     return 0 if comparison.ok else 1
 
 
@@ -166,7 +166,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="run the simulated Botticelli bot server and report what the telemetry kept",
         description="Run the simulated Botticelli bot server under a config (default: the "
-        "bundled demo.toml, local store in .tempera/demo) and compare what was kept with "
+        "bundled demo.toml, local store in .sfumato/demo) and compare what was kept with "
         "what happened. Exit 1 when a failure was lost or an estimate is off.",
     )
     p.add_argument("--config", metavar="FILE", help="a TOML file with [telemetry] and [demo]")

@@ -1,4 +1,4 @@
-"""``tempera doctor [FILE]``: check a config against the world it will run in.
+"""``sfumato doctor [FILE]``: check a config against the world it will run in.
 
 Validates the config and resolves its plugins (an invalid config exits 2, like ``validate``),
 then looks for what would lose telemetry at run time: endpoints that do not accept a TCP
@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="check a config, its plugins and that its endpoints are reachable",
         description="Exit 0 when clean, 1 on any finding, 2 when the config is invalid.",
     )
-    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $TEMPERA_CONFIG)")
+    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $SFUMATO_CONFIG)")
     p.add_argument(
         "--timeout",
         type=float,
@@ -100,14 +100,14 @@ def _targets(
     node: Any, settings: Settings, results: list[Check]
 ) -> list[tuple[str, str, int, str]]:
     """(connect|bind, host, port, label) for an exporter; a rule it breaks becomes a finding."""
-    from tempera.plugins.exporters import OtlpGrpcExporter, OtlpHttpExporter
-    from tempera.plugins.otlp_endpoints import (
+    from sfumato.plugins.exporters import OtlpGrpcExporter, OtlpHttpExporter
+    from sfumato.plugins.otlp_endpoints import (
         DEFAULT_GRPC,
         DEFAULT_HTTP,
         grpc_target,
         http_signal_url,
     )
-    from tempera.plugins.prometheus import PrometheusExporter
+    from sfumato.plugins.prometheus import PrometheusExporter
 
     options = node.options
     label = f"{node.name} ({', '.join(s for s in SIGNALS if s in node.signals)})"

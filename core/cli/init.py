@@ -1,7 +1,7 @@
-"""``tempera init [FILE] --backend NAME``: add a commented ``[telemetry]`` section.
+"""``sfumato init [FILE] --backend NAME``: add a commented ``[telemetry]`` section.
 
 An existing file keeps every byte: the section is appended, never merged by reformatting.
-A file that already has ``[telemetry]`` is refused (exit 2); ``tempera set`` edits it.
+A file that already has ``[telemetry]`` is refused (exit 2); ``sfumato set`` edits it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "file",
         nargs="?",
         default=None,
-        help=f"TOML file to extend or create (default: $TEMPERA_CONFIG, else {DEFAULT_FILE})",
+        help=f"TOML file to extend or create (default: $SFUMATO_CONFIG, else {DEFAULT_FILE})",
     )
     p.add_argument(
         "--backend", default=DEFAULT_BACKEND, help=f"backend plugin (default: {DEFAULT_BACKEND})"
@@ -51,12 +51,12 @@ def section(backend: str, service_name: str, newline: str = "\n") -> str:
     """The ``[telemetry]`` section ``init`` writes, one commented line per choice."""
     lines = [
         "[telemetry]",
-        "# OpenTelemetry for this service, read by tempera. `tempera show` prints the merged",
-        "# settings and where each came from; TEMPERA_* and OTEL_* variables override them.",
+        "# OpenTelemetry for this service, read by sfumato. `sfumato show` prints the merged",
+        "# settings and where each came from; SFUMATO_* and OTEL_* variables override them.",
         f"service_name = {_toml_string(service_name)}",
         '# service_version = "1.0.0"',
         '# environment = "production"',
-        "# Where telemetry goes: a backend plugin (`tempera plugins` lists the installed ones).",
+        "# Where telemetry goes: a backend plugin (`sfumato plugins` lists the installed ones).",
         f"backend = {_toml_string(backend)}",
     ]
     if backend == "otlp":
@@ -117,7 +117,7 @@ def _check_backend(name: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = Path(args.file or os.environ.get("TEMPERA_CONFIG") or DEFAULT_FILE)
+    path = Path(args.file or os.environ.get("SFUMATO_CONFIG") or DEFAULT_FILE)
     if path.is_dir():
         raise ConfigError("is a directory, not a TOML file", path=path)
     text = read_for_edit(path)
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     original = text or ""
     if original.strip() and "telemetry" in parse_document(original, path):
         raise ConfigError(
-            "already has a [telemetry] table: edit it with `tempera set`, or by hand", path=path
+            "already has a [telemetry] table: edit it with `sfumato set`, or by hand", path=path
         )
     installed = _check_backend(args.backend)
     raw = path.read_bytes() if text is not None else b""

@@ -1,4 +1,4 @@
-"""``tempera plugins``: every installed plugin, its distribution and version.
+"""``sfumato plugins``: every installed plugin, its distribution and version.
 
 Listing imports nothing; ``--check`` imports each enabled plugin and marks the ones that fail.
 """
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-c",
         "--config",
         default=None,
-        help="TOML file whose [telemetry.plugins] disable list applies (default: $TEMPERA_CONFIG)",
+        help="TOML file whose [telemetry.plugins] disable list applies (default: $SFUMATO_CONFIG)",
     )
     p.add_argument("--check", action="store_true", help="import each plugin; mark broken ones")
     p.add_argument("--json", action="store_true", help="print a JSON array")
@@ -33,10 +33,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _disabled(config: str | None) -> list[str]:
-    """The disable list: the config's, or TEMPERA_DISABLE_PLUGINS when set (env wins)."""
-    if config is not None or os.environ.get("TEMPERA_CONFIG"):
+    """The disable list: the config's, or SFUMATO_DISABLE_PLUGINS when set (env wins)."""
+    if config is not None or os.environ.get("SFUMATO_CONFIG"):
         return list(load_settings(config, resolve_plugins=False).plugins.disable)
-    raw = os.environ.get("TEMPERA_DISABLE_PLUGINS", "")
+    raw = os.environ.get("SFUMATO_DISABLE_PLUGINS", "")
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 

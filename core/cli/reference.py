@@ -1,6 +1,6 @@
-"""``tempera reference``: the configuration reference, generated from the settings models.
+"""``sfumato reference``: the configuration reference, generated from the settings models.
 
-``--output FILE`` writes it (docs/configuration.md in tempera's repository); ``--check FILE``
+``--output FILE`` writes it (docs/configuration.md in sfumato's repository); ``--check FILE``
 exits 1 when FILE differs from what would be written.
 """
 

@@ -1,8 +1,8 @@
-"""``tempera report [REPORT] [DIR]``: summaries of the local store.
+"""``sfumato report [REPORT] [DIR]``: summaries of the local store.
 
 The first argument names a report when it is one (see ``REPORTS``), else it is the store
 directory and the default report, ``summary``, runs. Further reports register here by name
-and read the store through :class:`tempera.plugins.local.store.Store`. A directory that
+and read the store through :class:`sfumato.plugins.local.store.Store`. A directory that
 happens to share a report's name can be given as ``./name``.
 """
 
@@ -16,17 +16,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tempera.plugins.local.store import Store
+    from sfumato.plugins.local.store import Store
 
 __all__ = ["DEFAULT_DIRECTORY", "REPORTS", "register"]
 
-DEFAULT_DIRECTORY = ".tempera"
+DEFAULT_DIRECTORY = ".sfumato"
 
 Report = Callable[[argparse.Namespace, list[str]], int]
 
 
 def _summary(args: argparse.Namespace, paths: list[str]) -> int:
-    from tempera.plugins.local.report import render_text, summarize, to_dict
+    from sfumato.plugins.local.report import render_text, summarize, to_dict
 
     store = _open(args, paths, "summary")
     if store is None:
@@ -40,10 +40,10 @@ def _summary(args: argparse.Namespace, paths: list[str]) -> int:
 
 
 def default_directory(config: str | None) -> str:
-    """The store a config writes to (its first ``local`` exporter), else ``.tempera``."""
-    if config is None and not os.environ.get("TEMPERA_CONFIG"):
+    """The store a config writes to (its first ``local`` exporter), else ``.sfumato``."""
+    if config is None and not os.environ.get("SFUMATO_CONFIG"):
         return DEFAULT_DIRECTORY
-    from tempera import load_settings
+    from sfumato import load_settings
 
     settings = load_settings(config)
     plan = settings._plan
@@ -55,7 +55,7 @@ def default_directory(config: str | None) -> str:
 
 
 def _open(args: argparse.Namespace, paths: list[str], name: str) -> Store | None:
-    from tempera.plugins.local.store import Store
+    from sfumato.plugins.local.store import Store
 
     if len(paths) > 1:
         print(f"error: report {name} takes one directory", file=sys.stderr)
@@ -70,7 +70,7 @@ def _open(args: argparse.Namespace, paths: list[str], name: str) -> Store | None
 def _costs(args: argparse.Namespace, paths: list[str]) -> int:
     from dataclasses import asdict
 
-    from tempera.plugins.local.costs import costs, load_prices, render_csv, render_text
+    from sfumato.plugins.local.costs import costs, load_prices, render_csv, render_text
 
     store = _open(args, paths, "costs")
     if store is None:
@@ -89,7 +89,7 @@ def _costs(args: argparse.Namespace, paths: list[str]) -> int:
 def _failures(args: argparse.Namespace, paths: list[str]) -> int:
     from dataclasses import asdict
 
-    from tempera.plugins.local.failures import failures, render_text
+    from sfumato.plugins.local.failures import failures, render_text
 
     store = _open(args, paths, "failures")
     if store is None:
@@ -105,8 +105,8 @@ def _failures(args: argparse.Namespace, paths: list[str]) -> int:
 def _compare(args: argparse.Namespace, paths: list[str]) -> int:
     from dataclasses import asdict
 
-    from tempera.plugins.local.compare import compare, render_text
-    from tempera.plugins.local.report import summarize
+    from sfumato.plugins.local.compare import compare, render_text
+    from sfumato.plugins.local.report import summarize
 
     if len(paths) != 2:
         print("error: report compare takes two directories, A and B", file=sys.stderr)
@@ -138,7 +138,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing = "; ".join(f"{name}: {text}" for name, (text, _) in REPORTS.items())
     p = sub.add_parser(
         "report",
-        help="summarise the local store (default directory .tempera)",
+        help="summarise the local store (default directory .sfumato)",
         description=f"Reports on a local store. Reports: {listing}.",
     )
     p.add_argument(
@@ -153,7 +153,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--config",
         metavar="FILE",
         help="read the store directory from this config's local backend (default: "
-        "$TEMPERA_CONFIG, else .tempera)",
+        "$SFUMATO_CONFIG, else .sfumato)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--csv", action="store_true", help="costs: print CSV")

@@ -1,7 +1,7 @@
-"""``tempera set FILE KEY VALUE``: change one key of ``[telemetry]``, keeping the rest.
+"""``sfumato set FILE KEY VALUE``: change one key of ``[telemetry]``, keeping the rest.
 
 A tomlkit round trip keeps comments, order and formatting; the new document is validated
-as ``tempera validate`` would, and nothing is written when it is invalid.
+as ``sfumato validate`` would, and nothing is written when it is invalid.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     parts = parse_key(args.key)
     text = read_for_edit(path)
     if text is None:
-        raise ConfigError("file not found (create it with `tempera init`)", path=path)
+        raise ConfigError("file not found (create it with `sfumato init`)", path=path)
     doc = parse_document(text, path) if text.strip() else tomlkit.document()
     if TABLE not in doc:
         doc[TABLE] = tomlkit.table()

@@ -1,4 +1,4 @@
-"""``tempera show [FILE]``: the merged settings, where each value came from, and the plan.
+"""``sfumato show [FILE]``: the merged settings, where each value came from, and the plan.
 
 Secrets (headers, any ``SecretStr`` of a plugin's options, keys named like tokens or
 passwords, passwords inside URLs) are printed as ``***``.
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "show", help="print the merged settings with the source of each value, and the plan"
     )
-    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $TEMPERA_CONFIG)")
+    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $SFUMATO_CONFIG)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

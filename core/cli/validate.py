@@ -1,4 +1,4 @@
-"""``tempera validate [FILE]``: exit 0 when the config is valid, 2 with one error line if not."""
+"""``sfumato validate [FILE]``: exit 0 when the config is valid, 2 with one error line if not."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["register"]
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("validate", help="check a config file and the plugins it names")
-    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $TEMPERA_CONFIG)")
+    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $SFUMATO_CONFIG)")
     p.set_defaults(func=run)
 
 

@@ -1,9 +1,9 @@
 """Botticelli instrumentation: its metrics, narrative spans, pipeline propagation and a
 simulated bot server.
 
-    from tempera.plugins.botticelli import BotMetrics, act, llm_call, narrative
+    from sfumato.plugins.botticelli import BotMetrics, act, llm_call, narrative
 
-Everything here works before ``tempera.configure()`` (as no-ops) and follows the pipeline
+Everything here works before ``sfumato.configure()`` (as no-ops) and follows the pipeline
 ``configure()`` installs; none of it raises into the bot's code.
 """
 

@@ -27,12 +27,12 @@ __all__ = [
     "with_narrative_type",
 ]
 
-SCOPE = "tempera.botticelli"
+SCOPE = "sfumato.botticelli"
 
 
 def _sampler_variable() -> ContextVar[str | None] | None:
     try:
-        from tempera.samplers.narrative import narrative_type
+        from sfumato.samplers.narrative import narrative_type
     except ImportError:  # samplers trimmed from this install: baggage alone carries the type
         return None
     return cast("ContextVar[str | None]", narrative_type)
@@ -40,7 +40,7 @@ def _sampler_variable() -> ContextVar[str | None] | None:
 
 SAMPLER_NARRATIVE_TYPE = _sampler_variable()
 
-# (installed provider, its tracer, that tracer again when it is tempera's own, else None)
+# (installed provider, its tracer, that tracer again when it is sfumato's own, else None)
 _cached: tuple[Any, trace_api.Tracer, Any] | None = None
 
 
@@ -58,8 +58,8 @@ def tracer() -> trace_api.Tracer:
     return _refresh()[1]
 
 
-def tempera_tracer() -> Any:
-    """The current global provider's tracer when it is tempera's own (its ``_start`` is the
+def sfumato_tracer() -> Any:
+    """The current global provider's tracer when it is sfumato's own (its ``_start`` is the
     helpers' short path), else None."""
     cached = _cached
     if cached is not None and cached[0] is trace_api._TRACER_PROVIDER:
@@ -69,11 +69,11 @@ def tempera_tracer() -> Any:
 
 def _refresh() -> tuple[Any, trace_api.Tracer, Any]:
     global _cached
-    from tempera._tracer import TemperaTracer
+    from sfumato._tracer import SfumatoTracer
 
     provider = trace_api.get_tracer_provider()  # may install one named by the environment
     made = provider.get_tracer(SCOPE)
-    _cached = (trace_api._TRACER_PROVIDER, made, made if type(made) is TemperaTracer else None)
+    _cached = (trace_api._TRACER_PROVIDER, made, made if type(made) is SfumatoTracer else None)
     return _cached
 
 

@@ -1,7 +1,7 @@
 """Botticelli's metrics, under the exact names of its telemetry plan.
 
 ``BotMetrics`` creates its instruments from the global MeterProvider the first time it records,
-and again whenever ``tempera.configure()`` has installed a new provider since, so one made at
+and again whenever ``sfumato.configure()`` has installed a new provider since, so one made at
 import time (before ``configure()``) records into whatever pipeline is running, and keeps
 doing so across a shutdown and a second ``configure()``. Every attribute set goes through a
 per-instrument :class:`CardinalityGuard`. No method raises into the caller: telemetry must
@@ -18,13 +18,13 @@ from typing import Any, Final, Literal
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry.metrics import _internal as _metrics_global  # the global provider slot
-from tempera._series import _NUMBERS, FOLD_AT, Series, SeriesRecorder
+from sfumato._series import _NUMBERS, FOLD_AT, Series, SeriesRecorder
 
 from .cardinality import DEFAULT_CAP, CardinalityGuard
 
 __all__ = ["INSTRUMENTS", "SECONDS_BUCKETS", "BotMetrics", "InstrumentSpec", "default_metrics"]
 
-log = logging.getLogger("tempera.botticelli")
+log = logging.getLogger("sfumato.botticelli")
 
 Kind = Literal["counter", "histogram", "up_down_counter", "gauge"]
 
@@ -222,7 +222,7 @@ class BotMetrics:
 
     def __init__(
         self,
-        meter_name: str = "tempera.botticelli",
+        meter_name: str = "sfumato.botticelli",
         *,
         cap: int = DEFAULT_CAP,
         caps: Mapping[str, int] | None = None,
@@ -426,7 +426,7 @@ def _log_once(name: str) -> None:
     if name not in _logged:
         _logged.add(name)
         log.warning(
-            "tempera: recording metric %s failed; further failures are silent", name, exc_info=True
+            "sfumato: recording metric %s failed; further failures are silent", name, exc_info=True
         )
 
 

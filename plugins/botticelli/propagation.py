@@ -17,7 +17,7 @@ that links back to the producer::
         with narrative("posting", "publish"):   # a root span with a link to the generation
             ...
 
-Carriers are written and read by the globally configured propagators (tempera installs
+Carriers are written and read by the globally configured propagators (sfumato installs
 ``propagators = ["tracecontext", "baggage"]`` by default), so a carrier is plain ``str -> str``
 data that fits a JSON column or a message header. Nothing here raises into the caller: a
 missing or corrupt carrier gives a context with no parent and no link.
@@ -46,9 +46,9 @@ __all__ = [
     "span_context_of",
 ]
 
-log = logging.getLogger("tempera.botticelli")
+log = logging.getLogger("sfumato.botticelli")
 
-_LINKS_KEY = context_api.create_key("tempera.botticelli.pending_links")
+_LINKS_KEY = context_api.create_key("sfumato.botticelli.pending_links")
 
 
 def inject_context(context: Context | None = None) -> dict[str, str]:
@@ -58,7 +58,7 @@ def inject_context(context: Context | None = None) -> dict[str, str]:
     try:
         propagate.inject(carrier, context=context)
     except Exception:
-        log.debug("tempera: inject_context failed", exc_info=True)
+        log.debug("sfumato: inject_context failed", exc_info=True)
     return carrier
 
 
@@ -70,7 +70,7 @@ def extract_context(carrier: Mapping[str, str] | None, context: Context | None =
     try:
         return propagate.extract(dict(carrier), context=base)
     except Exception:
-        log.debug("tempera: extract_context failed", exc_info=True)
+        log.debug("sfumato: extract_context failed", exc_info=True)
         return base
 
 

@@ -8,7 +8,7 @@ Each generated item is stored as a row with its trace carrier; curation picks it
 in a trace of their own linked back to curation, and posting fails at a configured rate.
 
 ``run(config)`` returns the true counts (narratives by type, failures by kind, tokens, act
-durations, failed trace ids) so a test or ``tempera demo`` can compare what the telemetry
+durations, failed trace ids) so a test or ``sfumato demo`` can compare what the telemetry
 estimated against what really happened. All random draws come from one ``random.Random(seed)``
 in a fixed order, so the same config gives the same runs, failures and trace structure.
 

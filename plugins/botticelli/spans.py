@@ -35,7 +35,7 @@ from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import Context, create_key
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation import _SPAN_KEY
-from tempera._tracer import (  # the context ContextVar's own set/get
+from sfumato._tracer import (  # the context ContextVar's own set/get
     VAR_TOKENS,
     _attach,
     _get_current,
@@ -60,7 +60,7 @@ __all__ = [
     "parse_json",
 ]
 
-log = logging.getLogger("tempera.botticelli")
+log = logging.getLogger("sfumato.botticelli")
 _clock = time.perf_counter
 _new = object.__new__
 _INTERNAL = SpanKind.INTERNAL
@@ -77,11 +77,11 @@ _FAILURE = "failure"
 F = TypeVar("F", bound=Callable[..., Any])
 
 _current_narrative: ContextVar[NarrativeSpan | None] = ContextVar(
-    "tempera_botticelli_narrative", default=None
+    "sfumato_botticelli_narrative", default=None
 )
 # The running act's name lives in the OpenTelemetry context the act makes current (set in
 # the same new context as its span, so leaving the block restores it with the span).
-_ACT_KEY = create_key("tempera-botticelli-act")
+_ACT_KEY = create_key("sfumato-botticelli-act")
 
 
 def current_narrative() -> NarrativeSpan | None:
@@ -102,7 +102,7 @@ class _Handle:
         try:
             self.span.set_attribute(key, value)
         except Exception:
-            log.debug("tempera: set_attribute failed", exc_info=True)
+            log.debug("sfumato: set_attribute failed", exc_info=True)
 
     @property
     def trace_id(self) -> str:
@@ -170,7 +170,7 @@ class LlmCall(_Handle):
             if running is not None:
                 running.tokens += prompt + completion
         except Exception:
-            log.debug("tempera: record_tokens failed", exc_info=True)
+            log.debug("sfumato: record_tokens failed", exc_info=True)
 
 
 def _mark_error(span: Span, exc: BaseException) -> None:
@@ -190,14 +190,14 @@ def _undo_context(token: Any) -> None:
         else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
             detach(token)
     except Exception:
-        log.debug("tempera: could not restore the context", exc_info=True)
+        log.debug("sfumato: could not restore the context", exc_info=True)
 
 
 def _undo_var(token: Token[Any]) -> None:
     try:
         token.var.reset(token)
     except Exception:
-        log.debug("tempera: could not restore the context", exc_info=True)
+        log.debug("sfumato: could not restore the context", exc_info=True)
 
 
 def _metrics(given: BotMetrics | None) -> BotMetrics:
@@ -259,7 +259,7 @@ class _Scope:
             handle = self._open()
         except Exception:
             # Give the block a handle anyway, on a span that records nothing.
-            log.debug("tempera: could not start a span", exc_info=True)
+            log.debug("sfumato: could not start a span", exc_info=True)
             handle = self._fallback()
         self._handle = handle
         return handle
@@ -280,7 +280,7 @@ class _Scope:
             if handle is not None:
                 self._close(handle, exc)
         except Exception:
-            log.debug("tempera: could not end a span", exc_info=True)
+            log.debug("sfumato: could not end a span", exc_info=True)
         finally:
             self._undo()
 
@@ -400,9 +400,9 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
         t = (
             cached[2]
             if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-            else _ctx.tempera_tracer()
+            else _ctx.sfumato_tracer()
         )
-        if t is not None:  # tempera's tracer: its start_span, one frame and no keywords less
+        if t is not None:  # sfumato's tracer: its start_span, one frame and no keywords less
             span = t._start(
                 conv.NARRATIVE_SPAN_PREFIX + self.name,
                 ctx,
@@ -510,11 +510,11 @@ class act(_Scope):
             t = (
                 cached[2]
                 if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-                else _ctx.tempera_tracer()
+                else _ctx.sfumato_tracer()
             )
             # Only a new root takes pending links: inside a narrative there are none.
             links = pending_links(ctx) if running is None else ()
-            if t is not None:  # tempera's tracer: its start_span, one frame and no keywords less
+            if t is not None:  # sfumato's tracer: its start_span, one frame and no keywords less
                 span = t._start(
                     conv.ACT_SPAN_PREFIX + self.name,
                     ctx,
@@ -544,7 +544,7 @@ class act(_Scope):
             handle.narrative_type = narrative_type
             handle._started = _clock()
         except Exception:
-            log.debug("tempera: could not start a span", exc_info=True)
+            log.debug("sfumato: could not start a span", exc_info=True)
             handle = self._fallback()
         self._handle = handle
         return handle
@@ -573,7 +573,7 @@ class act(_Scope):
                     (handle.narrative_type, self.name, _FAILURE if failed else _SUCCESS),
                 )
         except Exception:
-            log.debug("tempera: could not end a span", exc_info=True)
+            log.debug("sfumato: could not end a span", exc_info=True)
         finally:
             token = self._token
             if token is not None:
@@ -584,7 +584,7 @@ class act(_Scope):
                     else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
                         detach(token)
                 except Exception:
-                    log.debug("tempera: could not restore the context", exc_info=True)
+                    log.debug("sfumato: could not restore the context", exc_info=True)
 
 
 class llm_call(_Scope):
@@ -622,9 +622,9 @@ class llm_call(_Scope):
             t = (
                 cached[2]
                 if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-                else _ctx.tempera_tracer()
+                else _ctx.sfumato_tracer()
             )
-            if t is not None:  # tempera's tracer: its start_span, one frame and no keywords less
+            if t is not None:  # sfumato's tracer: its start_span, one frame and no keywords less
                 span = t._start(
                     conv.LLM_SPAN_PREFIX + self.model,
                     ctx,
@@ -653,7 +653,7 @@ class llm_call(_Scope):
             handle.input_tokens = handle.output_tokens = 0
             handle._started = _clock()
         except Exception:
-            log.debug("tempera: could not start a span", exc_info=True)
+            log.debug("sfumato: could not start a span", exc_info=True)
             handle = self._fallback()
         self._handle = handle
         return handle
@@ -674,7 +674,7 @@ class llm_call(_Scope):
                 _mark_error(handle.span, exc)
             handle.span.end()
         except Exception:
-            log.debug("tempera: could not end a span", exc_info=True)
+            log.debug("sfumato: could not end a span", exc_info=True)
         finally:
             token = self._token
             if token is not None:
@@ -685,7 +685,7 @@ class llm_call(_Scope):
                     else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
                         detach(token)
                 except Exception:
-                    log.debug("tempera: could not restore the context", exc_info=True)
+                    log.debug("sfumato: could not restore the context", exc_info=True)
 
 
 def parse_json(
@@ -709,10 +709,10 @@ def parse_json(
         t = (
             cached[2]
             if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-            else _ctx.tempera_tracer()
+            else _ctx.sfumato_tracer()
         )
         span: Span
-        if t is not None:  # tempera's tracer: its start_span, one frame and no keywords less
+        if t is not None:  # sfumato's tracer: its start_span, one frame and no keywords less
             span = t._start(
                 conv.JSON_PARSE_SPAN,
                 None,
@@ -729,7 +729,7 @@ def parse_json(
         else:
             span = tracer().start_span(conv.JSON_PARSE_SPAN, attributes=attributes)
     except Exception:
-        log.debug("tempera: could not start a span", exc_info=True)
+        log.debug("sfumato: could not start a span", exc_info=True)
         span = trace_api.INVALID_SPAN
     try:
         value = json.loads(text)
@@ -741,7 +741,7 @@ def parse_json(
             if record_metrics:
                 _metrics(metrics).record_json_parse(False, narrative_type, act_name)
         except Exception:
-            log.debug("tempera: could not record a parse failure", exc_info=True)
+            log.debug("sfumato: could not record a parse failure", exc_info=True)
         raise
     try:
         span.end()
@@ -750,5 +750,5 @@ def parse_json(
                 _PARSE_SUCCESS, 1, (narrative_type, act_name)
             )
     except Exception:
-        log.debug("tempera: could not record a parse", exc_info=True)
+        log.debug("sfumato: could not record a parse", exc_info=True)
     return value

@@ -1,7 +1,7 @@
 """What the telemetry of a simulator run kept, against what really happened.
 
 :func:`compare` takes the simulator's true counts and the spans that reached the backend and
-answers the questions ``tempera demo`` asks: was every failure kept, which rate did each
+answers the questions ``sfumato demo`` asks: was every failure kept, which rate did each
 narrative type get against the configured one, what latencies did the acts have, and do the
 sampling weights (``sampling.adjusted_count``) estimate the true narrative counts within a
 binomial tolerance. :func:`render` prints it.
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tempera.plugins.local.report import QUANTILES, format_duration, percentile, table
+from sfumato.plugins.local.report import QUANTILES, format_duration, percentile, table
 
 from . import conventions as conv
 from .simulator import SimulationResult

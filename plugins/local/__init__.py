@@ -1,10 +1,10 @@
-"""The embedded local store: OTLP/JSON lines files, their reader and ``tempera report``.
+"""The embedded local store: OTLP/JSON lines files, their reader and ``sfumato report``.
 
 - :mod:`.exporters`: the ``local`` exporter plugin (traces, metrics, logs).
 - :mod:`.files`: file naming, rotation and the size cap.
 - :mod:`.otlp_json`: OTLP/JSON encoding of export requests, and decoding back.
 - :mod:`.store`: reading a store back (every rotated file, in write order).
-- :mod:`.report`: the summary behind ``tempera report``.
+- :mod:`.report`: the summary behind ``sfumato report``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""``tempera report compare A B``: per span name, how P50 and P95 moved from store A to B.
+"""``sfumato report compare A B``: per span name, how P50 and P95 moved from store A to B.
 
-Percentiles are the weighted ones of ``tempera report`` (``sampling.adjusted_count``). A name
+Percentiles are the weighted ones of ``sfumato report`` (``sampling.adjusted_count``). A name
 regresses when its P50 or P95 in B exceeds A's by more than the threshold, in percent. Names
 in one store only are listed but never flagged.
 """

@@ -1,4 +1,4 @@
-"""``tempera report costs``: LLM tokens and their estimated cost per topic, model and day.
+"""``sfumato report costs``: LLM tokens and their estimated cost per topic, model and day.
 
 Read from the LLM-call spans of a local store (``llm <model>``, with
 ``gen_ai.usage.input_tokens`` and ``gen_ai.usage.output_tokens``); the topic is the
@@ -52,7 +52,7 @@ class Prices(BaseModel):
 def load_prices(path: str | os.PathLike[str]) -> Prices:
     """A price file: ``[models."name"]`` tables (and an optional ``currency``)."""
     import tomlkit
-    from tempera._errors import ConfigError
+    from sfumato._errors import ConfigError
 
     try:
         data = tomlkit.parse(Path(path).read_text(encoding="utf-8")).unwrap()

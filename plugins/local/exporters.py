@@ -22,8 +22,8 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import BaseModel
-from tempera.plugin import BuildContext, Exporter
-from tempera.settings import Signal
+from sfumato.plugin import BuildContext, Exporter
+from sfumato.settings import Signal
 
 from .files import RotatingFile
 from .options import LocalOptions
@@ -31,7 +31,7 @@ from .otlp_json import encode_logs_line, encode_metrics_line, encode_spans_line
 
 __all__ = ["LocalExporter", "LocalLogExporter", "LocalMetricExporter", "LocalSpanExporter"]
 
-log = logging.getLogger("tempera")
+log = logging.getLogger("sfumato")
 
 
 def split_lines(
@@ -79,7 +79,7 @@ class _Writer:
             if not self._failure_logged:
                 self._failure_logged = True
                 log.warning(
-                    "tempera: local store could not write %s to %s (%s: %s); further "
+                    "sfumato: local store could not write %s to %s (%s: %s); further "
                     "failures are counted in stats(), not logged",
                     self.signal,
                     self.file.path,

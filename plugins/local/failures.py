@@ -1,4 +1,4 @@
-"""``tempera report failures``: failed narratives grouped by stage and error, each with the
+"""``sfumato report failures``: failed narratives grouped by stage and error, each with the
 trace id that leads back to its generation.
 
 A failure is a local root span (a narrative, or any request entering a service) marked as an

@@ -43,7 +43,7 @@ class LocalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     directory: str = Field(
-        default=".tempera",
+        default=".sfumato",
         description="Store directory; a relative path is taken from the working directory.",
     )
     max_file_bytes: ByteSize = Field(

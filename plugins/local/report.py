@@ -1,6 +1,6 @@
-"""``tempera report``: what a local store holds, by service and span name.
+"""``sfumato report``: what a local store holds, by service and span name.
 
-:func:`summarize` reads a :class:`~tempera.plugins.local.store.Store` once and returns a
+:func:`summarize` reads a :class:`~sfumato.plugins.local.store.Store` once and returns a
 :class:`Summary`; :func:`render_text` and :func:`to_dict` present it.
 
 Sampling weights: a span carrying ``sampling.adjusted_count = n`` stands for n spans. The

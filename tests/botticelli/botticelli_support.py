@@ -1,4 +1,4 @@
-"""Helpers for the Botticelli instrumentation tests: tempera with in-memory exporters, and
+"""Helpers for the Botticelli instrumentation tests: sfumato with in-memory exporters, and
 readers for what they hold."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Any
 
-import tempera
-from tempera.plugin import Backend, BuildContext, ExporterUse
-from tempera.settings import Settings
+import sfumato
+from sfumato.plugin import Backend, BuildContext, ExporterUse
+from sfumato.settings import Settings
 
 
 class QuietBackend(Backend):
@@ -19,12 +19,12 @@ class QuietBackend(Backend):
 
 
 def _quiet_backend() -> str:
-    names = {ep.name for ep in entry_points(group="tempera.backends")}
+    names = {ep.name for ep in entry_points(group="sfumato.backends")}
     return "none" if "none" in names else f"{__name__}:QuietBackend"
 
 
-def configure_memory(**overrides: Any) -> tempera.Telemetry:
-    """tempera with nothing exported but the ``memory`` exporter for spans and metrics."""
+def configure_memory(**overrides: Any) -> sfumato.Telemetry:
+    """sfumato with nothing exported but the ``memory`` exporter for spans and metrics."""
     settings: dict[str, Any] = {
         "backend": _quiet_backend(),
         "service_name": "botticelli-test",
@@ -32,14 +32,14 @@ def configure_memory(**overrides: Any) -> tempera.Telemetry:
         "logs": {"enabled": False},
     }
     settings.update(overrides)
-    return tempera.configure(**settings)
+    return sfumato.configure(**settings)
 
 
-def finished_spans(handle: tempera.Telemetry) -> list[Any]:
+def finished_spans(handle: sfumato.Telemetry) -> list[Any]:
     return list(handle.exporter("memory", "traces").get_finished_spans())
 
 
-def metric_points(handle: tempera.Telemetry) -> dict[str, Any]:
+def metric_points(handle: sfumato.Telemetry) -> dict[str, Any]:
     """Metric name -> the SDK ``Metric`` (name, unit, description, data points)."""
     data = handle.exporter("memory", "metrics").get_metrics_data()
     found: dict[str, Any] = {}

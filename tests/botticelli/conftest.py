@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import tempera
+import sfumato
 from botticelli_support import configure_memory
 
 
 @pytest.fixture
-def telemetry() -> Iterator[tempera.Telemetry]:
+def telemetry() -> Iterator[sfumato.Telemetry]:
     handle = configure_memory()
     try:
         yield handle

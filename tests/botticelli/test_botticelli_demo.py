@@ -1,4 +1,4 @@
-"""``tempera demo``: every simulated failure is kept, and the weights of what the store holds
+"""``sfumato demo``: every simulated failure is kept, and the weights of what the store holds
 estimate the true narrative counts within a binomial tolerance."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from tempera.cli import main
-from tempera.plugins.botticelli.simulator import SimulationConfig
-from tempera.plugins.botticelli.simulator import run as simulate
-from tempera.plugins.botticelli.verdict import NARRATIVE_NAMES, configured_rates
-from tempera.plugins.local.store import Store
+from sfumato.cli import main
+from sfumato.plugins.botticelli.simulator import SimulationConfig
+from sfumato.plugins.botticelli.simulator import run as simulate
+from sfumato.plugins.botticelli.verdict import NARRATIVE_NAMES, configured_rates
+from sfumato.plugins.local.store import Store
 
 N = 150
 SEED = 3
@@ -33,12 +33,12 @@ def test_demo_keeps_every_failure_and_estimates_true_counts(
 
     # Check independently: the same seed without telemetry gives the true counts, and the
     # store the demo wrote is read back here.
-    from tempera import load_settings
-    from tempera.cli.demo import _demo_table, bundled_config
+    from sfumato import load_settings
+    from sfumato.cli.demo import _demo_table, bundled_config
 
     options = {**_demo_table(bundled_config()), "narratives": N, "seed": SEED}
     truth = simulate(SimulationConfig.model_validate({**options, "record_metrics": False}))
-    spans = list(Store(tmp_path / ".tempera" / "demo").spans())
+    spans = list(Store(tmp_path / ".sfumato" / "demo").spans())
     kept_error_traces = {s.trace_id for s in spans if s.is_error}
     assert truth.failed_trace_ids, "the run must contain failures"
     assert len(truth.failures) == total
@@ -77,4 +77,4 @@ def test_demo_under_a_config_without_the_local_backend(
     assert code == 0, out
     kept, total = map(int, re.search(r"(\d+) of (\d+) failed traces kept", out).groups())  # type: ignore[union-attr]
     assert total > 0 and kept == total
-    assert not (tmp_path / ".tempera").exists()
+    assert not (tmp_path / ".sfumato").exists()

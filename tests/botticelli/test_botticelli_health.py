@@ -9,12 +9,12 @@ import urllib.request
 from typing import Any
 
 import pytest
-import tempera
-from tempera.plugins.botticelli import BotMetrics
-from tempera.plugins.botticelli.simulator import SimulationConfig, run
-from tempera.plugins.health import HealthMonitor
-from tempera.plugins.http import endpoints
-from tempera.settings import HealthRule
+import sfumato
+from sfumato.plugins.botticelli import BotMetrics
+from sfumato.plugins.botticelli.simulator import SimulationConfig, run
+from sfumato.plugins.health import HealthMonitor
+from sfumato.plugins.http import endpoints
+from sfumato.settings import HealthRule
 
 GENERATION = {
     "name": "GenerationFailureRate",
@@ -42,8 +42,8 @@ def get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def configure(**http: Any) -> tempera.Telemetry:
-    return tempera.configure(
+def configure(**http: Any) -> sfumato.Telemetry:
+    return sfumato.configure(
         backend="none",
         service_name="health-test",
         logs={"enabled": False},
@@ -175,14 +175,14 @@ def test_every_kind_of_rule() -> None:
 
 
 def test_all_interfaces_warns(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="tempera"):
+    with caplog.at_level(logging.WARNING, logger="sfumato"):
         handle = configure(host="0.0.0.0")
         handle.shutdown()
     assert any("reachable from other hosts" in r.getMessage() for r in caplog.records)
 
 
 def test_disabled_by_default() -> None:
-    handle = tempera.configure(backend="none", logs={"enabled": False})
+    handle = sfumato.configure(backend="none", logs={"enabled": False})
     try:
         assert endpoints(handle) is None
     finally:
@@ -208,7 +208,7 @@ def test_forked_child_leaves_the_endpoints_to_the_parent() -> None:
         if pid == 0:  # child
             code = 1
             try:
-                child = tempera.active()
+                child = sfumato.active()
                 assert child is not None and child.plan is not None
                 plugin = child.plan.host.pm.get_plugin("http")
                 started = time.monotonic()

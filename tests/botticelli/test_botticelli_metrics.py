@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import threading
 
-import tempera
+import sfumato
 from botticelli_support import configure_memory, metric_points, point_sum
-from tempera.plugins.botticelli import INSTRUMENTS, BotMetrics, CardinalityGuard
+from sfumato.plugins.botticelli import INSTRUMENTS, BotMetrics, CardinalityGuard
 
 PLAN = {
     "bot.generation.runs": ("Sum", "{run}"),
@@ -45,7 +45,7 @@ def record_everything(metrics: BotMetrics) -> None:
 
 
 def test_every_plan_metric_is_exported_with_its_kind_unit_and_description(
-    telemetry: tempera.Telemetry,
+    telemetry: sfumato.Telemetry,
 ) -> None:
     assert {spec.name for spec in INSTRUMENTS} == set(PLAN)
     record_everything(BotMetrics())
@@ -58,7 +58,7 @@ def test_every_plan_metric_is_exported_with_its_kind_unit_and_description(
         assert len(metric.description) > 10, name
 
 
-def test_recorded_values_and_attributes(telemetry: tempera.Telemetry) -> None:
+def test_recorded_values_and_attributes(telemetry: sfumato.Telemetry) -> None:
     metrics = BotMetrics()
     record_everything(metrics)
     metrics.record_generation(0.5, 100, "dogs")
@@ -78,7 +78,7 @@ def test_recorded_values_and_attributes(telemetry: tempera.Telemetry) -> None:
     assert api.attributes["status_code"] == 200 and api.attributes["outcome"] == "success"
 
 
-def test_cardinality_guard_folds_overflow_into_other(telemetry: tempera.Telemetry) -> None:
+def test_cardinality_guard_folds_overflow_into_other(telemetry: sfumato.Telemetry) -> None:
     metrics = BotMetrics(cap=3)
     for i in range(10):
         metrics.record_generation(0.1, 10, f"topic-{i}")
@@ -93,7 +93,7 @@ def test_cardinality_guard_folds_overflow_into_other(telemetry: tempera.Telemetr
 
 
 def test_repeated_sets_are_cached_and_folded_ones_keep_being_counted(
-    telemetry: tempera.Telemetry,
+    telemetry: sfumato.Telemetry,
 ) -> None:
     metrics = BotMetrics(cap=1)
     for _ in range(3):
@@ -158,7 +158,7 @@ def test_metrics_made_before_configure_record_after_it() -> None:
         handle.shutdown()
 
 
-def test_recording_never_raises(telemetry: tempera.Telemetry) -> None:
+def test_recording_never_raises(telemetry: sfumato.Telemetry) -> None:
     metrics = BotMetrics()
     metrics.record_generation("not a number", 10, "cats")  # type: ignore[arg-type]
     metrics.record_api_request(0.1, object())  # type: ignore[arg-type]
@@ -166,8 +166,8 @@ def test_recording_never_raises(telemetry: tempera.Telemetry) -> None:
     assert point_sum(metric_points(telemetry)["bot.generation.runs"]) >= 1
 
 
-def test_a_parse_counts_under_the_act_it_runs_in(telemetry: tempera.Telemetry) -> None:
-    from tempera.plugins.botticelli import act, narrative, parse_json
+def test_a_parse_counts_under_the_act_it_runs_in(telemetry: sfumato.Telemetry) -> None:
+    from sfumato.plugins.botticelli import act, narrative, parse_json
 
     metrics = BotMetrics()
     with narrative("curation", metrics=metrics):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import tempera
+import sfumato
 from botticelli_support import configure_memory, finished_spans
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import StatusCode
-from tempera.plugins.botticelli import (
+from sfumato.plugins.botticelli import (
     act,
     continue_from,
     extract_context,
@@ -17,15 +17,15 @@ from tempera.plugins.botticelli import (
     linked_to,
     narrative,
 )
-from tempera.plugins.botticelli._context import current_narrative_type
-from tempera.plugins.botticelli.propagation import link_from, pending_links, span_context_of
+from sfumato.plugins.botticelli._context import current_narrative_type
+from sfumato.plugins.botticelli.propagation import link_from, pending_links, span_context_of
 
 
 class PostingError(RuntimeError):
     pass
 
 
-def test_posting_failure_leads_back_to_its_generation(telemetry: tempera.Telemetry) -> None:
+def test_posting_failure_leads_back_to_its_generation(telemetry: sfumato.Telemetry) -> None:
     rows: list[str] = []  # a "database": content stored with its carrier as JSON
     with narrative("content_generation", "write") as generation, act("draft"):
         rows.append(json.dumps({"text": "hello", "carrier": inject_context()}))
@@ -64,7 +64,7 @@ def test_posting_failure_leads_back_to_its_generation(telemetry: tempera.Telemet
 
 
 def test_baggage_carries_the_narrative_type_to_the_next_stage(
-    telemetry: tempera.Telemetry,
+    telemetry: sfumato.Telemetry,
 ) -> None:
     with narrative("research", "look"):
         carrier = inject_context()
@@ -99,7 +99,7 @@ def test_tracestate_survives_the_carrier() -> None:
 
 @pytest.mark.parametrize("carrier", [None, {}, {"traceparent": "garbage"}, {"baggage": "%%%"}])
 def test_bad_carriers_give_a_fresh_root_and_no_error(
-    telemetry: tempera.Telemetry, carrier: dict[str, str] | None
+    telemetry: sfumato.Telemetry, carrier: dict[str, str] | None
 ) -> None:
     assert span_context_of(carrier) is None
     assert link_from(carrier) is None
@@ -113,7 +113,7 @@ def test_bad_carriers_give_a_fresh_root_and_no_error(
     assert all(not s.links for s in spans)
 
 
-def test_pending_links_only_for_a_new_root(telemetry: tempera.Telemetry) -> None:
+def test_pending_links_only_for_a_new_root(telemetry: sfumato.Telemetry) -> None:
     with narrative("content_generation", "g"):
         carrier = inject_context()
     with linked_to(carrier, carrier):

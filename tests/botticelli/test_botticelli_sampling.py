@@ -8,7 +8,7 @@ import random
 from collections import Counter
 
 from botticelli_support import configure_memory, finished_spans
-from tempera.plugins.botticelli.simulator import SimulationConfig, run
+from sfumato.plugins.botticelli.simulator import SimulationConfig, run
 
 RATES = {"content_generation": 0.5, "curation": 0.2}
 DEFAULT_RATE = 0.3

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-import tempera
+import sfumato
 from botticelli_support import configure_memory, finished_spans, metric_points, point_sum
 from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
-from tempera.plugins.botticelli.simulator import (
+from sfumato.plugins.botticelli.simulator import (
     SimulationConfig,
     SimulationResult,
     reference_narrative,
@@ -23,7 +23,7 @@ CONFIG = SimulationConfig(
 )
 
 
-def structure(handle: tempera.Telemetry) -> list[tuple[str, str | None, bool]]:
+def structure(handle: sfumato.Telemetry) -> list[tuple[str, str | None, bool]]:
     """Span names, types and error flags in end order: what a seed must reproduce."""
     return [
         (s.name, s.attributes.get("narrative.type"), s.status.status_code is StatusCode.ERROR)
@@ -54,7 +54,7 @@ def test_same_seed_same_runs_other_seed_other_runs() -> None:
     assert other.summary() != first.summary()
 
 
-def test_true_counts_match_what_the_exporters_saw(telemetry: tempera.Telemetry) -> None:
+def test_true_counts_match_what_the_exporters_saw(telemetry: sfumato.Telemetry) -> None:
     result = run(CONFIG)
     spans = finished_spans(telemetry)
     assert len(spans) == result.spans
@@ -105,7 +105,7 @@ def test_true_counts_match_what_the_exporters_saw(telemetry: tempera.Telemetry) 
     assert sum(len(v) for v in result.act_durations.values()) == sum(result.acts.values())
 
 
-def test_every_posting_failure_links_back_to_its_generation(telemetry: tempera.Telemetry) -> None:
+def test_every_posting_failure_links_back_to_its_generation(telemetry: sfumato.Telemetry) -> None:
     result = run(CONFIG)
     spans = finished_spans(telemetry)
     by_trace: dict[str, list] = {}
@@ -145,7 +145,7 @@ def test_config_is_validated() -> None:
         SimulationConfig(posting_failure_rate=1.5)
 
 
-def test_the_reference_narrative_is_ten_spans(telemetry: tempera.Telemetry) -> None:
+def test_the_reference_narrative_is_ten_spans(telemetry: sfumato.Telemetry) -> None:
     reference_narrative(cpu_ms=1.0)
     spans = finished_spans(telemetry)
     assert len(spans) == 10

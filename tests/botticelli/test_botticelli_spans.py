@@ -9,16 +9,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import tempera
+import sfumato
 from botticelli_support import configure_memory, finished_spans, metric_points, point_sum
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, StatusCode
 from opentelemetry.util.types import Attributes
-from tempera.plugin import SamplerPlugin
-from tempera.plugins.botticelli import act, llm_call, narrative, parse_json
-from tempera.plugins.botticelli._context import current_narrative_type
+from sfumato.plugin import SamplerPlugin
+from sfumato.plugins.botticelli import act, llm_call, narrative, parse_json
+from sfumato.plugins.botticelli._context import current_narrative_type
 
 SEEN: list[tuple[str, dict[str, Any], str | None]] = []
 
@@ -52,7 +52,7 @@ def by_name(spans: list[ReadableSpan]) -> dict[str, ReadableSpan]:
     return {span.name: span for span in spans}
 
 
-def test_a_narrative_with_acts_and_an_llm_call(telemetry: tempera.Telemetry) -> None:
+def test_a_narrative_with_acts_and_an_llm_call(telemetry: sfumato.Telemetry) -> None:
     with narrative("content_generation", "daily_post", attributes={"bot.topic": "cats"}) as run:
         with act("draft"):
             with llm_call("model-a") as call:
@@ -120,7 +120,7 @@ def test_attributes_and_narrative_type_are_visible_to_the_sampler_at_start() -> 
 
 
 def test_an_error_marks_the_spans_records_the_exception_and_propagates(
-    telemetry: tempera.Telemetry,
+    telemetry: sfumato.Telemetry,
 ) -> None:
     with (
         pytest.raises(json.JSONDecodeError),
@@ -143,7 +143,7 @@ def test_an_error_marks_the_spans_records_the_exception_and_propagates(
     assert point_sum(found["narrative.act.duration"], outcome="failure") == 1
 
 
-def test_decorator_sync_and_async(telemetry: tempera.Telemetry) -> None:
+def test_decorator_sync_and_async(telemetry: sfumato.Telemetry) -> None:
     @narrative("research")
     def research(topic: str) -> str:
         with act("search"):
@@ -178,7 +178,7 @@ def test_decorator_sync_and_async(telemetry: tempera.Telemetry) -> None:
     assert len(failed) == 1 and failed[0].name == "narrative publish"
 
 
-def test_nested_narratives_restore_the_outer_type(telemetry: tempera.Telemetry) -> None:
+def test_nested_narratives_restore_the_outer_type(telemetry: sfumato.Telemetry) -> None:
     with narrative("content_generation", "outer"):
         with narrative("research", "inner"), act("look"):
             pass
@@ -197,7 +197,7 @@ def test_spans_work_before_configure_and_never_raise() -> None:
 
 
 def test_the_samplers_context_variable_holds_the_type_inside_a_narrative() -> None:
-    from tempera.samplers import narrative_type
+    from sfumato.samplers import narrative_type
 
     assert narrative_type.get() is None
     with narrative("curation", "c"):

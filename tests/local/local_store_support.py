@@ -8,11 +8,11 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from tempera._stats import Stats
-from tempera.plugin import BuildContext
-from tempera.plugins.local.exporters import LocalExporter
-from tempera.plugins.local.options import LocalOptions
-from tempera.settings import Settings
+from sfumato._stats import Stats
+from sfumato.plugin import BuildContext
+from sfumato.plugins.local.exporters import LocalExporter
+from sfumato.plugins.local.options import LocalOptions
+from sfumato.settings import Settings
 
 
 def context() -> BuildContext:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import tempera
+import sfumato
 from opentelemetry import metrics as metrics_api
-from tempera._loading import load_settings
-from tempera.plugins.local.store import Store, attributes
+from sfumato._loading import load_settings
+from sfumato.plugins.local.store import Store, attributes
 
 
 def test_local_is_the_default_backend() -> None:
@@ -17,12 +17,12 @@ def test_local_is_the_default_backend() -> None:
     plan = settings._plan
     [node] = plan.exporters
     assert node.name == "local" and node.signals == {"traces", "metrics", "logs"}
-    assert node.options.directory == ".tempera"
+    assert node.options.directory == ".sfumato"
 
 
 def test_configure_with_the_local_backend_writes_all_three_signals(tmp_path: Path) -> None:
     store = tmp_path / "store"
-    telemetry = tempera.configure(
+    telemetry = sfumato.configure(
         None, service_name="e2e", backend="local", backend_options={"directory": str(store)}
     )
     try:
@@ -58,7 +58,7 @@ def test_configure_with_the_local_backend_writes_all_three_signals(tmp_path: Pat
 
 def test_local_as_an_extra_exporter_with_its_own_options(tmp_path: Path) -> None:
     main_store, extra = tmp_path / "main", tmp_path / "extra"
-    with tempera.configure(
+    with sfumato.configure(
         None,
         service_name="two",
         backend="local",

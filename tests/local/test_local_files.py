@@ -15,11 +15,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from receivers import missing
-from tempera._errors import ConfigError
-from tempera._loading import load_settings
-from tempera.plugins.local.files import list_files
-from tempera.plugins.local.options import LocalOptions
-from tempera.plugins.local.store import Store
+from sfumato._errors import ConfigError
+from sfumato._loading import load_settings
+from sfumato.plugins.local.files import list_files
+from sfumato.plugins.local.options import LocalOptions
+from sfumato.plugins.local.store import Store
 
 KIB = 1024
 LIMITS = {"max_file_bytes": 4 * KIB, "max_total_bytes": 20 * KIB, "max_line_bytes": 2 * KIB}
@@ -127,7 +127,7 @@ def test_unwritable_directory_fails_the_export_without_raising(
     ctx = context()
     exporter = local_exporter(blocker / "store", ctx=ctx)
     assert ctx.notices and "cannot use" in ctx.notices[0]
-    with caplog.at_level(logging.WARNING, logger="tempera"):
+    with caplog.at_level(logging.WARNING, logger="sfumato"):
         assert exporter.export(_make_spans(1)).name == "FAILURE"
         assert exporter.export(_make_spans(1)).name == "FAILURE"
     warnings = [r for r in caplog.records if "local store could not write" in r.getMessage()]

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
-from tempera.plugins.local.otlp_json import decode_line
+from sfumato.plugins.local.otlp_json import decode_line
 
 
 def _spans(tmp_path: Path) -> list:

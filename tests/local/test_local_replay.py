@@ -19,7 +19,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from receivers import wait_until
-from tempera.plugins.local.files import list_files
+from sfumato.plugins.local.files import list_files
 
 pytestmark = pytest.mark.server
 

@@ -1,4 +1,4 @@
-"""``tempera report``: counts, errors, percentiles and estimated counts on known stores."""
+"""``sfumato report``: counts, errors, percentiles and estimated counts on known stores."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from local_store_support import provider
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
-from tempera.cli import main
-from tempera.plugins.local.report import percentile, render_text, summarize, to_dict
+from sfumato.cli import main
+from sfumato.plugins.local.report import percentile, render_text, summarize, to_dict
 
 MS = 1_000_000
 T0 = 1_700_000_000 * 10**9
@@ -156,8 +156,8 @@ def test_cli_default_directory_and_missing_store(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["report"]) == 1
-    assert "no local store at .tempera" in capsys.readouterr().err
-    tracer = provider(tmp_path / ".tempera", service="here").get_tracer("t")
+    assert "no local store at .sfumato" in capsys.readouterr().err
+    tracer = provider(tmp_path / ".sfumato", service="here").get_tracer("t")
     tracer.start_span("x").end()
     assert main(["report"]) == 0
     assert "1 spans in 1 traces" in capsys.readouterr().out
@@ -167,7 +167,7 @@ def test_cli_reads_the_store_directory_from_the_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("TEMPERA_CONFIG", raising=False)
+    monkeypatch.delenv("SFUMATO_CONFIG", raising=False)
     _write_known_store(tmp_path / "store")
     config = tmp_path / "app.toml"
     config.write_text(
@@ -175,7 +175,7 @@ def test_cli_reads_the_store_directory_from_the_config(
     )
     assert main(["report", "-c", str(config)]) == 0
     assert "500 spans in 200 traces" in capsys.readouterr().out
-    monkeypatch.setenv("TEMPERA_CONFIG", str(config))
+    monkeypatch.setenv("SFUMATO_CONFIG", str(config))
     assert main(["report", "failures"]) == 0
     assert main(["report"]) == 0
     assert "500 spans in 200 traces" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""``tempera report costs``, ``failures`` and ``compare`` on stores of known content."""
+"""``sfumato report costs``, ``failures`` and ``compare`` on stores of known content."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from local_store_support import provider
 from opentelemetry import trace
 from opentelemetry.trace import Link, Status, StatusCode
-from tempera.cli import main
+from sfumato.cli import main
 
 T0 = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z in ns
 MS = 1_000_000

@@ -1,7 +1,7 @@
 """Backend faults against a real receiver: Rotel behind a fault-injecting TCP proxy.
 
 Each scenario runs an application workload (2000 spans a second, each ``with`` block timed)
-through tempera's OTLP/gRPC export to the proxy, first healthy, then under the fault, then
+through sfumato's OTLP/gRPC export to the proxy, first healthy, then under the fault, then
 recovered, and ends with a shutdown while the fault is back on. For every fault:
 
 - the application never blocks on export: the p99 of the instrumented call under the fault
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import tempera
+import sfumato
 from receivers import RotelServer, attributes, require, rotel_binary, wait_until
 from reliability_support import FaultProxy, Mode, Timings, p99, rss_bytes, run_workload
 
@@ -67,8 +67,8 @@ def rotel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RotelServer]:
         server.stop()
 
 
-def _configure(proxy: FaultProxy, service: str) -> tempera.Telemetry:
-    return tempera.configure(
+def _configure(proxy: FaultProxy, service: str) -> sfumato.Telemetry:
+    return sfumato.configure(
         service_name=service,
         backend="otlp",
         protocol="grpc",
@@ -109,7 +109,7 @@ class Phase:
 class Run:
     """A configured handle with a numbered workload and per-phase drop counts."""
 
-    def __init__(self, telemetry: tempera.Telemetry) -> None:
+    def __init__(self, telemetry: sfumato.Telemetry) -> None:
         self.telemetry = telemetry
         self.figures = FIGURES.setdefault(telemetry.settings.service_name, {})
         self.tracer = telemetry.tracer()

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.server
 
 PRELUDE = """
 import os, sys, time
-import tempera
+import sfumato
 
 def configure(**extra):
     settings = dict(
@@ -36,10 +36,10 @@ def configure(**extra):
         metrics={"enabled": False}, logs={"enabled": False},
     )
     settings.update(extra)
-    return tempera.configure(**settings)
+    return sfumato.configure(**settings)
 
 def spans(name, n):
-    tracer = tempera.active().tracer("forks")
+    tracer = sfumato.active().tracer("forks")
     for i in range(n):
         with tracer.start_as_current_span(name, attributes={"pid": os.getpid()}):
             pass
@@ -52,7 +52,7 @@ def _run(
     # A file, not -c: spawned children import the main module by its path.
     script = tmp_path / "scenario.py"
     script.write_text(PRELUDE + textwrap.dedent(code))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPERA_", "OTEL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFUMATO_", "OTEL_"))}
     env["ENDPOINT"] = rotel.grpc_endpoint
     result = subprocess.run(
         [sys.executable, str(script)],
@@ -102,7 +102,7 @@ def test_os_fork_child_exports_its_own_spans_and_none_of_the_parents(
         assert t.stats()["traces.in_queue"] == 50
         pid = os.fork()
         if pid == 0:
-            assert tempera.active().forked and tempera.active().stats()["traces.queued"] == 0
+            assert sfumato.active().forked and sfumato.active().stats()["traces.queued"] == 0
             spans("child", 30)
             sys.exit(0)  # atexit shuts the child's telemetry down
         _, status = os.waitpid(pid, 0)
@@ -127,16 +127,16 @@ def test_os_fork_child_exports_its_own_spans_and_none_of_the_parents(
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_multiprocessing_children(method: str, rotel: RotelServer, tmp_path: Path) -> None:
-    # fork: the children inherit the configuration and tempera re-creates it in each; they
+    # fork: the children inherit the configuration and sfumato re-creates it in each; they
     # return from their target without any telemetry call (multiprocessing ends them with
-    # os._exit, so tempera's finalizer flushes). spawn: a fresh interpreter, which must
+    # os._exit, so sfumato's finalizer flushes). spawn: a fresh interpreter, which must
     # configure itself (here in the target) and is flushed at exit.
     result = _run(
         f"""
         import multiprocessing
 
         def work(n):
-            if tempera.active() is None:  # spawn: a fresh interpreter configures itself
+            if sfumato.active() is None:  # spawn: a fresh interpreter configures itself
                 configure(batch_timeout_ms=60_000)
             spans("child", n)
             return os.getpid()
@@ -173,8 +173,8 @@ def test_a_spawned_child_without_configure_has_no_telemetry_and_no_error(
         import multiprocessing
 
         def work():
-            assert tempera.active() is None
-            spans_made = tempera.Telemetry  # the API is importable; nothing is exported
+            assert sfumato.active() is None
+            spans_made = sfumato.Telemetry  # the API is importable; nothing is exported
             from opentelemetry import trace
             with trace.get_tracer("x").start_as_current_span("unconfigured-child"):
                 pass
@@ -200,15 +200,15 @@ def test_after_fork_is_idempotent_and_a_no_op_in_the_configuring_process(
         """
         t = configure(batch_timeout_ms=60_000)
         provider = t.tracer_provider
-        tempera.after_fork()  # the configuring process: nothing happens
+        sfumato.after_fork()  # the configuring process: nothing happens
         assert t.tracer_provider is provider and not t.forked
         pid = os.fork()
         if pid == 0:
-            rebuilt = tempera.active().tracer_provider
-            tempera.after_fork()  # already re-created by the at-fork hook
-            assert tempera.active().tracer_provider is rebuilt is not provider
+            rebuilt = sfumato.active().tracer_provider
+            sfumato.after_fork()  # already re-created by the at-fork hook
+            assert sfumato.active().tracer_provider is rebuilt is not provider
             spans("child", 7)
-            tempera.active().shutdown()
+            sfumato.active().shutdown()
             os._exit(0)
         _, status = os.waitpid(pid, 0)
         assert status == 0
@@ -231,7 +231,7 @@ def test_configure_in_a_forked_child_replaces_the_inherited_setup(
         pid = os.fork()
         if pid == 0:
             mine = configure(service_name="child-own")
-            assert tempera.active() is mine
+            assert sfumato.active() is mine
             spans("child", 4)
             mine.shutdown()
             os._exit(0)
@@ -250,10 +250,10 @@ def test_configure_in_a_forked_child_replaces_the_inherited_setup(
 
 APP = """
 import os
-import tempera
+import sfumato
 
 # --preload: this runs once, in the gunicorn master, before the workers are forked.
-telemetry = tempera.configure(
+telemetry = sfumato.configure(
     service_name="gunicorn-app", backend="otlp", protocol="grpc",
     otlp_endpoint=os.environ["ENDPOINT"], batch_timeout_ms=60_000,
     metrics={"enabled": False}, logs={"enabled": False},
@@ -263,7 +263,7 @@ with telemetry.tracer("app").start_as_current_span("master-startup"):
 
 
 def app(environ, start_response):
-    with tempera.active().tracer("app").start_as_current_span(
+    with sfumato.active().tracer("app").start_as_current_span(
         "request", attributes={"pid": os.getpid()}
     ):
         body = str(os.getpid()).encode()
@@ -281,7 +281,7 @@ def test_gunicorn_preload_workers_export_every_request_once(
     )
     (tmp_path / "preload_app.py").write_text(APP)
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPERA_", "OTEL_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFUMATO_", "OTEL_"))}
     env["ENDPOINT"] = rotel.grpc_endpoint
     server = subprocess.Popen(
         [

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tempera
+import sfumato
 import tomlkit
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from receivers import missing
-from tempera import ConfigError
-from tempera._loading import MAX_CONFIG_BYTES, load_settings, settings_from_text
-from tempera.settings import Settings
+from sfumato import ConfigError
+from sfumato._loading import MAX_CONFIG_BYTES, load_settings, settings_from_text
+from sfumato.settings import Settings
 
 PROPERTY = settings(
     max_examples=500,
@@ -44,7 +44,7 @@ KEYS = [
 NAMES = [
     "ratio", "parent_based", "always_on", "error-always", "per-narrative-type", "memory",
     "console", "otlp", "otlp-grpc", "local", "none", "stdout", "prometheus", "jaeger",
-    "os:system", "tempera._loading:load_settings", "no.such:thing", "",
+    "os:system", "sfumato._loading:load_settings", "no.such:thing", "",
 ]  # fmt: skip
 
 scalars = st.one_of(
@@ -152,7 +152,7 @@ def test_any_toml_text_gives_settings_or_a_config_error(text: str) -> None:
 
 environments = st.dictionaries(
     st.builds(
-        lambda k: f"TEMPERA_{k.upper()}",
+        lambda k: f"SFUMATO_{k.upper()}",
         st.one_of(st.sampled_from(KEYS), st.text(string.ascii_letters + "_", max_size=12)),
     )
     | st.sampled_from(
@@ -164,7 +164,7 @@ environments = st.dictionaries(
             "OTEL_SDK_DISABLED",
             "OTEL_TRACES_SAMPLER_ARG",
             "OTEL_EXPORTER_OTLP_PROTOCOL",
-            "TEMPERA_DISABLE_PLUGINS",
+            "SFUMATO_DISABLE_PLUGINS",
         ]
     ),
     st.text(max_size=30).filter(lambda v: "\x00" not in v),
@@ -265,10 +265,10 @@ def fuzz_telemetry(tmp_path_factory: pytest.TempPathFactory) -> Any:
     through the sampler and the tail processor), exported to memory, the console (into a
     buffer) and the local store (OTLP JSON on disk)."""
     store = tmp_path_factory.mktemp("store")
-    running = tempera.active()
+    running = sfumato.active()
     if running is not None:
         running.shutdown(timeout=1.0)
-    telemetry = tempera.configure(
+    telemetry = sfumato.configure(
         service_name="fuzz",
         backend="local",
         backend_options={"directory": str(store)},
@@ -326,8 +326,8 @@ def test_fuzzed_spans_reached_every_exporter(fuzz_telemetry: Any) -> None:
     assert stats["traces.dropped.export_failed"] == 0, stats
     printed = [json.loads(chunk) for chunk in _json_objects(buffer.getvalue())]
     assert len(printed) == kept, sorted(stats.items())
-    # Read back as `tempera report` does (raw characters such as U+2028 are inside lines).
-    from tempera.plugins.local.store import Store
+    # Read back as `sfumato report` does (raw characters such as U+2028 are inside lines).
+    from sfumato.plugins.local.store import Store
 
     reader = Store(store)
     assert sum(1 for _ in reader.spans()) == kept

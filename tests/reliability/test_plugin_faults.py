@@ -1,6 +1,6 @@
 """Plugin faults: a plugin that raises at import, in a hook, or at run time (``should_sample``,
 ``export``, ``on_start`` / ``on_end``) is isolated, counted and logged once, and the
-application is unaffected; ``TEMPERA_STRICT=1`` turns each into an error.
+application is unaffected; ``SFUMATO_STRICT=1`` turns each into an error.
 
 A named plugin (the backend, an exporter or a sampler the config asks for) that fails to
 import or build is a configuration error in both modes: tests/test_plugins.py covers those.
@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import tempera
+import sfumato
 
 DIST = "faultyplug"
 MODULES = ("faultyplug_broken", "faultyplug_hooks", "faultyplug_run")
 
 ENTRY_POINTS = """\
-[tempera.plugins]
+[sfumato.plugins]
 faulty-import = faultyplug_broken:Hooks
 faulty-hooks = faultyplug_hooks:Hooks
 """
 
 HOOKS = """
-import tempera
+import sfumato
 from opentelemetry.sdk.trace import SpanProcessor
 
 
@@ -50,21 +50,21 @@ PROCESSOR = RaisingProcessor()
 
 
 class Hooks:
-    @tempera.hookimpl
-    def tempera_resource_attributes(self, settings):
+    @sfumato.hookimpl
+    def sfumato_resource_attributes(self, settings):
         raise KeyError("resource hook bug")
 
-    @tempera.hookimpl
-    def tempera_span_processors(self, settings):
+    @sfumato.hookimpl
+    def sfumato_span_processors(self, settings):
         return [PROCESSOR]
 
-    @tempera.hookimpl
-    def tempera_configured(self, telemetry):
+    @sfumato.hookimpl
+    def sfumato_configured(self, telemetry):
         raise ValueError("configured hook bug")
 """
 
 RUN = """
-from tempera.plugin import Exporter
+from sfumato.plugin import Exporter
 
 
 class RaisingSpanExporter:
@@ -87,10 +87,10 @@ class RaisingExporter(Exporter):
 @pytest.fixture(autouse=True)
 def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(("TEMPERA_", "OTEL_")):
+        if name.startswith(("SFUMATO_", "OTEL_")):
             monkeypatch.delenv(name)
     yield
-    running = tempera.active()
+    running = sfumato.active()
     if running is not None:
         running.shutdown(timeout=1.0)
 
@@ -111,7 +111,7 @@ def faulty_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         sys.modules.pop(module, None)
 
 
-def _configure(**overrides: Any) -> tempera.Telemetry:
+def _configure(**overrides: Any) -> sfumato.Telemetry:
     settings: dict[str, Any] = {
         "service_name": "faulty",
         "backend": "none",
@@ -120,7 +120,7 @@ def _configure(**overrides: Any) -> tempera.Telemetry:
         "logs": {"enabled": False},
     }
     settings.update(overrides)
-    return tempera.configure(**settings)
+    return sfumato.configure(**settings)
 
 
 def _warnings(caplog: pytest.LogCaptureFixture, fragment: str) -> list[str]:
@@ -130,7 +130,7 @@ def _warnings(caplog: pytest.LogCaptureFixture, fragment: str) -> list[str]:
 def test_hook_plugins_that_fail_at_import_or_in_hooks_are_isolated(
     faulty_dist: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tempera")
+    caplog.set_level(logging.WARNING, logger="sfumato")
     with _configure() as telemetry:
         tracer = telemetry.tracer()
         for _ in range(25):
@@ -142,7 +142,7 @@ def test_hook_plugins_that_fail_at_import_or_in_hooks_are_isolated(
         spans = telemetry.exporter("memory", "traces").get_finished_spans()
     import faultyplug_hooks  # type: ignore[import-not-found]
 
-    # The application saw nothing: every span made it to tempera's own exporter.
+    # The application saw nothing: every span made it to sfumato's own exporter.
     assert len(spans) == 26
     assert spans[0].resource.attributes["service.name"] == "faulty"
     # The raising processor was still called for every span (isolated, not removed).
@@ -160,26 +160,26 @@ def test_hook_plugins_that_fail_at_import_or_in_hooks_are_isolated(
 def test_strict_mode_refuses_a_hook_plugin_that_fails_to_import(
     faulty_dist: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEMPERA_STRICT", "1")
-    with pytest.raises(tempera.ConfigError, match=r"faulty-import.*libmissing"):
+    monkeypatch.setenv("SFUMATO_STRICT", "1")
+    with pytest.raises(sfumato.ConfigError, match=r"faulty-import.*libmissing"):
         _configure()
-    assert tempera.active() is None
+    assert sfumato.active() is None
 
 
 def test_strict_mode_refuses_a_raising_hook(
     faulty_dist: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TEMPERA_STRICT", "1")
-    with pytest.raises(tempera.ConfigError, match=r"faulty-hooks.*resource hook bug"):
+    monkeypatch.setenv("SFUMATO_STRICT", "1")
+    with pytest.raises(sfumato.ConfigError, match=r"faulty-hooks.*resource hook bug"):
         _configure(plugins={"disable": ["faulty-import"]})
-    assert tempera.active() is None
+    assert sfumato.active() is None
 
 
 def test_strict_mode_lets_a_processors_exception_reach_the_caller(
     faulty_dist: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     telemetry = _configure(plugins={"disable": ["faulty-import"]})  # lenient at configure
-    monkeypatch.setenv("TEMPERA_STRICT", "1")
+    monkeypatch.setenv("SFUMATO_STRICT", "1")
     with (
         pytest.raises(RuntimeError, match="on_end bug"),
         telemetry.tracer().start_as_current_span("work"),
@@ -191,7 +191,7 @@ def test_strict_mode_lets_a_processors_exception_reach_the_caller(
 def test_an_exporter_that_raises_in_export_is_counted_and_logged_once(
     faulty_dist: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tempera")
+    caplog.set_level(logging.WARNING, logger="sfumato")
     telemetry = _configure(
         exporters=[{"type": "faultyplug_run:RaisingExporter", "signals": ["traces"]}],
         plugins={"disable": ["faulty-import", "faulty-hooks"]},
@@ -218,7 +218,7 @@ def test_a_raising_sampler_in_strict_mode_raises_to_the_caller(
         textwrap.dedent(
             """
             from opentelemetry.sdk.trace.sampling import Sampler
-            from tempera.plugin import SamplerPlugin
+            from sfumato.plugin import SamplerPlugin
 
             class _Raising(Sampler):
                 def should_sample(self, *args, **kwargs):
@@ -241,7 +241,7 @@ def test_a_raising_sampler_in_strict_mode_raises_to_the_caller(
         assert telemetry.stats()["sampler.errors"] == 1
         telemetry.shutdown()
 
-        monkeypatch.setenv("TEMPERA_STRICT", "true")
+        monkeypatch.setenv("SFUMATO_STRICT", "true")
         telemetry = _configure(sampler={"type": "raising_sampler:Raising"})
         with (
             pytest.raises(RuntimeError, match="sampler bug"),

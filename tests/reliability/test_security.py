@@ -1,4 +1,4 @@
-"""Security: a canary secret never leaves tempera except on the wire to the backend; local
+"""Security: a canary secret never leaves sfumato except on the wire to the backend; local
 endpoints are loopback unless asked; config cannot import code when told not to; the
 cardinality guard holds against attacker-chosen attribute values.
 
@@ -6,7 +6,7 @@ Covered elsewhere, and not repeated here: certificate verification on by default
 with ``insecure`` (tests/test_otlp_export.py), the Prometheus and health endpoints' loopback
 default and all-interfaces warning (tests/test_prometheus_exporter.py,
 tests/botticelli/test_botticelli_health.py), ``${VAR}`` values that cannot add TOML structure
-(tests/test_config.py), ``tempera show`` and ``set`` redaction (tests/test_cli.py).
+(tests/test_config.py), ``sfumato show`` and ``set`` redaction (tests/test_cli.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import tempera
+import sfumato
 from receivers import free_port
 
 CANARY = "CANARY-b41c7e"
@@ -34,7 +34,7 @@ def _forms(secret: str) -> list[str]:
 
 
 def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("TEMPERA_", "OTEL_"))}
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SFUMATO_", "OTEL_"))}
 
 
 CONFIG = f"""
@@ -60,12 +60,12 @@ headers = {{ "x-api-key" = "{CANARY}-exporter" }}
 SCRIPT = f"""
 import logging, sys, traceback
 logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)  # every logger, DEBUG and up
-import tempera
-from tempera import ConfigError
+import sfumato
+from sfumato import ConfigError
 
 def attempt(**kwargs):
     try:
-        t = tempera.configure(**kwargs)
+        t = sfumato.configure(**kwargs)
     except ConfigError as exc:
         print("ConfigError:", exc, repr(exc))
         traceback.print_exc()
@@ -104,7 +104,7 @@ def test_a_canary_secret_appears_in_no_output(tmp_path: Path) -> None:
         GRAFANA_CLOUD_INSTANCE_ID=INSTANCE,
         GRAFANA_CLOUD_API_KEY=f"{CANARY}",
         HONEYCOMB_API_KEY=f"{CANARY}-honeycomb",
-        TEMPERA_DEBUG="1",
+        SFUMATO_DEBUG="1",
     )
     outputs: list[str] = []
     script = tmp_path / "run.py"
@@ -122,12 +122,12 @@ def test_a_canary_secret_appears_in_no_output(tmp_path: Path) -> None:
     assert "ConfigError:" in result.stdout and "<Telemetry 'secret-test'" in result.stdout
     assert "DEBUG" in result.stderr and "export" in result.stderr
 
-    # The CLI, with TEMPERA_DEBUG=1 (tracebacks of unexpected failures on).
+    # The CLI, with SFUMATO_DEBUG=1 (tracebacks of unexpected failures on).
     broken = tmp_path / "broken.toml"
     broken.write_text(
         f'[telemetry]\nheaders = {{ authorization = "Bearer {CANARY}" }}\nbatch_size = "x"\n'
     )
-    tempera_cli = [sys.executable, "-c", "from tempera.cli import main; raise SystemExit(main())"]
+    sfumato_cli = [sys.executable, "-c", "from sfumato.cli import main; raise SystemExit(main())"]
     for argv in (
         ["show", str(config)],
         ["show", str(config), "--json"],
@@ -137,7 +137,7 @@ def test_a_canary_secret_appears_in_no_output(tmp_path: Path) -> None:
         ["plugins", "--check"],
     ):
         run = subprocess.run(
-            [*tempera_cli, *argv], capture_output=True, text=True, env=env, timeout=60
+            [*sfumato_cli, *argv], capture_output=True, text=True, env=env, timeout=60
         )
         outputs.append(f"{argv}: {run.stdout}{run.stderr}")
     everything = "\n".join(outputs)
@@ -173,7 +173,7 @@ def test_the_canary_does_reach_the_backend(tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         telemetry = (
-            tempera.configure(
+            sfumato.configure(
                 service_name="g",
                 backend="grafana-cloud",
                 backend_options={
@@ -219,8 +219,8 @@ def test_allow_import_paths_false_forbids_every_dotted_path(
     sys.path.insert(0, str(tmp_path))
     try:
         for entry in (settings, {"sampler": {"type": "trap_module:Trap"}}):
-            with pytest.raises(tempera.ConfigError, match="allow_import_paths"):
-                tempera.load_settings(
+            with pytest.raises(sfumato.ConfigError, match="allow_import_paths"):
+                sfumato.load_settings(
                     None, env={}, backend="none", plugins={"allow_import_paths": False}, **entry
                 )
         assert not marker.exists(), "the module was imported"
@@ -239,17 +239,17 @@ def test_import_paths_cannot_be_switched_back_on_by_a_lower_precedence_source(
         '[telemetry]\nbackend = "none"\n[telemetry.plugins]\nallow_import_paths = false\n'
         '[telemetry.sampler]\ntype = "os:system"\n'
     )
-    with pytest.raises(tempera.ConfigError, match="allow_import_paths"):
-        tempera.load_settings(config, env={})
+    with pytest.raises(sfumato.ConfigError, match="allow_import_paths"):
+        sfumato.load_settings(config, env={})
 
 
 # -- the cardinality guard against attacker-chosen values ------------------------------------
 
 
 def test_attacker_chosen_values_create_a_bounded_number_of_series() -> None:
-    from tempera.plugins.botticelli import BotMetrics
+    from sfumato.plugins.botticelli import BotMetrics
 
-    telemetry = tempera.configure(
+    telemetry = sfumato.configure(
         service_name="cardinality",
         backend="none",
         exporters=[{"type": "memory"}],
@@ -302,6 +302,6 @@ def test_the_config_file_is_read_only_as_data(tmp_path: Path) -> None:
             """
         )
     )
-    settings = tempera.load_settings(config, env={})
+    settings = sfumato.load_settings(config, env={})
     assert settings.service_name == f"$(touch {marker})"
     assert not marker.exists()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from tempera.plugin import SamplerContext, SamplerPlugin
-from tempera.samplers import SpanStart, TraceEndSampler
+from sfumato.plugin import SamplerContext, SamplerPlugin
+from sfumato.samplers import SpanStart, TraceEndSampler
 
 
 class _RaisingOtel(Sampler):
@@ -18,7 +18,7 @@ class _RaisingOtel(Sampler):
 
 
 class RaisingOtel(SamplerPlugin):
-    """Builds a plain OpenTelemetry sampler (not tempera's) that raises on every span."""
+    """Builds a plain OpenTelemetry sampler (not sfumato's) that raises on every span."""
 
     def build(self, options: Any, context: SamplerContext) -> Sampler:
         return _RaisingOtel()

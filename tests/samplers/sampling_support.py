@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import tempera
+import sfumato
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
@@ -62,11 +62,11 @@ class Recorder(SpanProcessor):
 @contextmanager
 def memory_telemetry(
     sampler: dict[str, Any], seed: int = 1234
-) -> Iterator[tuple[tempera.Telemetry, Any]]:
+) -> Iterator[tuple[sfumato.Telemetry, Any]]:
     """``configure`` with the in-memory exporter and ``sampler``; the SDK's trace ids come
     from ``random``, seeded here so the run is repeatable."""
     random.seed(seed)
-    handle = tempera.configure(
+    handle = sfumato.configure(
         backend="none",
         exporters=[{"type": "memory"}],
         export_console=False,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from opentelemetry.sdk.trace.sampling import Decision
 from sampling_support import assert_binomial, trace_ids
-from tempera._stats import Stats
-from tempera.samplers import ADJUSTED_COUNT
-from tempera.samplers.adaptive import AdaptiveSampler, key_function
+from sfumato._stats import Stats
+from sfumato.samplers import ADJUSTED_COUNT
+from sfumato.samplers.adaptive import AdaptiveSampler, key_function
 
 INTERVAL = 1.0
 TARGET = 50.0

@@ -11,19 +11,19 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.span import TraceState
 from sampling_support import assert_binomial, estimate_tolerance, memory_telemetry, trace_ids
-from tempera._stats import Stats
-from tempera.samplers import ADJUSTED_COUNT, POLICY, SAMPLE_RATE
-from tempera.samplers._consistent import (
+from sfumato._stats import Stats
+from sfumato.samplers import ADJUSTED_COUNT, POLICY, SAMPLE_RATE
+from sfumato.samplers._consistent import (
     MAX_THRESHOLD,
     adjusted_count,
     parse_ot,
     th_hex,
     threshold,
 )
-from tempera.samplers.basic import (
+from sfumato.samplers.basic import (
     AlwaysOffSampler,
     AlwaysOnSampler,
-    ParentBasedTempera,
+    ParentBasedSfumato,
     RatioSampler,
 )
 
@@ -102,7 +102,7 @@ def test_a_dropped_span_does_not_claim_a_threshold() -> None:
 
 
 def test_parent_based_children_follow_and_carry_the_parents_weight() -> None:
-    sampler = ParentBasedTempera(RatioSampler(0.1))
+    sampler = ParentBasedSfumato(RatioSampler(0.1))
     ts = TraceState([("ot", "th:c")])  # parent kept at p = 1/4
     child = sampler.should_sample(_parent(3, True, ts), 3, "child", attributes={"a": 1})
     assert child.decision is Decision.RECORD_AND_SAMPLE
@@ -116,7 +116,7 @@ def test_parent_based_children_follow_and_carry_the_parents_weight() -> None:
 
 
 def test_parent_based_delegates() -> None:
-    sampler = ParentBasedTempera(
+    sampler = ParentBasedSfumato(
         AlwaysOffSampler(),
         remote_parent_not_sampled=AlwaysOnSampler(),
         local_parent_sampled=AlwaysOffSampler(),
@@ -150,16 +150,16 @@ def test_sampling_rate_shorthand_end_to_end_keeps_whole_traces_with_weights() ->
 
 
 def test_show_prints_the_resolved_tree() -> None:
-    import tempera
+    import sfumato
 
-    settings = tempera.load_settings(
+    settings = sfumato.load_settings(
         backend="none",
         sampler={
             "type": "error-always",
             "otherwise": {"type": "per-narrative-type", "default": 0.1},
         },
     )
-    from tempera._resolve import resolve
+    from sfumato._resolve import resolve
 
     lines = resolve(settings).sampler.describe()
     assert lines[0].startswith("error-always(")
@@ -169,7 +169,7 @@ def test_show_prints_the_resolved_tree() -> None:
 def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
     """Consistent.decide (one cached lookup per span) against the general functions, for
     every kind of parent state."""
-    from tempera.samplers._consistent import (
+    from sfumato.samplers._consistent import (
         Consistent,
         drop_result,
         keep_result,
@@ -218,16 +218,16 @@ def _same(got: Any, expected: Any) -> None:
 
 def test_the_tracers_fast_path_decides_as_should_sample() -> None:
     """sample_span (the parent span context given) against should_sample (the context
-    given), for tempera's samplers, the record-only form under error-always included, and
+    given), for sfumato's samplers, the record-only form under error-always included, and
     every kind of parent: none, local and remote, sampled or not, with and without ot."""
-    from tempera.samplers.basic import AlwaysOnSampler, ParentBasedTempera, RatioSampler
-    from tempera.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
-    from tempera.samplers.narrative import PerNarrativeTypeSampler
+    from sfumato.samplers.basic import AlwaysOnSampler, ParentBasedSfumato, RatioSampler
+    from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
+    from sfumato.samplers.narrative import PerNarrativeTypeSampler
 
     per_type = PerNarrativeTypeSampler.from_rates({"curation": 0.25, "posting": 0.5}, 0.1)
     samplers = {
         "always_on": AlwaysOnSampler(),
-        "parent_based": ParentBasedTempera(RatioSampler(0.3)),
+        "parent_based": ParentBasedSfumato(RatioSampler(0.3)),
         "per_type": per_type,
         "error_always": ErrorAlwaysSampler(per_type, ErrorAlwaysOptions()),
     }
@@ -256,12 +256,12 @@ def test_the_tracers_fast_path_decides_as_should_sample() -> None:
     assert Decision.DROP in seen["per_type"] and Decision.DROP in seen["parent_based"]
 
 
-def test_a_foreign_sampler_nested_in_a_tempera_one_has_its_attributes_cleaned() -> None:
+def test_a_foreign_sampler_nested_in_a_sfumato_one_has_its_attributes_cleaned() -> None:
     """The tracer checks only the caller's attributes when every sampler in the tree adds
     plain values (plain_attributes); a sampler of another kind anywhere in it turns that off."""
-    from tempera._tracer import TemperaTracerProvider
-    from tempera.samplers._consistent import Delegate
-    from tempera.samplers.narrative import PerNarrativeTypeSampler
+    from sfumato._tracer import SfumatoTracerProvider
+    from sfumato.samplers._consistent import Delegate
+    from sfumato.samplers.narrative import PerNarrativeTypeSampler
 
     class Foreign(Sampler):
         def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
@@ -270,13 +270,13 @@ def test_a_foreign_sampler_nested_in_a_tempera_one_has_its_attributes_cleaned() 
         def get_description(self) -> str:
             return "foreign"
 
-    from tempera.samplers.narrative import _fixed
+    from sfumato.samplers.narrative import _fixed
 
     mixed = PerNarrativeTypeSampler("narrative.type", {"x": Delegate(Foreign())}, _fixed(1.0, "d"))
     plain = PerNarrativeTypeSampler.from_rates({"x": 1.0})
     assert plain.plain_attributes and not mixed.plain_attributes
     for sampler, expected in ((mixed, {"tags": ("a", "b")}), (plain, None)):
-        provider = TemperaTracerProvider(sampler=sampler, shutdown_on_exit=False)
+        provider = SfumatoTracerProvider(sampler=sampler, shutdown_on_exit=False)
         span: Any = provider.get_tracer("t").start_span("s", attributes={"narrative.type": "x"})
         if expected is not None:
             assert dict(span.attributes) == expected  # list made a tuple, the empty key gone
@@ -286,10 +286,10 @@ def test_a_foreign_sampler_nested_in_a_tempera_one_has_its_attributes_cleaned() 
 
 
 def test_a_span_never_shares_its_attributes_with_a_sampler_or_another_span() -> None:
-    from tempera._tracer import TemperaTracerProvider
-    from tempera.samplers.basic import AlwaysOnSampler
+    from sfumato._tracer import SfumatoTracerProvider
+    from sfumato.samplers.basic import AlwaysOnSampler
 
-    provider = TemperaTracerProvider(sampler=AlwaysOnSampler(), shutdown_on_exit=False)
+    provider = SfumatoTracerProvider(sampler=AlwaysOnSampler(), shutdown_on_exit=False)
     tracer = provider.get_tracer("t")
     given = {"k": "v"}
     first: Any = tracer.start_span("a", attributes=given)
@@ -305,7 +305,7 @@ def test_a_span_never_shares_its_attributes_with_a_sampler_or_another_span() -> 
 def test_per_narrative_type_decides_as_its_rates_do() -> None:
     """per-narrative-type decides a fixed rate's unkept spans itself (one call less per
     span): the same results as the rate's own Consistent.decide_parent, marked or not."""
-    from tempera.samplers.narrative import PerNarrativeTypeSampler
+    from sfumato.samplers.narrative import PerNarrativeTypeSampler
 
     plain = PerNarrativeTypeSampler.from_rates({"curation": 0.25, "posting": 0.0}, 0.1)
     states = [

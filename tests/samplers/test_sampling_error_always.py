@@ -5,17 +5,17 @@ from __future__ import annotations
 import random
 
 import pytest
-import tempera
+import sfumato
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 from sampling_support import Recorder, assert_binomial, estimate_tolerance, memory_telemetry
-from tempera._stats import Stats
-from tempera.samplers import ADJUSTED_COUNT, POLICY, SAMPLE_RATE
-from tempera.samplers._tail import TailProcessor
-from tempera.samplers.basic import RatioSampler
-from tempera.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
+from sfumato._stats import Stats
+from sfumato.samplers import ADJUSTED_COUNT, POLICY, SAMPLE_RATE
+from sfumato.samplers._tail import TailProcessor
+from sfumato.samplers.basic import RatioSampler
+from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
 
 _RESOURCE = Resource.get_empty()
 
@@ -174,8 +174,8 @@ def test_shutdown_decides_what_is_open() -> None:
 
 
 def test_error_always_must_be_the_root_sampler() -> None:
-    with pytest.raises(tempera.ConfigError, match="root of the sampler tree"):
-        tempera.configure(
+    with pytest.raises(sfumato.ConfigError, match="root of the sampler tree"):
+        sfumato.configure(
             backend="none",
             sampler={"type": "parent_based", "root": {"type": "error-always"}},
             metrics={"enabled": False},

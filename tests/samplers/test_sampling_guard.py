@@ -15,11 +15,11 @@ from opentelemetry.trace import (
     StatusCode,
 )
 from sampling_support import memory_telemetry
-from tempera.samplers._consistent import parent_span_context
-from tempera.samplers._guard import ParentFirstSampler
-from tempera.samplers.basic import AlwaysOnSampler, ParentBasedTempera, RatioSampler
-from tempera.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
-from tempera.samplers.narrative import PerNarrativeTypeSampler
+from sfumato.samplers._consistent import parent_span_context
+from sfumato.samplers._guard import ParentFirstSampler
+from sfumato.samplers.basic import AlwaysOnSampler, ParentBasedSfumato, RatioSampler
+from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
+from sfumato.samplers.narrative import PerNarrativeTypeSampler
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ from tempera.samplers.narrative import PerNarrativeTypeSampler
 def test_a_raising_sampler_never_reaches_the_application(
     sampler: dict[str, object], counter: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tempera")
+    caplog.set_level(logging.WARNING, logger="sfumato")
     with memory_telemetry(sampler) as (t, mem):
         tracer = t.tracer()
         for _ in range(20):
@@ -56,7 +56,7 @@ def test_a_raising_sampler_under_error_always_falls_back_to_record_only(
 ) -> None:
     """error-always's nested sampler is marked to record what it would drop; when a sampler
     under it raises, the fallback records too, so a trace with an error is still kept."""
-    monkeypatch.delenv("TEMPERA_STRICT", raising=False)
+    monkeypatch.delenv("SFUMATO_STRICT", raising=False)
     sampler = {
         "type": "error-always",
         "otherwise": {
@@ -98,7 +98,7 @@ class _BrokenParent(NonRecordingSpan):
     "sampler",
     [
         AlwaysOnSampler(),
-        ParentBasedTempera(RatioSampler(0.5)),
+        ParentBasedSfumato(RatioSampler(0.5)),
         PerNarrativeTypeSampler.from_rates({"curation": 0.5}),
         ErrorAlwaysSampler(PerNarrativeTypeSampler.from_rates({}), ErrorAlwaysOptions()),
     ],

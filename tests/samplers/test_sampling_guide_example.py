@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tempera
+import sfumato
 from opentelemetry.sdk.trace.sampling import Decision
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "samplers.md"
@@ -36,7 +36,7 @@ def test_the_guide_sampler_keeps_by_route_and_slow_traces(example_module: str) -
         "default": 0.0,
         "keep_over_ms": 50,
     }
-    with tempera.configure(
+    with sfumato.configure(
         backend="none",
         exporters=[{"type": "memory"}],
         sampler=sampler,
@@ -60,8 +60,8 @@ def test_the_guide_sampler_keeps_by_route_and_slow_traces(example_module: str) -
 
 
 def test_the_guide_sampler_validates_its_options(example_module: str) -> None:
-    with pytest.raises(tempera.ConfigError, match="keep_over_ms"):
-        tempera.load_settings(sampler={"type": f"{example_module}:ByRoute", "keep_over_ms": "soon"})
+    with pytest.raises(sfumato.ConfigError, match="keep_over_ms"):
+        sfumato.load_settings(sampler={"type": f"{example_module}:ByRoute", "keep_over_ms": "soon"})
     module = __import__(example_module)
     s = module.RouteSampler(module.RouteOptions(rates={"/a": 1.0}, default=0.0))
     kept = s.should_sample(None, 12345, "GET", attributes={"http.route": "/a"})

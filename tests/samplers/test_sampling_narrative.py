@@ -6,13 +6,13 @@ import random
 from collections import Counter
 
 import pytest
-import tempera
+import sfumato
 from opentelemetry import baggage
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sampling_support import assert_binomial, estimate_tolerance, memory_telemetry, trace_ids
-from tempera.samplers import ADJUSTED_COUNT, POLICY, narrative_type_context
-from tempera.samplers.narrative import PerNarrativeTypeSampler
+from sfumato.samplers import ADJUSTED_COUNT, POLICY, narrative_type_context
+from sfumato.samplers.narrative import PerNarrativeTypeSampler
 
 RATES = {"content_generation": 0.5, "curation": 0.2, "posting": 0.05}
 
@@ -90,8 +90,8 @@ def test_rules_match_first_by_name_kind_and_attributes() -> None:
 
 
 def test_a_rule_needs_exactly_one_action() -> None:
-    with pytest.raises(tempera.ConfigError, match="exactly one"):
-        tempera.load_settings(
+    with pytest.raises(sfumato.ConfigError, match="exactly one"):
+        sfumato.load_settings(
             backend="none",
             sampler={
                 "type": "per-narrative-type",

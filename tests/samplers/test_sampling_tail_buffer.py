@@ -1,4 +1,4 @@
-"""The tail processor's per-trace buffer as tempera's tracer fills it: a local root opens its
+"""The tail processor's per-trace buffer as sfumato's tracer fills it: a local root opens its
 trace as it starts, and its local descendants append themselves to it as they end, with no
 call to ``on_end``. It must decide exactly as the ``on_end`` path does, late spans, bounds and
 spans ending on other threads included."""
@@ -15,9 +15,9 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from sampling_support import memory_telemetry
-from tempera.plugins.botticelli import act, llm_call, narrative, parse_json
-from tempera.samplers import POLICY
-from tempera.samplers._tail import TailProcessor
+from sfumato.plugins.botticelli import act, llm_call, narrative, parse_json
+from sfumato.samplers import POLICY
+from sfumato.samplers._tail import TailProcessor
 
 PRODUCTION = {
     "type": "error-always",

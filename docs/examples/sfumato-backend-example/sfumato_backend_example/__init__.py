@@ -1,4 +1,4 @@
-"""An example third-party tempera backend: spans and log records as JSON lines in a file.
+"""An example third-party sfumato backend: spans and log records as JSON lines in a file.
 
 ``backend = "example"`` with ``[telemetry.backend_options] path = "..."``. Each line is one
 object with a ``kind`` of ``span`` or ``log``.
@@ -17,8 +17,8 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import BaseModel, ConfigDict, Field
-from tempera.plugin import Backend, BuildContext, Exporter, ExporterUse
-from tempera.settings import Settings, Signal
+from sfumato.plugin import Backend, BuildContext, Exporter, ExporterUse
+from sfumato.settings import Settings, Signal
 
 __all__ = ["JsonLinesBackend", "JsonLinesExporter", "JsonLinesFile"]
 
@@ -98,7 +98,7 @@ class JsonLinesLogExporter(LogRecordExporter):
 
 
 class JsonLinesOptions(BaseModel):
-    # extra="forbid": a misspelt option is a ConfigError naming the key, like tempera's own.
+    # extra="forbid": a misspelt option is a ConfigError naming the key, like sfumato's own.
     model_config = ConfigDict(extra="forbid")
 
     path: str = Field(description="File the JSON lines are appended to; created if missing.")

@@ -1,4 +1,4 @@
-"""An example third-party tempera sampler: keep traces whose root span name matches a glob,
+"""An example third-party sfumato sampler: keep traces whose root span name matches a glob,
 each glob at its own rate.
 
 [telemetry.sampler]
@@ -13,8 +13,8 @@ from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from tempera.plugin import SamplerContext, SamplerPlugin
-from tempera.samplers import HeadSampler, SpanStart
+from sfumato.plugin import SamplerContext, SamplerPlugin
+from sfumato.samplers import HeadSampler, SpanStart
 
 __all__ = ["GlobRate", "GlobRateOptions", "GlobRateSampler", "GlobRule"]
 
@@ -34,7 +34,7 @@ class GlobRateOptions(BaseModel):
 
 
 class GlobRateSampler(HeadSampler):
-    """Decides at the root span; tempera makes the rest of the trace follow it."""
+    """Decides at the root span; sfumato makes the rest of the trace follow it."""
 
     policy = "glob-rate"  # recorded on kept spans as sampling.policy
 
@@ -51,7 +51,7 @@ class GlobRateSampler(HeadSampler):
 
 
 class GlobRate(SamplerPlugin):
-    """The plugin: tempera validates the TOML table with Options, then calls build()."""
+    """The plugin: sfumato validates the TOML table with Options, then calls build()."""
 
     Options: ClassVar[type[BaseModel]] = GlobRateOptions
 

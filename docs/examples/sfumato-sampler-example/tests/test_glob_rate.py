@@ -1,15 +1,15 @@
-"""The glob-rate sampler, driven through tempera by its entry-point name (needs it installed)."""
+"""The glob-rate sampler, driven through sfumato by its entry-point name (needs it installed)."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
-import tempera
+import sfumato
 
 
-def _configure(**sampler: object) -> tempera.Telemetry:
-    return tempera.configure(
+def _configure(**sampler: object) -> sfumato.Telemetry:
+    return sfumato.configure(
         backend="none",
         exporters=[{"type": "memory", "signals": ["traces"]}],
         sampler={"type": "glob-rate", **sampler},
@@ -44,7 +44,7 @@ def test_a_rate_keeps_that_share_of_traces_with_its_weight() -> None:
 
 
 def test_options_are_validated_by_the_plugin_model() -> None:
-    with pytest.raises(tempera.ConfigError, match=r"telemetry\.sampler\.rules"):
-        tempera.load_settings(sampler={"type": "glob-rate", "rules": [{"glob": "x"}]})
-    with pytest.raises(tempera.ConfigError, match="rat"):
-        tempera.load_settings(sampler={"type": "glob-rate", "rat": 0.5})
+    with pytest.raises(sfumato.ConfigError, match=r"telemetry\.sampler\.rules"):
+        sfumato.load_settings(sampler={"type": "glob-rate", "rules": [{"glob": "x"}]})
+    with pytest.raises(sfumato.ConfigError, match="rat"):
+        sfumato.load_settings(sampler={"type": "glob-rate", "rat": 0.5})

@@ -1,4 +1,4 @@
-"""The example backend, driven through tempera as a user would (needs it pip-installed)."""
+"""The example backend, driven through sfumato as a user would (needs it pip-installed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-import tempera
+import sfumato
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
@@ -16,7 +16,7 @@ def _lines(path: Path) -> list[dict[str, object]]:
 
 def test_spans_and_logs_are_written_as_json_lines(tmp_path: Path) -> None:
     out = tmp_path / "telemetry.jsonl"
-    with tempera.configure(
+    with sfumato.configure(
         service_name="example-test", backend="example", backend_options={"path": str(out)}
     ) as telemetry:
         with telemetry.tracer().start_as_current_span("work", attributes={"n": 3}) as span:
@@ -38,12 +38,12 @@ def test_spans_and_logs_are_written_as_json_lines(tmp_path: Path) -> None:
 
 def test_metrics_are_switched_off_with_a_notice(tmp_path: Path) -> None:
     out = tmp_path / "t.jsonl"
-    with tempera.configure(backend="example", backend_options={"path": str(out)}) as telemetry:
+    with sfumato.configure(backend="example", backend_options={"path": str(out)}) as telemetry:
         assert any("metrics switched off" in notice for notice in telemetry.notices)
 
 
 def test_options_are_validated_by_the_plugin_model() -> None:
-    with pytest.raises(tempera.ConfigError, match=r"telemetry\.backend_options\.path"):
-        tempera.load_settings(backend="example", backend_options={})
-    with pytest.raises(tempera.ConfigError, match="pth"):
-        tempera.load_settings(backend="example", backend_options={"path": "x", "pth": "y"})
+    with pytest.raises(sfumato.ConfigError, match=r"telemetry\.backend_options\.path"):
+        sfumato.load_settings(backend="example", backend_options={})
+    with pytest.raises(sfumato.ConfigError, match="pth"):
+        sfumato.load_settings(backend="example", backend_options={"path": "x", "pth": "y"})
