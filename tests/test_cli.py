@@ -308,6 +308,32 @@ def test_set_new_keys(editable: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert settings.header_values() == {"authorization": "Bearer none"}
 
 
+TRAILING = b"""[telemetry]  # ours
+service_name = "bot"
+batch_size = 512  # spans per batch
+# sampling_rate = 0.1   (a commented example)
+
+[telemetry.metrics]
+enabled = true
+# export_interval_ms = 1000
+
+[other]
+x = 1
+"""
+
+
+def test_set_puts_a_new_key_after_the_last_pair_not_after_trailing_comments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "app.toml"
+    path.write_bytes(TRAILING)
+    assert run(capsys, "set", str(path), "sampling_rate", "0.5")[0] == 0
+    assert run(capsys, "set", str(path), "metrics.export_interval_ms", "2000")[0] == 0
+    assert path.read_bytes() == TRAILING.replace(
+        b"batch\n#", b"batch\nsampling_rate = 0.5\n#"
+    ).replace(b"enabled = true\n", b"enabled = true\nexport_interval_ms = 2000\n")
+
+
 def test_set_sampler_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "app.toml"
     path.write_bytes(b"[telemetry]\n")

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-from tomlkit.container import Container
 from tomlkit.items import AoT, Array, InlineTable, Item, Table
 
 from .._errors import ConfigError
@@ -110,31 +109,42 @@ def _descend(container: Any, part: str | int, create: bool, where: str) -> Any:
     return container[part]
 
 
-def _assign(table: Any, key: str, value: Any) -> None:
-    """Set ``key``; a new key goes after the table's last key/value pair, not after the
-    comments and blank lines that may trail it (commented examples, other sections' notes)."""
-    body = getattr(table, "value", None)
-    if key in table or not isinstance(body, Container) or isinstance(value, (Table, AoT)):
+def _assign(parent: Any, name: str | None, table: Any, key: str, value: Any) -> None:
+    """Set ``key`` in ``table`` (``parent[name]``); a new key goes after the table's last
+    key/value pair, not after the comments and blank lines that may trail it (commented
+    examples, other sections' notes).
+
+    tomlkit appends at the end of a table and has no public insert, so a table with such a
+    trailing part is rebuilt item by item, in order, with the new pair in its place.
+    """
+    body = table.value.body if isinstance(table, Table) and not table.is_super_table() else []
+    pairs = [i for i, (k, item) in enumerate(body) if k is not None and not _is_table(item)]
+    if key in table or name is None or _is_table(value) or not pairs or pairs[-1] == len(body) - 1:
         table[key] = value
         return
-    pairs = [k for k, item in body.body if k is not None and not isinstance(item, (Table, AoT))]
-    if not pairs:
-        table[key] = value
-        return
-    try:
-        body._insert_after(pairs[-1], key, value)
-    except Exception:  # private tomlkit API: fall back to a plain append
-        table[key] = value
+    rebuilt = tomlkit.table()
+    for field in ("indent", "comment_ws", "comment", "trail"):
+        setattr(rebuilt.trivia, field, getattr(table.trivia, field))
+    for i, (k, item) in enumerate(body):
+        rebuilt.append(k, item)
+        if i == pairs[-1]:
+            rebuilt.append(key, value)
+    parent[name] = rebuilt
+
+
+def _is_table(item: Any) -> bool:
+    return isinstance(item, (Table, AoT))
 
 
 def _kind(value: Any) -> str:
     return a_type(value.unwrap() if isinstance(value, Item) else value)
 
 
-def _edit(table: Any, parts: list[str | int], value: Any) -> None:
-    container = table
+def _edit(doc: Any, parts: list[str | int], value: Any) -> None:
+    parent, name, container = doc, TABLE, doc[TABLE]
     where = TABLE
     for i, part in enumerate(parts[:-1]):
+        parent, name = container, part if isinstance(part, str) else None
         container = _descend(container, part, True, where)
         where = _dotted(parts[: i + 1])
     last = parts[-1]
@@ -142,7 +152,7 @@ def _edit(table: Any, parts: list[str | int], value: Any) -> None:
         _descend(container, last, False, where)  # checks the item exists
         container[last] = value
     elif isinstance(container, dict):
-        _assign(container, last, value)
+        _assign(parent, name, container, last, value)
     else:
         raise ConfigError(f"is {_kind(container)}, not a table", key=where)
 
@@ -157,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     if TABLE not in doc:
         doc[TABLE] = tomlkit.table()
     try:
-        _edit(doc[TABLE], parts, parse_value(args.value))
+        _edit(doc, parts, parse_value(args.value))
     except ConfigError as exc:
         raise exc.located(path=path) from None
     new = doc.as_string()
