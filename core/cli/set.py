@@ -141,7 +141,8 @@ def _kind(value: Any) -> str:
 
 
 def _edit(doc: Any, parts: list[str | int], value: Any) -> None:
-    parent, name, container = doc, TABLE, doc[TABLE]
+    parent, container = doc, doc[TABLE]
+    name: str | None = TABLE
     where = TABLE
     for i, part in enumerate(parts[:-1]):
         parent, name = container, part if isinstance(part, str) else None
