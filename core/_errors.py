@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -24,6 +24,9 @@ class ConfigError(ValueError):
     ``str(error)`` is one line a user can act on, e.g.::
 
         app.toml:7:1: telemetry.batch_size: expected an integer >= 1, got 0
+
+    A config with several problems raises one error whose ``problems`` holds each of them (the
+    error itself is the first); ``str(error)`` is then one such line per problem.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class ConfigError(ValueError):
         column: int | None = None,
         key: str | None = None,
         source: str | None = None,
+        more: Sequence[ConfigError] = (),
     ) -> None:
         self.message = message
         self.path = str(path) if path is not None else None
@@ -43,7 +47,38 @@ class ConfigError(ValueError):
         self.key = key
         # Where the value came from when it is not the file: "environment variable X", ...
         self.source = source
-        super().__init__(self._render())
+        self.more = tuple(more)  # the problems after this one
+        super().__init__("\n".join([self._render(), *(str(p) for p in self.more)]))
+
+    @property
+    def problems(self) -> list[ConfigError]:
+        """Every problem, this one first, each a ConfigError of one line."""
+        return [self.one(), *self.more]
+
+    def one(self) -> ConfigError:
+        """This problem alone, without the ones after it."""
+        return ConfigError(
+            self.message,
+            path=self.path,
+            line=self.line,
+            column=self.column,
+            key=self.key,
+            source=self.source,
+        )
+
+    @classmethod
+    def of(cls, problems: Sequence[ConfigError]) -> ConfigError:
+        """One error reporting each of ``problems`` (at least one)."""
+        first, *rest = problems
+        return ConfigError(
+            first.message,
+            path=first.path,
+            line=first.line,
+            column=first.column,
+            key=first.key,
+            source=first.source,
+            more=rest,
+        )
 
     def _render(self) -> str:
         where = ""
@@ -74,6 +109,7 @@ class ConfigError(ValueError):
             column=self.column if self.column is not None else column,
             key=self.key or key,
             source=self.source,
+            more=[p.located(path=path, key=key) for p in self.more],
         )
 
 

@@ -144,6 +144,18 @@ def _set(target: dict[str, Any], path: tuple[str, ...], value: Any, merge: bool)
 def _locate_error(
     exc: ConfigError, text: str | None, path: Path | None, sources: dict[str, str]
 ) -> ConfigError:
+    """``exc`` with each of its problems located: the file's line:column of its key, or the
+    variable or argument it came from."""
+    if exc.more:
+        located = [_locate_one(p, text, path, sources) for p in exc.problems]
+        located.sort(key=lambda p: (p.line is None, p.line or 0, p.column or 0))  # file order
+        return ConfigError.of(located)
+    return _locate_one(exc, text, path, sources)
+
+
+def _locate_one(
+    exc: ConfigError, text: str | None, path: Path | None, sources: dict[str, str]
+) -> ConfigError:
     if exc.source or exc.key is None:
         return exc.located(path=path)
     key = exc.key.removeprefix(f"{TABLE}.")

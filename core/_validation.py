@@ -237,15 +237,15 @@ def _problems(
 def config_error(
     exc: ValidationError, prefix: str, model: type[BaseModel] | None = None, *, plugin: bool = False
 ) -> ConfigError:
+    """One ConfigError for the validation error, reporting each of its problems."""
     errors = exc.errors(include_url=False)
     problems = _problems(errors, model)
-    loc, message = problems[0]
-    if plugin and _union_members(model, loc) is None and errors[0]["type"] == "extra_forbidden":
-        message = _describe(errors[0], model, plugin=True)
-    if len(problems) > 1:
-        more = len(problems) - 1
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return ConfigError(message, key=dotted(prefix, loc))
+    if plugin and len(errors) == 1 and _union_members(model, problems[0][0]) is None:
+        if errors[0]["type"] == "extra_forbidden":
+            problems = [(problems[0][0], _describe(errors[0], model, plugin=True))]
+    return ConfigError.of(
+        [ConfigError(message, key=dotted(prefix, loc)) for loc, message in problems]
+    )
 
 
 M = typing.TypeVar("M", bound=BaseModel)

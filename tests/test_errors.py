@@ -289,12 +289,43 @@ def test_unreadable_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     assert capsys.readouterr().err == f"error: {path}: permission denied: the file cannot be read\n"
 
 
-def test_several_problems_are_counted(tmp_path: Path) -> None:
+def test_every_problem_is_reported_each_with_its_own_place(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "app.toml"
-    path.write_text("[telemetry]\nbatch_size = 0\nmax_queue_size = 0\nbogus = 1\n")
+    path.write_text(
+        "[telemetry]\nbatch_size = 0\nmax_queue_size = 0\nbatch_timout_ms = 1\n"
+        '[telemetry.metrics]\nenabeld = true\n'
+    )
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={})
-    assert str(info.value).endswith("(and 2 more problems)")
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:2:1: telemetry.batch_size: expected a value >= 1, got 0",
+        f"{path}:3:1: telemetry.max_queue_size: expected a value >= 1, got 0",
+        f"{path}:4:1: telemetry.batch_timout_ms: unknown key 'batch_timout_ms'; "
+        "did you mean 'batch_timeout_ms'?",
+        f"{path}:6:1: telemetry.metrics.enabeld: unknown key 'enabeld'; did you mean 'enabled'?",
+    ]
+    assert str(info.value) == "\n".join(str(p) for p in info.value.problems)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == "".join(f"error: {p}\n" for p in info.value.problems)
+
+
+def test_a_plugin_table_reports_every_problem_too(tmp_path: Path) -> None:
+    path = tmp_path / "app.toml"
+    path.write_text(
+        '[telemetry]\nbackend = "none"\n[telemetry.sampler]\ntype = "per-narrative-type"\n'
+        "defualt = 0.1\nrates = 3\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, env={})
+    shown = [str(p) for p in info.value.problems]
+    assert len(shown) == 2, shown
+    assert f"{path}:5:1: telemetry.sampler.defualt: unknown key 'defualt'; did you mean" in (
+        shown[0] + shown[1]
+    )
+    assert any(s.startswith(f"{path}:6:1: telemetry.sampler.rates: ") for s in shown), shown
 
 
 def test_secret_values_never_echoed_in_errors(tmp_path: Path) -> None:
