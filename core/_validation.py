@@ -240,9 +240,9 @@ def config_error(
     """One ConfigError for the validation error, reporting each of its problems."""
     errors = exc.errors(include_url=False)
     problems = _problems(errors, model)
-    if plugin and len(errors) == 1 and _union_members(model, problems[0][0]) is None:
-        if errors[0]["type"] == "extra_forbidden":
-            problems = [(problems[0][0], _describe(errors[0], model, plugin=True))]
+    single = len(errors) == 1 and errors[0]["type"] == "extra_forbidden"
+    if plugin and single and _union_members(model, problems[0][0]) is None:
+        problems = [(problems[0][0], _describe(errors[0], model, plugin=True))]
     return ConfigError.of(
         [ConfigError(message, key=dotted(prefix, loc)) for loc, message in problems]
     )
