@@ -18,14 +18,16 @@ from pydantic import ValidationError
 from tomlkit.exceptions import KeyAlreadyPresent, ParseError
 
 from ._environment import env_overrides
-from ._errors import ConfigError
+from ._errors import ConfigError, did_you_mean
 from ._interpolation import interpolate
 from ._locate import locate
 from ._validation import a_type, config_error
 from .settings import Settings
 
 __all__ = [
+    "DEFAULT_FILE",
     "MAX_CONFIG_BYTES",
+    "find_config",
     "load_settings",
     "parse_document",
     "read_document",
@@ -35,6 +37,25 @@ __all__ = [
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 TABLE = "telemetry"
+# The file ``sfumato init`` writes and every command and ``configure()`` find by default.
+DEFAULT_FILE = "sfumato.toml"
+CONFIG_VARIABLE = "SFUMATO_CONFIG"
+
+
+def find_config(
+    path: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """The config file to read, in the one order every command and ``configure()`` use:
+    ``path`` when given, else ``$SFUMATO_CONFIG``, else ``sfumato.toml`` in the current
+    directory when it exists; None when there is none (settings then come from the
+    environment and defaults)."""
+    env = os.environ if environ is None else environ
+    if path is not None:
+        return Path(path)
+    if env.get(CONFIG_VARIABLE):
+        return Path(env[CONFIG_VARIABLE])
+    default = Path(DEFAULT_FILE)
+    return default if default.is_file() else None
 
 
 def read_text(path: Path) -> str:
@@ -191,18 +212,17 @@ def load_settings(
     """Validated settings from ``path``'s ``[telemetry]`` table, the environment and ``overrides``.
 
     Precedence, highest first: ``overrides``, environment (``SFUMATO_*`` then ``OTEL_*``), the
-    file, defaults. With no path, ``SFUMATO_CONFIG`` names the file; with neither, settings
-    come from the environment and defaults. A file without a ``[telemetry]`` table gives
-    ``enabled = False``. Raises ConfigError.
+    file, defaults. Without a path the file is found as :func:`find_config` says; with none,
+    settings come from the environment and defaults. A file without a ``[telemetry]`` table
+    gives ``enabled = False``, unless a table there looks like a misspelt or misplaced one
+    (``[telemetri]``, ``[tool.sfumato]``): that is an error. Raises ConfigError.
     """
     environ = os.environ if env is None else env
-    if path is None and environ.get("SFUMATO_CONFIG"):
-        path = environ["SFUMATO_CONFIG"]
-    if path is None:
+    file = find_config(path, environ)
+    if file is None:
         return settings_from_text(
             None, None, env=environ, resolve_plugins=resolve_plugins, **overrides
         )
-    file = Path(path)
     doc, text = read_document(file)
     return settings_from_document(
         doc, text, file, env=environ, resolve_plugins=resolve_plugins, **overrides
@@ -242,6 +262,7 @@ def settings_from_document(
     sources: dict[str, str] = {}
     if doc is not None and text is not None:
         if TABLE not in doc:
+            _no_lookalike(doc, text, file)
             raw = {"enabled": False}
             sources["enabled"] = "file (no [telemetry] table)"
         else:
@@ -265,13 +286,54 @@ def settings_from_document(
     settings._path = str(file) if file is not None else None
     settings._environ = None if env is os.environ else env
     if resolve_plugins and settings.enabled:
+        from ._pipeline import check_plan
         from ._resolve import resolve
 
         try:
             settings._plan = resolve(settings)
+            check_plan(settings._plan)
         except ConfigError as exc:
             raise _locate_error(exc, text, file, sources) from None
     return settings
+
+
+def _lookalikes(value: Any, prefix: str, depth: int = 0) -> list[str]:
+    """Dotted names of tables that look meant for sfumato: a name close to ``telemetry`` at
+    any level, or one named ``sfumato`` (``[tool.sfumato]``)."""
+    found: list[str] = []
+    if not isinstance(value, dict) or depth > 3:
+        return found
+    for key, child in value.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(child, dict):
+            close = did_you_mean(str(key).lower(), [TABLE]) or str(key).lower() == TABLE
+            if close or str(key).lower() == "sfumato":
+                found.append(name)
+                continue
+            found += _lookalikes(child, name, depth + 1)
+    return found
+
+
+def _no_lookalike(doc: tomlkit.TOMLDocument, text: str, file: Path | None) -> None:
+    """A file without ``[telemetry]`` is an app's file with telemetry off, unless a table in
+    it was plainly meant for sfumato: then it is an error, never a silent "disabled"."""
+    found = _lookalikes(doc.unwrap(), "")
+    if not found:
+        return
+    problems = []
+    for name in found:
+        where = locate(text, name)
+        problems.append(
+            ConfigError(
+                f"sfumato reads the top-level [{TABLE}] table, and this file has none; "
+                f"did you mean [{TABLE}] instead of [{name}]?",
+                path=file,
+                line=where[0] if where else None,
+                column=where[1] if where else None,
+                key=name,
+            )
+        )
+    raise ConfigError.of(problems)
 
 
 def _table(doc: tomlkit.TOMLDocument, text: str, file: Path | None) -> dict[str, Any]:

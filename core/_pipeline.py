@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from ._tracer import SfumatoTracerProvider
 from .plugin import BuildContext, SamplerContext, SamplerSpec, TailStage
 from .settings import Settings, Signal
 
-__all__ = ["Pipelines", "build_pipelines", "build_resource", "build_sampler"]
+__all__ = ["Pipelines", "build_pipelines", "build_resource", "build_sampler", "check_plan"]
 
 # [telemetry.metrics] exemplars. Off by default: the SDK's trace-based filter makes every
 # record inside a sampled span also fill an exemplar reservoir (a few microseconds each).
@@ -128,6 +129,39 @@ def _create(node: Any, signal: Signal, context: BuildContext, host: PluginHost) 
             f"its {signal} exporter: {type(exc).__name__}: {exc}",
             key=node.key,
         ) from None
+
+
+def check_plan(plan: Plan) -> None:
+    """Raise the ConfigError that building ``plan`` would, without building its pipelines:
+    the sampler tree is built and dropped, each exporter's modules imported and its options
+    checked for each signal. ``sfumato validate`` runs this, so it rejects what configure()
+    would."""
+    build_sampler(plan.sampler, plan.settings, Stats(), plan.host)
+    context = BuildContext(settings=plan.settings, stats=Stats())
+    for node in plan.exporters:
+        for module, requirement in getattr(node.plugin, "requires", {}).items():
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ConfigError(
+                    f"exporter '{node.name}' needs the module '{module}', which cannot be "
+                    f'imported ({exc}): pip install "{requirement}"',
+                    key=node.key,
+                ) from None
+        check = getattr(node.plugin, "check", None)
+        if check is None:
+            continue
+        for signal in sorted(node.signals):
+            try:
+                check(signal, node.options, context)
+            except ConfigError as exc:
+                raise exc.located(key=node.key) from None
+            except Exception as exc:
+                raise ConfigError(
+                    f"exporter '{node.name}'{_origin(plan.host, 'exporter', node.name)} failed "
+                    f"to check its {signal} options: {type(exc).__name__}: {exc}",
+                    key=node.key,
+                ) from None
 
 
 def _views(settings: Settings) -> list[View]:

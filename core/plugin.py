@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from .settings import SIGNALS, Settings, Signal
+from .settings import SIGNALS, Settings, Signal, _scrubbed
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
@@ -61,11 +61,24 @@ class SamplerSpec(BaseModel):
 
 @dataclass(frozen=True)
 class ExporterUse:
-    """One exporter a backend uses: its plugin name, the signals it carries, its options."""
+    """One exporter a backend uses: its plugin name, the signals it carries, its options.
+
+    Give secrets (a header's value, a token) as pydantic ``SecretStr``: the exporter's options
+    model takes them as they are where it declares ``SecretStr``, and an OpenTelemetry
+    exporter class (used by its entry-point name) gets the plain value when it is built. The
+    repr never shows them, nor a plain value under a secret-looking key (``headers``,
+    ``*_token``, ``*_key``, ...) or a URL's password.
+    """
 
     exporter: str
     signals: frozenset[Signal]
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return (
+            f"ExporterUse(exporter={self.exporter!r}, signals={self.signals!r}, "
+            f"options={_scrubbed(self.options)!r})"
+        )
 
 
 @dataclass
@@ -115,6 +128,18 @@ class Exporter:
     Options: ClassVar[type[BaseModel]] = NoOptions
     signals: ClassVar[frozenset[Signal]] = frozenset(SIGNALS)
     batched: ClassVar[bool] = True
+    #: Modules ``create`` imports, each with the requirement that installs it
+    #: (``{"prometheus_client": "sfumato[prometheus]"}``): ``sfumato validate`` imports them,
+    #: so a missing optional extra is a config error naming the ``pip install`` that fixes it.
+    requires: ClassVar[Mapping[str, str]] = {}
+
+    def check(self, signal: Signal, options: Any, context: BuildContext) -> None:
+        """Raise ConfigError for whatever ``create`` would reject (an endpoint it cannot use, a
+        file it cannot read), without connecting, binding a port or writing anything.
+
+        ``sfumato validate`` and ``configure()`` call it for each signal the exporter carries,
+        so a config that validates also builds. The default checks nothing.
+        """
 
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
         raise NotImplementedError

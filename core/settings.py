@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -235,6 +236,26 @@ class ExporterSettings(_Redacted, BaseModel):
         return dict(self.model_extra or {})
 
 
+_ENDPOINT_SCHEMES = ("http", "https", "grpc", "grpcs")
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Raise ValueError unless ``endpoint`` is a URL an OTLP exporter can use: an http(s)://
+    URL, or for gRPC also ``host:port``; a host, and a port that is a number in range."""
+    expected = "expected a URL such as http://collector:4317 (http or https, a host, a port)"
+    if not endpoint or any(c.isspace() for c in endpoint) or not endpoint.isprintable():
+        raise ValueError(f"{expected}, got {endpoint!r}")
+    parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
+    if "://" in endpoint and parts.scheme not in _ENDPOINT_SCHEMES:
+        raise ValueError(f"{expected}; the scheme {parts.scheme!r} is not one of them")
+    if not parts.hostname:
+        raise ValueError(f"{expected}; {endpoint!r} names no host")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port when it is read
+    except ValueError:
+        raise ValueError(f"{expected}; the port of {endpoint!r} is not a number 0-65535") from None
+
+
 class Settings(_Redacted, _Strict):
     """The validated ``[telemetry]`` table."""
 
@@ -314,6 +335,13 @@ class Settings(_Redacted, _Strict):
     def _sampler_has_type(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and not isinstance(value.get("type"), str):
             raise ValueError("a sampler table needs a 'type' string, e.g. type = \"ratio\"")
+        return value
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_endpoint(value)
         return value
 
     @field_validator("max_queue_size")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sfumato import ConfigError
 from sfumato.plugin import BuildContext, Exporter
 from sfumato.settings import Settings, Signal
 
@@ -139,18 +140,37 @@ def _common(options: OtlpOptions, settings: Settings) -> tuple[dict[str, str], b
     return headers, insecure, compression, timeout
 
 
+def _check_certificate(options: OtlpOptions) -> None:
+    if options.certificate_file and not os.access(options.certificate_file, os.R_OK):
+        raise ConfigError(
+            f"certificate_file {options.certificate_file!r} does not exist or cannot be read"
+        )
+
+
+def _requires(package: str, *modules: str) -> dict[str, str]:
+    return dict.fromkeys(modules, package)
+
+
 class OtlpGrpcExporter(Exporter):
     """OTLP over gRPC for all three signals."""
 
     Options: ClassVar[type[BaseModel]] = OtlpOptions
+    requires: ClassVar[dict[str, str]] = _requires(
+        "opentelemetry-exporter-otlp-proto-grpc",
+        "grpc",
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+    )
+
+    def check(self, signal: Signal, options: Any, context: BuildContext) -> None:
+        _grpc_target(options, context.settings)
+        _check_certificate(options)
 
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
         import grpc
 
         settings = context.settings
-        headers, insecure, compression, timeout = _common(options, settings)
-        endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_GRPC
-        target, plaintext = grpc_target(endpoint, insecure)
+        headers, _, compression, timeout = _common(options, settings)
+        target, plaintext = _grpc_target(options, settings)
         kwargs: dict[str, Any] = {
             "endpoint": target,
             "insecure": plaintext,
@@ -190,19 +210,36 @@ def _pinned_session(verify: bool | str) -> Any:
     return PinnedSession()
 
 
+def _grpc_target(options: OtlpOptions, settings: Settings) -> tuple[str, bool]:
+    insecure = options.insecure if options.insecure is not None else settings.insecure
+    return grpc_target(options.endpoint or settings.otlp_endpoint or DEFAULT_GRPC, insecure)
+
+
+def _http_url(options: OtlpOptions, settings: Settings, signal: Signal) -> str:
+    return http_signal_url(options.endpoint or settings.otlp_endpoint or DEFAULT_HTTP, signal)
+
+
 class OtlpHttpExporter(Exporter):
     """OTLP over HTTP (protobuf) for all three signals; ``/v1/<signal>`` paths added."""
 
     Options: ClassVar[type[BaseModel]] = OtlpOptions
+    requires: ClassVar[dict[str, str]] = _requires(
+        "opentelemetry-exporter-otlp-proto-http",
+        "requests",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    )
+
+    def check(self, signal: Signal, options: Any, context: BuildContext) -> None:
+        _http_url(options, context.settings, signal)
+        _check_certificate(options)
 
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
         from opentelemetry.exporter.otlp.proto.http import Compression
 
         settings = context.settings
         headers, insecure, compression, timeout = _common(options, settings)
-        endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_HTTP
         kwargs: dict[str, Any] = {
-            "endpoint": http_signal_url(endpoint, signal),
+            "endpoint": _http_url(options, settings, signal),
             "headers": headers or None,
             "timeout": timeout,
             "compression": Compression.Gzip if compression == "gzip" else Compression.NoCompression,

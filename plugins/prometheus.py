@@ -91,6 +91,9 @@ class PrometheusExporter(Exporter):
     signals: ClassVar[frozenset[Signal]] = frozenset({"metrics"})
     # A port serves one process: a forked child leaves the endpoint to its parent.
     serves_port: ClassVar[bool] = True
+    requires: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("opentelemetry.exporter.prometheus", "prometheus_client"), "sfumato[prometheus]"
+    )
 
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
         if is_unspecified(options.host):

@@ -86,7 +86,10 @@ def test_jaeger_follows_protocol_and_endpoint_overrides() -> None:
     assert (name, options["endpoint"]) == ("otlp-grpc", "http://jaeger:4317")
     [(_, _, options)] = uses(
         plan_of(
-            backend="jaeger", otlp_endpoint="http://a:1", backend_options={"endpoint": "http://b:2"}
+            backend="jaeger",
+            otlp_endpoint="http://a:1",
+            backend_options={"endpoint": "http://b:2"},
+            insecure=True,
         )
     )
     assert options["endpoint"] == "http://b:2"

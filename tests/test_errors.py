@@ -295,7 +295,7 @@ def test_every_problem_is_reported_each_with_its_own_place(
     path = tmp_path / "app.toml"
     path.write_text(
         "[telemetry]\nbatch_size = 0\nmax_queue_size = 0\nbatch_timout_ms = 1\n"
-        '[telemetry.metrics]\nenabeld = true\n'
+        "[telemetry.metrics]\nenabeld = true\n"
     )
     with pytest.raises(ConfigError) as info:
         load_settings(path, env={})

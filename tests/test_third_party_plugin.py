@@ -150,8 +150,12 @@ def test_a_config_naming_it_validates(venv: Venv) -> None:
     result = venv.run(venv.bin / "sfumato", "validate", bad)
     assert result.returncode == 2
     errors = result.stderr.strip().splitlines()
-    assert len(errors) == 1, result.stderr
-    assert "telemetry.backend_options" in errors[0]
+    # Each problem on its own line, in file order: the missing key, then the misspelt one.
+    assert [line.split(": ")[2] for line in errors] == [
+        "telemetry.backend_options.path",
+        "telemetry.backend_options.pth",
+    ], result.stderr
+    assert errors[1].endswith("unknown key 'pth'; did you mean 'path'?")
     assert "Traceback" not in result.stderr
 
 

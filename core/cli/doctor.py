@@ -1,39 +1,55 @@
 """``sfumato doctor [FILE]``: check a config against the world it will run in.
 
-Validates the config and resolves its plugins (an invalid config exits 2, like ``validate``),
-then looks for what would lose telemetry at run time: endpoints that do not accept a TCP
-connection, signals the backend cannot take, a Prometheus port already taken. Prints one
-line per check and exits 1 when anything was found, 0 when all is clean.
+Validates the config exactly as ``validate`` does (an invalid config exits 2), then looks for
+what would lose telemetry at run time: endpoints that do not accept a TCP connection, a
+Prometheus port already taken (findings), and signals the backend cannot take (notes: the
+config says so on purpose or by default, and nothing breaks). Prints one line per check and
+exits 1 when anything was found, 0 when all is clean.
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .._errors import ConfigError
 from .._loading import load_settings
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
+from ._output import print_json, problems_json
+from .validate import CONFIG_HELP, describe_source
 
 __all__ = ["Check", "checks", "register"]
 
 
+Level = Literal["ok", "note", "FAIL"]
+
+
 @dataclass(frozen=True)
 class Check:
-    ok: bool
+    level: Level  # FAIL is a finding; a note is worth knowing and breaks nothing
     message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.level != "FAIL"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "doctor",
         help="check a config, its plugins and that its endpoints are reachable",
-        description="Exit 0 when clean, 1 on any finding, 2 when the config is invalid.",
+        description="Validate a config, then check the endpoints and ports it will use.",
+        epilog="exit codes: 0 no findings (notes allowed), 1 findings, 2 invalid config",
     )
-    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $SFUMATO_CONFIG)")
+    p.add_argument("file", nargs="?", default=None, help=CONFIG_HELP)
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument(
         "--timeout",
         type=float,
@@ -45,25 +61,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
+    source = describe_source(args.file)
+    try:
+        settings = load_settings(args.file)
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        print_json({"source": source, "valid": False, "problems": problems_json(exc)})
+        return 2
     results = checks(settings, timeout=args.timeout)
-    for check in results:
-        # An endpoint's user:password (basic auth in the URL) is never printed.
-        print(f"{'ok  ' if check.ok else 'FAIL'}  {scrub_url_anywhere(check.message)}")
-    findings = sum(not c.ok for c in results)
-    if findings:
-        print(f"{findings} finding{'s' if findings != 1 else ''}")
-        return 1
-    print("no findings")
-    return 0
+    findings = sum(c.level == "FAIL" for c in results)
+    notes = sum(c.level == "note" for c in results)
+    if args.json:
+        report = {
+            "source": source,
+            "valid": True,
+            "checks": [asdict(c) for c in results],
+            "findings": findings,
+            "notes": notes,
+        }
+        print_json(report)
+    else:
+        for check in results:
+            # An endpoint's user:password (basic auth in the URL) is never printed.
+            print(f"{check.level:<4}  {scrub_url_anywhere(check.message)}")
+        counted = f" ({_plural(notes, 'note')})" if notes else ""
+        print(f"{_plural(findings, 'finding') if findings else 'no findings'}{counted}")
+    return 1 if findings else 0
 
 
 def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
     """Every check, in order: config, signals, then one per distinct endpoint."""
     if not settings.enabled:
-        return [Check(True, f"telemetry is disabled ({settings.source_of('enabled')})")]
+        return [Check("ok", f"telemetry is disabled ({settings.source_of('enabled')})")]
     plan = settings._plan
-    results = [Check(True, f"config valid: backend {settings.backend!r}, plugins resolved")]
+    results = [Check("ok", f"config valid: backend {settings.backend!r}, plugins resolved")]
 
     wanted = ["traces"]
     wanted += ["metrics"] if settings.metrics.enabled else []
@@ -81,7 +113,7 @@ def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
         hint = "add one under [[telemetry.exporters]]"
         if signal != "traces":
             hint += f" or set {signal}.enabled = false"
-        results.append(Check(False, f"{why}: {signal} are not exported ({hint})"))
+        results.append(Check("note", f"{why}: {signal} are not exported ({hint})"))
 
     seen: set[tuple[str, str, int]] = set()
     for node in plan.exporters:
@@ -133,7 +165,7 @@ def _targets(
         if isinstance(node.plugin, PrometheusExporter):
             return [("bind", options.host, options.port, f"{label} endpoint")]
     except ConfigError as exc:
-        results.append(Check(False, f"{label}: {exc.message}"))
+        results.append(Check("FAIL", f"{label}: {exc.message}"))
         return []
     # A third-party exporter with an ``endpoint`` URL option is checked the same way.
     endpoint = getattr(options, "endpoint", None)
@@ -148,20 +180,24 @@ def _targets(
 def _connect(host: str, port: int, label: str, timeout: float) -> Check:
     try:
         with socket.create_connection((host, port), timeout=timeout):
-            return Check(True, f"{label}: {host}:{port} accepts connections")
+            return Check("ok", f"{label}: {host}:{port} accepts connections")
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        return Check(False, f"{label}: cannot connect to {host}:{port}: {reason}")
+        return Check("FAIL", f"{label}: cannot connect to {host}:{port}: {reason}")
 
 
 def _bindable(host: str, port: int, label: str) -> Check:
     if port == 0:
-        return Check(True, f"{label}: picks a free port at start")
+        return Check("ok", f"{label}: picks a free port at start")
     bind_host = host.strip("[]") or "0.0.0.0"
     family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
     try:
         with socket.socket(family, socket.SOCK_STREAM) as s:
+            # As the endpoint's own server does (http.server's allow_reuse_address): a port
+            # held only by connections in TIME_WAIT is free to listen on.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((bind_host, port))
+            s.listen()
     except OSError as exc:
-        return Check(False, f"{label}: cannot listen on {host}:{port}: {exc.strerror or exc}")
-    return Check(True, f"{label}: {host}:{port} is free to listen on")
+        return Check("FAIL", f"{label}: cannot listen on {host}:{port}: {exc.strerror or exc}")
+    return Check("ok", f"{label}: {host}:{port} is free to listen on")

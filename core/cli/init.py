@@ -14,14 +14,13 @@ from pathlib import Path
 
 from .._errors import ConfigError, did_you_mean
 from .._host import PluginHost
-from .._loading import parse_document
+from .._loading import DEFAULT_FILE, parse_document
 from ..settings import Settings
 from ._edit import read_for_edit, validate_text, write_atomically
 
 __all__ = ["DEFAULT_BACKEND", "register", "section"]
 
 DEFAULT_BACKEND = "local"
-DEFAULT_FILE = "telemetry.toml"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

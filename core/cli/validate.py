@@ -1,23 +1,57 @@
-"""``sfumato validate [FILE]``: exit 0 when the config is valid, 2 with one error line if not."""
+"""``sfumato validate [FILE]``: exit 0 when ``configure()`` would accept the config, 2 with one
+line per problem when it would not.
+
+It does what ``configure()`` does short of starting anything: validates every table, loads each
+plugin the config names, builds the sampler tree and imports each exporter's modules.
+"""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from .._loading import load_settings
+from .._errors import ConfigError
+from .._loading import find_config, load_settings
+from ..settings import Settings
+from ._output import print_json, problems_json
 
-__all__ = ["register"]
+__all__ = ["CONFIG_HELP", "register"]
+
+CONFIG_HELP = "TOML file (default: $SFUMATO_CONFIG, else ./sfumato.toml when it exists)"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("validate", help="check a config file and the plugins it names")
-    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $SFUMATO_CONFIG)")
+    p = sub.add_parser(
+        "validate",
+        help="check a config file and the plugins it names, as configure() would",
+        description="Check a config file as configure() would, without starting anything.",
+        epilog="exit codes: 0 valid, 2 invalid (each problem printed on its own line)",
+    )
+    p.add_argument("file", nargs="?", default=None, help=CONFIG_HELP)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 
 
+def describe_source(file: str | None) -> str:
+    """What the settings were read from, for the first line of ``validate`` and ``doctor``."""
+    found = find_config(file)
+    if found is None:
+        return "no config file ($SFUMATO_CONFIG unset, no ./sfumato.toml): environment and defaults"
+    return str(found)
+
+
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
-    where = args.file or "environment"
+    where = describe_source(args.file)
+    try:
+        settings = load_settings(args.file)
+    except ConfigError as exc:
+        if not args.json:
+            raise
+        print_json({"source": where, "valid": False, "problems": problems_json(exc)})
+        return 2
+    if args.json:
+        print_json({"source": where, "valid": True, **summary(settings)})
+        return 0
     if not settings.enabled:
         reason = settings.source_of("enabled")
         if "no [telemetry] table" in reason:
@@ -25,9 +59,26 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{where}: valid; telemetry is disabled (enabled = false, from {reason})")
         return 0
-    plan = settings._plan
-    signals = ", ".join(sorted(plan.signals)) if plan is not None else ""
-    print(f"{where}: valid: backend {settings.backend!r}, signals: {signals or 'none'}")
-    for notice in plan.notices if plan is not None else []:
+    info = summary(settings)
+    signals = ", ".join(info["signals"]) or "none"
+    print(f"{where}: valid: backend {settings.backend!r}, signals: {signals}")
+    for notice in info["notes"]:
         print(f"note: {notice}")
     return 0
+
+
+def summary(settings: Settings) -> dict[str, Any]:
+    """What a valid config turns on: backend, signals, exporters, sampler, notes."""
+    plan = settings._plan
+    if not settings.enabled or plan is None:
+        return {"enabled": False, "reason": settings.source_of("enabled")}
+    return {
+        "enabled": True,
+        "backend": settings.backend,
+        "signals": sorted(plan.signals),
+        "exporters": [
+            {"name": node.name, "signals": sorted(node.signals)} for node in plan.exporters
+        ],
+        "sampler": plan.sampler.describe(),
+        "notes": list(plan.notices),
+    }
