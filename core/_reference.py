@@ -32,7 +32,8 @@ REGENERATE = "sfumato reference --output docs/configuration.md"
 
 # The SFUMATO_* variables that are not settings keys, and what each does.
 OTHER_VARIABLES: dict[str, str] = {
-    "SFUMATO_CONFIG": "The config file when none is given to `configure()` or a command.",
+    "SFUMATO_CONFIG": "The config file when none is given to `configure()` or a command "
+    "(else `./sfumato.toml` when it exists).",
     "SFUMATO_DISABLE_PLUGINS": "Comma-separated plugin names (or `kind:name`) not to load; "
     "replaces `plugins.disable`.",
     "SFUMATO_DEBUG": "`1`: the CLI prints the traceback of an unexpected failure.",
@@ -391,6 +392,13 @@ def render() -> str:
         "the models that validate it. A value comes from, highest first: keyword arguments to",
         "`configure()`, `SFUMATO_*` environment variables, `OTEL_*` environment variables, the",
         "file, the default. `sfumato show` prints where each value came from.",
+        "",
+        "The file: the path given to `configure()` or a command, else `$SFUMATO_CONFIG`, else",
+        "`sfumato.toml` in the current directory when it exists (the file `sfumato init`",
+        "writes); with none, settings come from the environment and the defaults. A file",
+        "without a `[telemetry]` table turns telemetry off, unless a table in it looks meant",
+        "for sfumato (`[telemetri]`, `[tool.sfumato]`): that is an error. Every problem of a",
+        "config is reported, one line each, with its file:line:column and key.",
         "",
         "Environment variables: `SFUMATO_<KEY>` sets a top-level key and",
         "`SFUMATO_<TABLE>__<KEY>` a key of a sub-table (`SFUMATO_METRICS__ENABLED=false`).",
