@@ -1,19 +1,29 @@
 """The ``sfumato`` command line.
 
 Each command lives in its own module exposing ``register(subparsers)``, which adds its parser
-and sets ``func`` (taking the parsed arguments, returning an exit code). Configuration errors
-print one line and exit 2; nothing prints a traceback unless ``SFUMATO_DEBUG=1``.
+(through :func:`._help.add_command`: a one-line description and the command's exit codes)
+and sets ``func`` (taking the parsed arguments, returning an exit code). A bad configuration
+prints one line per problem and exits 2, as does a :class:`._files.CommandError`; nothing
+prints a traceback unless ``SFUMATO_DEBUG=1``. A closed output pipe (``sfumato reference |
+head -1``) ends the command quietly with 141, as a tool stopped by SIGPIPE would.
+
+A command whose positional arguments may come after its options as well as before
+(``sfumato report costs --csv DIR``) sets ``positionals_anywhere`` to the destination of its
+one ``nargs="*"`` positional; the words argparse leaves over are appended to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import os
 import sys
 from collections.abc import Sequence
 
 from .._errors import ConfigError
+from ._files import CommandError
+from ._help import COMMON_EXITS, exit_status
 
 __all__ = ["main"]
 
@@ -34,9 +44,13 @@ COMMANDS: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sfumato", description="Config-driven OpenTelemetry for Python services."
+        prog="sfumato",
+        description="Config-driven OpenTelemetry for Python services.",
+        epilog="Each command's --help lists its own exit codes.\n\n"
+        + exit_status({0: "success", **COMMON_EXITS}),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("-V", "--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
@@ -44,9 +58,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    args, extras = parser.parse_known_args(argv)
+    dest = getattr(args, "positionals_anywhere", None)
+    if extras and dest and not any(e.startswith("-") and e != "-" for e in extras):
+        getattr(args, dest).extend(extras)
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for a closed pipe goes nowhere,
+    instead of failing again when Python flushes it at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # not a real file (a test's capture): nothing to protect
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            code = _run(argv)
+        finally:
+            # A closed pipe shows here (also after argparse's --help), not at interpreter exit.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _drop_stdout()
+        return 141
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if args.version:
         from importlib.metadata import version
 
@@ -62,8 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    except CommandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         if os.environ.get("SFUMATO_DEBUG") == "1":
             raise
