@@ -3,7 +3,9 @@
 The first argument names a report when it is one (see ``REPORTS``), else it is the store
 directory and the default report, ``summary``, runs. Further reports register here by name
 and read the store through :class:`sfumato.plugins.local.store.Store`. A directory that
-happens to share a report's name can be given as ``./name``.
+happens to share a report's name can be given as ``./name``; a first argument that is
+neither a report nor a directory, but close to a report's name, is an error with a
+did-you-mean. Options may come before or after the report name and the directories.
 """
 
 from __future__ import annotations
@@ -15,24 +17,31 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .._errors import did_you_mean
+from ._files import CommandError
+from ._help import add_command
+
 if TYPE_CHECKING:
     from sfumato.plugins.local.store import Store
 
 __all__ = ["DEFAULT_DIRECTORY", "REPORTS", "register"]
 
 DEFAULT_DIRECTORY = ".sfumato"
+DEFAULT_THRESHOLD = 20.0
 
 Report = Callable[[argparse.Namespace, list[str]], int]
 
 
 def _summary(args: argparse.Namespace, paths: list[str]) -> int:
-    from sfumato.plugins.local.report import render_text, summarize, to_dict
+    from sfumato.plugins.local.report import render_csv, render_text, summarize, to_dict
 
     store = _open(args, paths, "summary")
     if store is None:
         return 2 if len(paths) > 1 else 1
     summary = summarize(store)
-    if args.json:
+    if args.csv:
+        sys.stdout.write(render_csv(summary))
+    elif args.json:
         print(json.dumps(to_dict(summary), indent=2))
     else:
         sys.stdout.write(render_text(summary))
@@ -117,11 +126,12 @@ def _compare(args: argparse.Namespace, paths: list[str]) -> int:
         if store is None:
             return 2
         summaries.append(summarize(store))
-    changes = compare(summaries[0], summaries[1], args.threshold)
+    threshold = DEFAULT_THRESHOLD if args.threshold is None else args.threshold
+    changes = compare(summaries[0], summaries[1], threshold)
     if args.json:
         print(json.dumps([asdict(c) for c in changes], indent=2))
     else:
-        sys.stdout.write(render_text(changes, paths[0], paths[1], args.threshold))
+        sys.stdout.write(render_text(changes, paths[0], paths[1], threshold))
     return 1 if any(c.regressed for c in changes) else 0
 
 
@@ -134,12 +144,28 @@ REPORTS: dict[str, tuple[str, Report]] = {
 }
 
 
+# The options that belong to some reports only: option -> (attribute, the reports taking it).
+REPORT_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "--csv": ("csv", ("summary", "costs")),
+    "--prices": ("prices", ("costs",)),
+    "--threshold": ("threshold", ("compare",)),
+}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    listing = "; ".join(f"{name}: {text}" for name, (text, _) in REPORTS.items())
-    p = sub.add_parser(
+    listing = "\n".join(f"  {name:<9} {text}" for name, (text, _) in REPORTS.items())
+    p = add_command(
+        sub,
         "report",
-        help="summarise the local store (default directory .sfumato)",
-        description=f"Reports on a local store. Reports: {listing}.",
+        "summarise the local store (default directory .sfumato)",
+        details=f"Reports (the default is summary):\n\n{listing}\n\n"
+        "Options may come before or after the report name and the directories.",
+        exits={
+            0: "the report was printed",
+            1: "no local store at the directory; compare: a span name regressed",
+            2: "bad arguments: an unknown report (with a did-you-mean), an option the "
+            "report does not take, the wrong number of directories",
+        },
     )
     p.add_argument(
         "target",
@@ -156,21 +182,42 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "$SFUMATO_CONFIG, else .sfumato)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    p.add_argument("--csv", action="store_true", help="costs: print CSV")
+    p.add_argument("--csv", action="store_true", help="summary, costs: print CSV")
     p.add_argument("--prices", metavar="FILE", help="costs: a TOML price table per model")
     p.add_argument(
         "--threshold",
         type=float,
-        default=20.0,
+        default=None,
         metavar="PCT",
-        help="compare: flag a P50 or P95 increase above PCT percent (default 20)",
+        help=f"compare: flag a P50 or P95 increase above PCT percent (default "
+        f"{DEFAULT_THRESHOLD:g})",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, positionals_anywhere="target")
+
+
+def _report_name(target: list[str]) -> str:
+    """The report the arguments name, taken off ``target``; ``summary`` when the first
+    argument is a directory. CommandError for a misspelt name."""
+    if not target:
+        return "summary"
+    first = target[0]
+    if first in REPORTS:
+        return target.pop(0)
+    if os.path.exists(first):
+        return "summary"
+    hint = did_you_mean(first, REPORTS)
+    if hint or len(target) > 1:
+        raise CommandError(f"unknown report '{first}'{hint} (reports: {', '.join(REPORTS)})")
+    return "summary"  # one argument, not a report's name: the directory, missing or not
 
 
 def run(args: argparse.Namespace) -> int:
     target: list[str] = list(args.target)
-    name = "summary"
-    if target and target[0] in REPORTS:
-        name = target.pop(0)
+    name = _report_name(target)
+    for option, (attribute, reports) in REPORT_OPTIONS.items():
+        if getattr(args, attribute) not in (None, False) and name not in reports:
+            which = f"reports {' and '.join(reports)}" if len(reports) > 1 else reports[0]
+            raise CommandError(f"{option} is for {which}, not {name}")
+    if args.csv and args.json:
+        raise CommandError("give --csv or --json, not both")
     return REPORTS[name][1](args, target)

@@ -1,7 +1,7 @@
 """``sfumato report``: what a local store holds, by service and span name.
 
 :func:`summarize` reads a :class:`~sfumato.plugins.local.store.Store` once and returns a
-:class:`Summary`; :func:`render_text` and :func:`to_dict` present it.
+:class:`Summary`; :func:`render_text`, :func:`render_csv` and :func:`to_dict` present it.
 
 Sampling weights: a span carrying ``sampling.adjusted_count = n`` stands for n spans. The
 estimated span count of a name is the sum of its spans' weights; the estimated trace count
@@ -13,12 +13,16 @@ span counts once and the percentiles are the plain nearest-rank ones.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sfumato.cli._help import plural
 
 from .store import ADJUSTED_COUNT, SpanRecord, Store
 
@@ -28,6 +32,7 @@ __all__ = [
     "ServiceSummary",
     "Summary",
     "percentile",
+    "render_csv",
     "render_text",
     "summarize",
     "to_dict",
@@ -248,6 +253,12 @@ def _count(value: float) -> str:
     return f"{value:,.0f}" if abs(value - round(value)) < 1e-9 else f"{value:,.1f}"
 
 
+def _counted(value: float, noun: str) -> str:
+    """An estimated count and its noun: ``1 trace``, ``2.5 traces``."""
+    whole = abs(value - round(value)) < 1e-9
+    return plural(float(round(value)) if whole else round(value, 1), noun)
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB"):
         if n < 1024:
@@ -282,21 +293,22 @@ def _when(ns: int | None) -> str:
 
 def render_text(summary: Summary, max_messages: int = 3) -> str:
     weighted = abs(summary.estimated_spans - summary.spans) > 1e-9
+    skipped = plural(summary.skipped_lines, "unreadable line")
     out = [
-        f"local store {summary.directory}: {summary.files} files, {_size(summary.bytes)}"
-        + (f", {summary.skipped_lines} unreadable lines skipped" if summary.skipped_lines else "")
+        f"local store {summary.directory}: {plural(summary.files, 'file')}, {_size(summary.bytes)}"
+        + (f", {skipped} skipped" if summary.skipped_lines else "")
     ]
     if not summary.spans:
         out.append("no spans")
         return "\n".join(out) + "\n"
     out.append(
-        f"{summary.spans:,} spans in {summary.traces:,} traces, "
+        f"{plural(summary.spans, 'span')} in {plural(summary.traces, 'trace')}, "
         f"{_when(summary.first_ns)} to {_when(summary.last_ns)}"
     )
     if weighted:
         out.append(
-            f"estimated before sampling: {_count(summary.estimated_spans)} spans, "
-            f"{_count(summary.estimated_traces)} traces (from {ADJUSTED_COUNT})"
+            f"estimated before sampling: {_counted(summary.estimated_spans, 'span')}, "
+            f"{_counted(summary.estimated_traces, 'trace')} (from {ADJUSTED_COUNT})"
         )
 
     out += ["", "Services"]
@@ -343,9 +355,32 @@ def render_text(summary: Summary, max_messages: int = 3) -> str:
                 )
             hidden = len(g.messages) - max_messages
             if hidden > 0:
-                rows.append(["", "", "", "", f"(+{hidden} other messages)"])
+                rows.append(["", "", "", "", f"(+{plural(hidden, 'other message')})"])
         out += table(["service", "span", "errors", "n", "message"], rows, right={2, 3})
     return "\n".join(out) + "\n"
+
+
+def render_csv(summary: Summary) -> str:
+    """The spans by name as CSV, one row per service and span name; durations in ms."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    labels = [label for label, _ in QUANTILES]
+    writer.writerow(
+        ["service", "span", "count", "estimated", "roots", "errors", *(f"{q}_ms" for q in labels)]
+    )
+    for n in summary.names:
+        writer.writerow(
+            [
+                n.service,
+                n.name,
+                n.count,
+                _count(n.estimated).replace(",", ""),
+                n.roots,
+                n.errors,
+                *(f"{_ms(n.quantiles_ns[q]):.3f}" for q in labels),
+            ]
+        )
+    return buffer.getvalue()
 
 
 def _one_line(message: str, limit: int = 100) -> str:

@@ -160,7 +160,7 @@ def test_cli_default_directory_and_missing_store(
     tracer = provider(tmp_path / ".sfumato", service="here").get_tracer("t")
     tracer.start_span("x").end()
     assert main(["report"]) == 0
-    assert "1 spans in 1 traces" in capsys.readouterr().out
+    assert "1 span in 1 trace" in capsys.readouterr().out
 
 
 def test_cli_reads_the_store_directory_from_the_config(
