@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sfumato.cli._help import plural
 from sfumato.plugins.local.report import QUANTILES, format_duration, percentile, table
 
 from . import conventions as conv
@@ -218,10 +219,11 @@ def _est(value: float) -> str:
 def render(comparison: Comparison, result: SimulationResult) -> str:
     c = comparison
     out = [
-        f"narratives run: {c.narratives:,} in {result.elapsed_s:.1f}s "
-        f"({result.spans:,} spans created)",
-        f"traces kept:    {c.traces_kept:,} ({c.spans_kept:,} spans exported)",
-        f"failures:       {c.failed_traces_kept:,} of {c.failed_traces:,} failed traces kept "
+        f"narratives run: {c.narratives:,} from {plural(result.config.narratives, 'bot run')} "
+        f"in {result.elapsed_s:.1f}s ({plural(result.spans, 'span')} created)",
+        f"traces kept:    {c.traces_kept:,} ({plural(c.spans_kept, 'span')} exported)",
+        f"failures:       {c.failed_traces_kept:,} of "
+        f"{plural(c.failed_traces, 'failed trace')} kept "
         f"({', '.join(f'{k} {v}' for k, v in sorted(result.failures_by_kind.items())) or 'none'})",
         "",
         "Narratives by type",

@@ -26,7 +26,7 @@ def test_demo_keeps_every_failure_and_estimates_true_counts(
     code = main(["demo", "--narratives", str(N), "--seed", str(SEED)])
     out, err = capsys.readouterr()
     assert code == 0, out + err
-    assert f"{N}/{N} narratives" in err  # the progress bar's last line
+    assert f"{N}/{N} bot runs" in err  # the progress bar's last line
     kept, total = map(int, re.search(r"(\d+) of (\d+) failed traces kept", out).groups())  # type: ignore[union-attr]
     assert total > 0 and kept == total
     assert "verdict: OK" in out
