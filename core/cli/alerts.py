@@ -1,13 +1,15 @@
 """``sfumato alerts --format prometheus [FILE] [-o OUT]``: the ``[[telemetry.http.health]]``
-rules of a config as a Prometheus alerting-rules file (``promtool check rules`` accepts it)."""
+rules of a config as a Prometheus alerting-rules file (``promtool check rules`` accepts it).
+
+``-o OUT`` is written atomically; an OUT that cannot be written is one line and exit 2."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from pathlib import Path
+
+from ._files import write_output
+from ._help import add_command, plural
 
 __all__ = ["register", "run"]
 
@@ -34,22 +36,24 @@ def run(args: argparse.Namespace) -> int:
     if args.output in (None, "-"):
         sys.stdout.write(text)
         return 0
-    target = Path(args.output)
-    # Written next to the target, then renamed: a reader never sees half a file.
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, target)
-    print(f"wrote {len(rules)} alerting rules to {target}", file=sys.stderr)
+    write_output(args.output, text)
+    print(f"wrote {plural(len(rules), 'alerting rule')} to {args.output}", file=sys.stderr)
     return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "alerts",
-        help="render the health rules as Prometheus alerting rules",
-        description="Render the [[telemetry.http.health]] rules of FILE (default: the "
-        "discovered config) as a Prometheus alerting-rules file.",
+        "render the health rules as Prometheus alerting rules",
+        details="Renders the [[telemetry.http.health]] rules of FILE (default: the "
+        "discovered config) as a Prometheus alerting-rules file that promtool check rules "
+        "accepts.",
+        exits={
+            0: "the rules were printed or written",
+            1: "FILE has no [[telemetry.http.health]] rules",
+            2: "the config is invalid, or OUT cannot be written",
+        },
     )
     p.add_argument("file", nargs="?", metavar="FILE", help="a TOML file with [telemetry]")
     p.add_argument("--format", choices=["prometheus"], default="prometheus", help="output format")

@@ -13,6 +13,7 @@ from typing import Any
 from .._errors import ConfigError
 from .._host import Kind, PluginHost, PluginInfo
 from .._loading import load_settings
+from ._help import add_command
 
 __all__ = ["register"]
 
@@ -20,7 +21,18 @@ KINDS: tuple[Kind, ...] = ("backend", "exporter", "sampler", "hooks")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("plugins", help="list installed plugins (kind, name, distribution, version)")
+    p = add_command(
+        sub,
+        "plugins",
+        "list installed plugins (kind, name, distribution, version)",
+        details="Listing imports nothing; --check imports each enabled plugin and marks the "
+        "ones that fail as broken, with the error.",
+        exits={
+            0: "listed (with --check: every enabled plugin imports)",
+            1: "--check: a plugin is broken",
+            2: "the config given with -c is invalid",
+        },
+    )
     p.add_argument(
         "-c",
         "--config",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, SecretStr
 from .._loading import load_settings
 from .._validation import is_secret_key
 from ..settings import SIGNALS, Settings
+from ._help import add_command
 
 __all__ = ["redacted_settings", "register"]
 
@@ -25,8 +26,14 @@ _INDEX = re.compile(r"\[\d+\].*")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "show", help="print the merged settings with the source of each value, and the plan"
+    p = add_command(
+        sub,
+        "show",
+        "print the merged settings with the source of each value, and the plan",
+        details="Each value comes with where it came from: default, file, env:VARIABLE or "
+        "argument; then the sampler tree, the exporters per signal and the batch settings. "
+        "Secrets are printed as ***.",
+        exits={0: "printed", 2: "the config is invalid (one line per problem)"},
     )
     p.add_argument("file", nargs="?", default=None, help="TOML file (default: $SFUMATO_CONFIG)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
