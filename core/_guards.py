@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from opentelemetry.context import Context
@@ -44,7 +45,8 @@ class PluginErrors:
         self._logged = False
 
     def record(self, what: str) -> None:
-        """Call from an ``except`` block."""
+        """Count a failure, logging the first; from an ``except`` block the log line has the
+        traceback, elsewhere (a plugin that failed to import, described in ``what``) not."""
         self._errors.incr()
         self._mine.incr()
         if not self._logged:
@@ -54,7 +56,7 @@ class PluginErrors:
                 "logged once; SFUMATO_STRICT=1 makes it an error)",
                 self.name,
                 what,
-                exc_info=True,
+                exc_info=sys.exc_info()[0] is not None,
             )
 
 

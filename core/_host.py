@@ -291,16 +291,25 @@ class PluginHost:
     def load_hook_plugins(self, strict: bool = False) -> list[HookFailure]:
         """Register every enabled plugin of the ``sfumato.plugins`` group (hooks only).
 
-        Nothing in the config names these plugins: one that fails to import is left out and
-        returned (the caller counts and logs it), unless ``strict``, where it is a
-        ConfigError.
+        Nothing in the config names these plugins: one that fails to import, or whose hook
+        implementations do not match the hookspecs, is left out and returned (the caller
+        counts and logs it), unless ``strict``, where it is a ConfigError.
         """
         failures: list[HookFailure] = []
         for ep in self._entry_points(GROUPS["hooks"]):
             if self.is_disabled("hooks", ep.name) or self.pm.get_plugin(ep.name) is not None:
                 continue
             try:
-                self.register(self._from_entry_point("hooks", ep, "telemetry.plugins"), ep.name)
+                plugin = self._from_entry_point("hooks", ep, "telemetry.plugins")
+                try:
+                    self.register(plugin, ep.name)
+                except Exception as exc:
+                    reason = " ".join(str(exc).split())
+                    raise ConfigError(
+                        f"hooks plugin '{ep.name}' ({_info('hooks', ep, False).origin}) cannot "
+                        f"be registered: {type(exc).__name__}: {reason}",
+                        key="telemetry.plugins",
+                    ) from None
             except ConfigError as exc:
                 if strict:
                     raise

@@ -1,15 +1,31 @@
-"""Bridge Python ``logging`` records to OpenTelemetry logs, with trace and span ids."""
+"""Bridge Python ``logging`` records to OpenTelemetry logs, with trace and span ids; and keep
+sfumato's own log lines readable wherever they end up.
+
+sfumato's messages start with ``sfumato: `` so that a line printed by Python's last-resort
+handler (the application set up no logging) says where it comes from. Where every handler
+that will print a record of the ``sfumato`` logger shows the logger's name already
+(``logging.basicConfig()``'s ``WARNING:sfumato:...``, ``%(name)s: %(message)s``), the prefix
+is dropped, so the line does not read ``sfumato: sfumato: ...``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import get_current
 from opentelemetry.sdk._logs import LoggerProvider
 
-__all__ = ["OtelLogHandler", "RateLimitFilter", "install", "rate_limit_sdk_logs"]
+__all__ = [
+    "OtelLogHandler",
+    "RateLimitFilter",
+    "install",
+    "rate_limit_sdk_logs",
+    "strip_own_prefix",
+]
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
@@ -134,3 +150,64 @@ def rate_limit_sdk_logs() -> None:
         logger = logging.getLogger(name)
         if _SDK_FILTER not in logger.filters:
             logger.addFilter(_SDK_FILTER)
+
+
+# -- sfumato's own log lines ---------------------------------------------------------------------
+
+OWN_LOGGER = "sfumato"
+_OWN_PREFIX = f"{OWN_LOGGER}: "
+_PROBE = "\x00sfumato-probe\x00"
+
+
+def _shows_logger_name(handler: logging.Handler) -> bool:
+    """Whether ``handler``'s formatter prints a record's logger name, found by formatting a
+    probe record (public API only; a formatter that fails on it counts as not showing it)."""
+    formatter = handler.formatter
+    if formatter is None:  # logging's default formatter: the message alone
+        return False
+    probe = logging.LogRecord(_PROBE, logging.WARNING, "", 0, "", (), None)
+    try:
+        return _PROBE in formatter.format(probe)
+    except Exception:
+        return False
+
+
+def _handlers_for(record: logging.LogRecord) -> list[logging.Handler]:
+    """The handlers ``logging`` will hand ``record`` to (none: the last-resort handler)."""
+    handlers: list[logging.Handler] = []
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        handlers += [h for h in logger.handlers if record.levelno >= h.level]
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return handlers
+
+
+def strip_own_prefix(record: logging.LogRecord, handlers: Sequence[logging.Handler]) -> Any:
+    """The message ``record`` should carry: without the leading ``sfumato: `` when there are
+    handlers and each of them shows the logger's name, else unchanged."""
+    message = record.msg
+    if not (isinstance(message, str) and message.startswith(_OWN_PREFIX)):
+        return message
+    if handlers and all(_shows_logger_name(h) for h in handlers):
+        return message[len(_OWN_PREFIX) :]
+    return message
+
+
+class _OwnPrefixFilter(logging.Filter):
+    """On the ``sfumato`` logger: :func:`strip_own_prefix` applied to each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with contextlib.suppress(Exception):  # a line keeps its prefix rather than being lost
+            record.msg = strip_own_prefix(record, _handlers_for(record))
+        return True
+
+
+def _install_own_prefix_filter() -> None:
+    logger = logging.getLogger(OWN_LOGGER)
+    if not any(isinstance(f, _OwnPrefixFilter) for f in logger.filters):
+        logger.addFilter(_OwnPrefixFilter())
+
+
+_install_own_prefix_filter()
