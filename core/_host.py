@@ -11,12 +11,12 @@ from typing import Any, ClassVar, Literal
 
 import pluggy
 from importlib_metadata import EntryPoint, entry_points
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from . import hookspecs
 from ._errors import ConfigError, did_you_mean
 from .plugin import Backend, BuildContext, Exporter, NoOptions, SamplerContext, SamplerPlugin
-from .settings import Signal
+from .settings import Signal, _Redacted
 
 __all__ = ["GROUPS", "Kind", "PluginHost", "PluginInfo"]
 
@@ -77,10 +77,27 @@ class HookFailure:
     message: str
 
 
-class _PassThroughOptions(BaseModel):
-    """Options of an adapted OpenTelemetry class: passed as keyword arguments."""
+class _PassThroughOptions(_Redacted):
+    """Options of an adapted OpenTelemetry class: passed as keyword arguments (secrets
+    revealed); the repr hides secret-looking keys' values (``headers``, ``*_token``, ...)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+def _revealed(value: Any) -> Any:
+    """``value`` with each ``SecretStr`` inside it replaced by its secret: what an
+    OpenTelemetry class takes (it knows nothing of pydantic)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {k: _revealed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_revealed(v) for v in value)
+    return value
+
+
+def _keyword_arguments(options: BaseModel) -> dict[str, Any]:
+    return {k: _revealed(v) for k, v in (options.model_extra or {}).items()}
 
 
 class _OtelSamplerOptions(BaseModel):
@@ -109,7 +126,7 @@ class _OtelSamplerClass(SamplerPlugin):
         self.cls = cls
 
     def build(self, options: Any, context: SamplerContext) -> Any:
-        return self.cls(**(options.model_extra or {}))
+        return self.cls(**_keyword_arguments(options))
 
 
 class _OtelExporterClasses(Exporter):
@@ -122,7 +139,7 @@ class _OtelExporterClasses(Exporter):
         self.signals = frozenset(classes)  # type: ignore[misc]
 
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
-        return self.classes[signal](**(options.model_extra or {}))
+        return self.classes[signal](**_keyword_arguments(options))
 
 
 def _adapt(kind: Kind, obj: Any, signal_hint: Signal | None = None) -> Any:
