@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Literal
 
 import pluggy
 from importlib_metadata import EntryPoint, entry_points
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from . import hookspecs
 from ._errors import ConfigError, did_you_mean
@@ -100,9 +100,48 @@ def _keyword_arguments(options: BaseModel) -> dict[str, Any]:
     return {k: _revealed(v) for k, v in (options.model_extra or {}).items()}
 
 
+# The SDK's ratio samplers: for these it reads OTEL_TRACES_SAMPLER_ARG as float(arg), 1.0
+# when unset (opentelemetry.sdk._configuration._import_sampler and
+# opentelemetry.sdk.trace.sampling._get_from_env_or_default); any other factory gets the
+# variable's text, or None.
+_OTEL_RATIO_SAMPLERS = frozenset({"traceidratio", "parentbased_traceidratio"})
+_RATIO_EXPECTED = 'expected a number between 0 and 1 (such as 0.25 or "0.25")'
+
+
 class _OtelSamplerOptions(BaseModel):
+    """``arg`` as a factory of the SDK's group takes OTEL_TRACES_SAMPLER_ARG: text (a number
+    written in TOML is passed as its text, as the variable would hold it)."""
+
     model_config = ConfigDict(extra="forbid")
-    arg: float | str | None = None
+    arg: str | None = None
+
+    @field_validator("arg", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+
+class _OtelRatioSamplerOptions(BaseModel):
+    """``arg`` of the SDK's ratio samplers: read as the SDK reads the variable, float(arg), and
+    checked here (the SDK would fall back to 1.0, or raise when the sampler is built)."""
+
+    model_config = ConfigDict(extra="forbid")
+    arg: float = 1.0
+
+    @field_validator("arg", mode="before")
+    @classmethod
+    def _ratio(cls, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError(_RATIO_EXPECTED)
+        try:
+            ratio = float(value)
+        except ValueError:
+            raise ValueError(_RATIO_EXPECTED) from None
+        if not 0.0 <= ratio <= 1.0:  # also NaN
+            raise ValueError(_RATIO_EXPECTED)
+        return ratio
 
 
 class _OtelSamplerFactory(SamplerPlugin):
@@ -115,6 +154,12 @@ class _OtelSamplerFactory(SamplerPlugin):
 
     def build(self, options: Any, context: SamplerContext) -> Any:
         return self.factory(options.arg)
+
+
+class _OtelRatioSamplerFactory(_OtelSamplerFactory):
+    """``traceidratio`` and ``parentbased_traceidratio``: factory(float(arg))."""
+
+    Options: ClassVar[type[BaseModel]] = _OtelRatioSamplerOptions
 
 
 class _OtelSamplerClass(SamplerPlugin):
@@ -274,6 +319,8 @@ class PluginHost:
         if kind == "sampler":
             for ep in self._entry_points(_OTEL_SAMPLER_GROUP):
                 if ep.name == name:
+                    if name in _OTEL_RATIO_SAMPLERS:
+                        return _OtelRatioSamplerFactory(self._import(kind, ep, key))
                     return _OtelSamplerFactory(self._import(kind, ep, key))
         installed = self.names(kind)
         raise ConfigError(
