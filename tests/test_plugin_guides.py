@@ -23,6 +23,7 @@ class Guide:
     page: str
     folder: str  # the distribution's folder name, as the guide's mkdir makes it
     plugins: tuple[tuple[str, str], ...]  # (kind, name) the distribution adds
+    touched: tuple[str, ...] = ()  # empty files the guide's `touch` makes (py.typed)
 
 
 GUIDES = [
@@ -30,8 +31,19 @@ GUIDES = [
         "writing-a-backend.md",
         "sfumato-backend-example",
         (("backend", "example"), ("exporter", "example-jsonl")),
+        ("sfumato_backend_example/py.typed",),
     ),
-    Guide("writing-a-sampler.md", "sfumato-sampler-example", (("sampler", "glob-rate"),)),
+    Guide(
+        "writing-a-sampler.md",
+        "sfumato-sampler-example",
+        (("sampler", "glob-rate"), ("sampler", "debug-baggage")),
+    ),
+    Guide(
+        "writing-a-hook-plugin.md",
+        "sfumato-hook-example",
+        (("hooks", "deployment"),),
+        ("sfumato_hook_example/py.typed",),
+    ),
 ]
 
 
@@ -51,6 +63,8 @@ def test_the_guide_shows_the_example_files(guide: Guide) -> None:
         assert shown[path] == (example / path).read_text(), (
             f"{guide.page} shows {path} differently from docs/examples/{guide.folder}/{path}"
         )
+    for path in guide.touched:
+        assert (example / path).is_file(), f"docs/examples/{guide.folder}/{path} is missing"
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +77,8 @@ def installed(sfumato_venv: Venv) -> dict[str, Path]:
         for path, text in _files(guide).items():
             (folder / path).parent.mkdir(parents=True, exist_ok=True)
             (folder / path).write_text(text)
-        if "backend" in guide.folder:  # the guide's `touch` of the package's py.typed
-            (folder / "sfumato_backend_example" / "py.typed").touch()
+        for path in guide.touched:
+            (folder / path).touch()
         sfumato_venv.pip_install(".", cwd=folder)
         folders[guide.page] = folder
     return folders
@@ -90,10 +104,15 @@ def test_sfumato_plugins_lists_it(
 def test_the_guide_config_validates(
     guide: Guide, installed: dict[str, Path], sfumato_venv: Venv
 ) -> None:
+    # app.toml, and any other config the guide writes (debug.toml: nested samplers).
     folder = installed[guide.page]
-    result = sfumato_venv.run(sfumato_venv.bin / "sfumato", "validate", "app.toml", cwd=folder)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "app.toml: valid" in result.stdout
+    configs = [
+        path for path in _files(guide) if path.endswith(".toml") and path != "pyproject.toml"
+    ]
+    for config in configs:
+        result = sfumato_venv.run(sfumato_venv.bin / "sfumato", "validate", config, cwd=folder)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{config}: valid" in result.stdout
 
 
 def test_a_span_goes_through_the_backend(installed: dict[str, Path], sfumato_venv: Venv) -> None:
@@ -117,6 +136,22 @@ def test_the_sampler_decides_what_is_exported(
     assert sorted(s["name"] for s in spans) == ["charge-card", "checkout.pay"]
     assert {s["attributes"]["sampling.policy"] for s in spans} == {"glob-rate"}
     assert len({s["context"]["trace_id"] for s in spans}) == 1
+
+
+def test_the_hooks_join_every_configure(installed: dict[str, Path], sfumato_venv: Venv) -> None:
+    # Nothing in app.toml names the plugin: installed, it adds the deployment to the resource
+    # and logs its span count at shutdown. The guide's command sets the variables it reads.
+    folder = installed["writing-a-hook-plugin.md"]
+    deploy = ("DEPLOYMENT_ID=2024-06-01.3", "GIT_COMMIT=4f2a9c1")
+    result = sfumato_venv.run("env", *deploy, sfumato_venv.bin / "python", "try_it.py", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    spans = _console_spans(result.stdout)
+    assert sorted(s["name"] for s in spans) == ["charge-card", "checkout"]
+    for span in spans:
+        resource = span["resource"]["attributes"]
+        assert resource["deployment.id"] == "2024-06-01.3"
+        assert resource["vcs.ref.head.revision"] == "4f2a9c1"
+    assert "shop ended 2 spans, 1 with an error" in result.stderr
 
 
 def _console_spans(text: str) -> list[dict[str, object]]:

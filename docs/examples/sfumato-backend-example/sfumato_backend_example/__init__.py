@@ -17,6 +17,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import BaseModel, ConfigDict, Field
+from sfumato import ConfigError
 from sfumato.plugin import Backend, BuildContext, Exporter, ExporterUse
 from sfumato.settings import Settings, Signal
 
@@ -124,4 +125,10 @@ class JsonLinesBackend(Backend):
     signals: ClassVar[frozenset[Signal]] = frozenset({"traces", "logs"})
 
     def plan(self, settings: Settings, options: Any, context: BuildContext) -> list[ExporterUse]:
+        if Path(options.path).is_dir():
+            # key: the option's full dotted key, so the error names it with its line.
+            raise ConfigError(
+                f"{options.path!r} is a directory; expected a file to append to",
+                key="telemetry.backend_options.path",
+            )
         return [ExporterUse("example-jsonl", frozenset({"traces", "logs"}), {"path": options.path})]

@@ -47,3 +47,17 @@ def test_options_are_validated_by_the_plugin_model() -> None:
         sfumato.load_settings(backend="example", backend_options={})
     with pytest.raises(sfumato.ConfigError, match="pth"):
         sfumato.load_settings(backend="example", backend_options={"path": "x", "pth": "y"})
+
+
+def test_a_directory_is_an_error_at_the_option(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text(
+        '[telemetry]\nbackend = "example"\n\n'
+        f"[telemetry.backend_options]\npath = '{tmp_path}'\n"  # line 5: path = ...
+    )
+    with pytest.raises(sfumato.ConfigError) as caught:
+        sfumato.load_settings(config)
+    assert str(caught.value) == (
+        f"{config}:5:1: telemetry.backend_options.path: "
+        f"{str(tmp_path)!r} is a directory; expected a file to append to"
+    )
