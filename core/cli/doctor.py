@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from .._errors import ConfigError
 from .._loading import load_settings
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
+from ._help import add_command, plural
 from ._output import print_json, problems_json
 from .validate import CONFIG_HELP, describe_source
 
@@ -37,16 +38,18 @@ class Check:
         return self.level != "FAIL"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "doctor",
-        help="check a config, its plugins and that its endpoints are reachable",
-        description="Validate a config, then check the endpoints and ports it will use.",
-        epilog="exit codes: 0 no findings (notes allowed), 1 findings, 2 invalid config",
+        "check a config, its plugins and that its endpoints are reachable",
+        details="Validates the config as `validate` does, then connects to each endpoint and "
+        "checks each port it will listen on. A signal the backend cannot take is a note.",
+        exits={
+            0: "no findings (notes allowed)",
+            1: "findings: an endpoint unreachable, a port taken",
+            2: "the config is invalid (one line per problem)",
+        },
     )
     p.add_argument("file", nargs="?", default=None, help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -85,8 +88,8 @@ def run(args: argparse.Namespace) -> int:
         for check in results:
             # An endpoint's user:password (basic auth in the URL) is never printed.
             print(f"{check.level:<4}  {scrub_url_anywhere(check.message)}")
-        counted = f" ({_plural(notes, 'note')})" if notes else ""
-        print(f"{_plural(findings, 'finding') if findings else 'no findings'}{counted}")
+        counted = f" ({plural(notes, 'note')})" if notes else ""
+        print(f"{plural(findings, 'finding') if findings else 'no findings'}{counted}")
     return 1 if findings else 0
 
 

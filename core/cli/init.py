@@ -17,6 +17,7 @@ from .._host import PluginHost
 from .._loading import DEFAULT_FILE, parse_document
 from ..settings import Settings
 from ._edit import read_for_edit, validate_text, write_atomically
+from ._help import add_command
 
 __all__ = ["DEFAULT_BACKEND", "register", "section"]
 
@@ -24,7 +25,14 @@ DEFAULT_BACKEND = "local"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("init", help="add a commented [telemetry] section to a TOML file")
+    p = add_command(
+        sub,
+        "init",
+        "add a commented [telemetry] section to a TOML file",
+        details=f"Without FILE it writes ./{DEFAULT_FILE}, the file every command and "
+        "configure() then find by default. An existing file keeps every byte.",
+        exits={0: "written", 2: "the file already has [telemetry], or the result is invalid"},
+    )
     p.add_argument(
         "file",
         nargs="?",

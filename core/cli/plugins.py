@@ -12,7 +12,7 @@ from typing import Any
 
 from .._errors import ConfigError
 from .._host import Kind, PluginHost, PluginInfo
-from .._loading import load_settings
+from .._loading import find_config, load_settings
 from ._help import add_command
 
 __all__ = ["register"]
@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "-c",
         "--config",
         default=None,
-        help="TOML file whose [telemetry.plugins] disable list applies (default: $SFUMATO_CONFIG)",
+        help="TOML file whose [telemetry.plugins] disable list applies (default: "
+        "$SFUMATO_CONFIG, else ./sfumato.toml when it exists)",
     )
     p.add_argument("--check", action="store_true", help="import each plugin; mark broken ones")
     p.add_argument("--json", action="store_true", help="print a JSON array")
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _disabled(config: str | None) -> list[str]:
     """The disable list: the config's, or SFUMATO_DISABLE_PLUGINS when set (env wins)."""
-    if config is not None or os.environ.get("SFUMATO_CONFIG"):
+    if find_config(config) is not None:
         return list(load_settings(config, resolve_plugins=False).plugins.disable)
     raw = os.environ.get("SFUMATO_DISABLE_PLUGINS", "")
     return [item.strip() for item in raw.split(",") if item.strip()]

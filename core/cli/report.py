@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._errors import did_you_mean
+from .._loading import find_config
 from ._files import CommandError
 from ._help import add_command
 
@@ -50,7 +51,7 @@ def _summary(args: argparse.Namespace, paths: list[str]) -> int:
 
 def default_directory(config: str | None) -> str:
     """The store a config writes to (its first ``local`` exporter), else ``.sfumato``."""
-    if config is None and not os.environ.get("SFUMATO_CONFIG"):
+    if find_config(config) is None:
         return DEFAULT_DIRECTORY
     from sfumato import load_settings
 
@@ -179,7 +180,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--config",
         metavar="FILE",
         help="read the store directory from this config's local backend (default: "
-        "$SFUMATO_CONFIG, else .sfumato)",
+        "$SFUMATO_CONFIG, else ./sfumato.toml; with none, .sfumato)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--csv", action="store_true", help="summary, costs: print CSV")

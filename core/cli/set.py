@@ -19,6 +19,7 @@ from .._errors import ConfigError
 from .._loading import TABLE, parse_document
 from .._validation import a_type, is_secret_key
 from ._edit import read_for_edit, validate_text, write_atomically
+from ._help import add_command
 
 __all__ = ["parse_key", "parse_value", "register"]
 
@@ -26,8 +27,13 @@ _PART = re.compile(r"""\s*(?:([A-Za-z0-9_-]+)|"((?:[^"\\]|\\.)*)"|'([^']*)')\s*(
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "set", help="set one [telemetry] key in a TOML file, keeping comments and order"
+    p = add_command(
+        sub,
+        "set",
+        "set one [telemetry] key in a TOML file, keeping comments and order",
+        details="The new file is validated as `validate` would; nothing is written when it is "
+        "invalid. A new key goes after the table's last key.",
+        exits={0: "written", 2: "the key, the value or the resulting config is invalid"},
     )
     p.add_argument("file", help="TOML file to edit")
     p.add_argument(

@@ -17,6 +17,7 @@ from .._loading import load_settings
 from .._validation import is_secret_key
 from ..settings import SIGNALS, Settings
 from ._help import add_command
+from .validate import CONFIG_HELP
 
 __all__ = ["redacted_settings", "register"]
 
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "Secrets are printed as ***.",
         exits={0: "printed", 2: "the config is invalid (one line per problem)"},
     )
-    p.add_argument("file", nargs="?", default=None, help="TOML file (default: $SFUMATO_CONFIG)")
+    p.add_argument("file", nargs="?", default=None, help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

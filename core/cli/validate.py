@@ -13,6 +13,7 @@ from typing import Any
 from .._errors import ConfigError
 from .._loading import find_config, load_settings
 from ..settings import Settings
+from ._help import add_command
 from ._output import print_json, problems_json
 
 __all__ = ["CONFIG_HELP", "register"]
@@ -21,11 +22,14 @@ CONFIG_HELP = "TOML file (default: $SFUMATO_CONFIG, else ./sfumato.toml when it 
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "validate",
-        help="check a config file and the plugins it names, as configure() would",
-        description="Check a config file as configure() would, without starting anything.",
-        epilog="exit codes: 0 valid, 2 invalid (each problem printed on its own line)",
+        "check a config file and the plugins it names, as configure() would",
+        details="Validates every table, loads each plugin the config names, builds the "
+        "sampler tree and imports each exporter's modules, starting nothing. A file without "
+        "[telemetry] is valid: telemetry is disabled.",
+        exits={0: "the config is valid", 2: "the config is invalid (one line per problem)"},
     )
     p.add_argument("file", nargs="?", default=None, help=CONFIG_HELP)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
