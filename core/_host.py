@@ -183,6 +183,24 @@ class _OtelExporterClasses(Exporter):
         self.classes = classes
         self.signals = frozenset(classes)  # type: ignore[misc]
 
+    def check(self, signal: Signal, options: Any, context: BuildContext) -> None:
+        """The options are keyword arguments the class takes (what ``create`` would find)."""
+        cls = self.classes[signal]
+        try:
+            parameters = inspect.signature(cls).parameters
+        except (TypeError, ValueError):
+            return  # no signature to read: the class itself will judge
+        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return
+        keywords = (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        takes = [n for n, p in parameters.items() if p.kind in keywords and n[:1] != "_"]
+        for name in options.model_extra or {}:
+            if name not in takes:
+                raise ConfigError(
+                    f"{cls.__name__} takes no keyword '{name}'{did_you_mean(name, takes)} "
+                    f"(it takes: {', '.join(takes) or 'none'})"
+                )
+
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
         return self.classes[signal](**_keyword_arguments(options))
 

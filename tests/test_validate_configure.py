@@ -67,6 +67,16 @@ CORPUS: dict[str, tuple[str, bool]] = {
     "unknown key": ("[telemetry]\nbatch_sise = 10\n", False),
     "misspelt table": ('[telemetri]\nservice_name = "bot"\n', False),
     "misspelt tool table": ('[tool.sfumato.telemetri]\nservice_name = "bot"\n', False),
+    "otel exporter, keyword": (
+        '[telemetry]\nbackend = "none"\n[[telemetry.exporters]]\ntype = "otlp_proto_http"\n'
+        'endpoint = "http://127.0.0.1:4318/v1/traces"\ntimeout = 5\n',
+        True,
+    ),
+    "otel exporter, misspelt keyword": (
+        '[telemetry]\nbackend = "none"\n[[telemetry.exporters]]\ntype = "otlp_proto_http"\n'
+        'endpiont = "http://127.0.0.1:4318/v1/traces"\n',
+        False,
+    ),
     "bad exporter option": (
         '[telemetry]\nbackend = "none"\n[[telemetry.exporters]]\ntype = "otlp-grpc"\n'
         "insecure = 3\n",
