@@ -192,7 +192,7 @@ class _OtelExporterClasses(Exporter):
             return  # no signature to read: the class itself will judge
         if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
             return
-        keywords = (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        keywords = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         takes = [n for n, p in parameters.items() if p.kind in keywords and n[:1] != "_"]
         for name in options.model_extra or {}:
             if name not in takes:
