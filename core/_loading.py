@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from tomlkit.exceptions import KeyAlreadyPresent, ParseError
 
 from ._environment import env_overrides
-from ._errors import ConfigError, did_you_mean
+from ._errors import ConfigError
 from ._interpolation import interpolate
 from ._locate import locate
 from ._validation import a_type, config_error
@@ -297,6 +298,9 @@ def settings_from_document(
     return settings
 
 
+_TYPO_RATIO = 0.85
+
+
 def _lookalikes(value: Any, prefix: str, depth: int = 0) -> list[str]:
     """Dotted names of tables that look meant for sfumato: a name close to ``telemetry`` at
     any level, or one named ``sfumato`` (``[tool.sfumato]``)."""
@@ -306,8 +310,10 @@ def _lookalikes(value: Any, prefix: str, depth: int = 0) -> list[str]:
     for key, child in value.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(child, dict):
-            close = did_you_mean(str(key).lower(), [TABLE]) or str(key).lower() == TABLE
-            if close or str(key).lower() == "sfumato":
+            lowered = str(key).lower()
+            # Close enough to be a typo (telemetri, telemtry), not another word (geometry).
+            close = SequenceMatcher(None, lowered, TABLE).ratio() >= _TYPO_RATIO
+            if close or lowered == "sfumato":
                 found.append(name)
                 continue
             found += _lookalikes(child, name, depth + 1)

@@ -91,6 +91,8 @@ def test_a_misspelt_or_misplaced_table_is_an_error_with_a_did_you_mean(
 def test_an_app_file_without_telemetry_is_still_just_disabled(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (workdir / "app.toml").write_text('[app]\nname = "bot"\n[database]\nurl = "x"\n')
+    (workdir / "app.toml").write_text(
+        '[app]\nname = "bot"\n[database]\nurl = "x"\n[geometry]\nx = 1\n[elementary]\ny = 2\n'
+    )
     code, out, _ = run(capsys, "validate", "app.toml")
     assert code == 0 and "telemetry is disabled" in out
