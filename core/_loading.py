@@ -21,7 +21,7 @@ from tomlkit.exceptions import KeyAlreadyPresent, ParseError
 from ._environment import env_overrides
 from ._errors import ConfigError
 from ._interpolation import interpolate
-from ._locate import locate
+from ._locate import locate, locate_all
 from ._validation import a_type, config_error
 from .settings import Settings
 
@@ -169,14 +169,20 @@ def _locate_error(
     """``exc`` with each of its problems located: the file's line:column of its key, or the
     variable or argument it came from."""
     if exc.more:
-        located = [_locate_one(p, text, path, sources) for p in exc.problems]
+        keys = [p.key for p in exc.problems if p.key is not None]
+        where = locate_all(text, keys) if text is not None else {}
+        located = [_locate_one(p, text, path, sources, where) for p in exc.problems]
         located.sort(key=lambda p: (p.line is None, p.line or 0, p.column or 0))  # file order
         return ConfigError.of(located)
     return _locate_one(exc, text, path, sources)
 
 
 def _locate_one(
-    exc: ConfigError, text: str | None, path: Path | None, sources: dict[str, str]
+    exc: ConfigError,
+    text: str | None,
+    path: Path | None,
+    sources: dict[str, str],
+    found: dict[str, tuple[int, int]] | None = None,
 ) -> ConfigError:
     if exc.source or exc.key is None:
         return exc.located(path=path)
@@ -187,7 +193,7 @@ def _locate_one(
     if origin == "argument":
         return ConfigError(exc.message, key=exc.key, source="argument")
     if text is not None:
-        where = locate(text, exc.key)
+        where = found.get(exc.key) if found is not None else locate(text, exc.key)
         if where:
             return exc.located(path=path, line=where[0], column=where[1])
     return exc.located(path=path)

@@ -7,8 +7,9 @@ table header and looks for ``key =`` lines. It is a best effort; when unsure it 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-__all__ = ["locate"]
+__all__ = ["locate", "locate_all"]
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_.-]+)\s*=""")
@@ -35,11 +36,22 @@ def _parse_path(key: str) -> list[str | int]:
 
 def locate(text: str, key: str) -> tuple[int, int] | None:
     """(line, column), 1-based, of ``key`` (e.g. ``telemetry.sampler.type``) in ``text``."""
-    target = _parse_path(key)
+    return locate_all(text, [key]).get(key)
+
+
+def locate_all(text: str, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """:func:`locate` for several keys in one pass over the text (a file with many problems
+    is read once, not once per problem); keys not found are left out."""
+    targets = {key: _parse_path(key) for key in keys}
+    # A ``key =`` line locates each target its full dotted path is a prefix of.
+    by_prefix: dict[tuple[str | int, ...], list[str]] = {}
+    for key, target in targets.items():
+        for end in range(1, len(target) + 1):
+            by_prefix.setdefault(tuple(target[:end]), []).append(key)
     array_counts: dict[tuple[str, ...], int] = {}
     table: list[str | int] = []
-    best: tuple[int, int] | None = None
-    best_len = -1
+    best: dict[str, tuple[int, int]] = {}
+    best_len = dict.fromkeys(targets, -1)
     for lineno, line in enumerate(text.splitlines(), start=1):
         header = _HEADER.match(line)
         if header:
@@ -49,18 +61,19 @@ def locate(text: str, key: str) -> tuple[int, int] | None:
                 k = tuple(parts)
                 array_counts[k] = array_counts.get(k, -1) + 1
                 table = [*parts, array_counts[k]]
-            matched = _prefix_len(table, target)
-            # ``[[x]]`` with target ``x``: the header defines the key itself.
-            if matched in (len(table), len(target)) and matched > best_len:
-                best, best_len = (lineno, line.index("[") + 1), matched
+            for key, target in targets.items():
+                matched = _prefix_len(table, target)
+                # ``[[x]]`` with target ``x``: the header defines the key itself.
+                if matched in (len(table), len(target)) and matched > best_len[key]:
+                    best[key], best_len[key] = (lineno, line.index("[") + 1), matched
             continue
         m = _KEY.match(line)
         if not m:
             continue
-        full = [*table, *_split(m.group(1))]
-        matched = _prefix_len(full, target)
-        if matched == len(full) and matched > best_len:
-            best, best_len = (lineno, m.start(1) + 1), matched
+        full = (*table, *_split(m.group(1)))
+        for key in by_prefix.get(full, ()):
+            if len(full) > best_len[key]:
+                best[key], best_len[key] = (lineno, m.start(1) + 1), len(full)
     return best
 
 

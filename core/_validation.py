@@ -15,6 +15,8 @@ from ._errors import ConfigError, did_you_mean
 
 __all__ = ["a_type", "config_error", "dotted", "is_secret_key", "toml_type", "validate_model"]
 
+# More problems than this in one table are counted, not listed.
+MAX_PROBLEMS = 50
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 # Key names whose values are treated as secrets even where the model does not say so
 # (plugin tables kept as plain data, e.g. backend_options or extra exporter options).
@@ -237,15 +239,24 @@ def _problems(
 def config_error(
     exc: ValidationError, prefix: str, model: type[BaseModel] | None = None, *, plugin: bool = False
 ) -> ConfigError:
-    """One ConfigError for the validation error, reporting each of its problems."""
+    """One ConfigError for the validation error, reporting each of its problems (the first
+    ``MAX_PROBLEMS`` of a file that has more, such as a generated or hostile one)."""
     errors = exc.errors(include_url=False)
-    problems = _problems(errors, model)
+    # A union's members add an error each to one problem: read enough errors for the cap.
+    problems = _problems(errors[: MAX_PROBLEMS * 4], model)
     single = len(errors) == 1 and errors[0]["type"] == "extra_forbidden"
     if plugin and single and _union_members(model, problems[0][0]) is None:
         problems = [(problems[0][0], _describe(errors[0], model, plugin=True))]
-    return ConfigError.of(
-        [ConfigError(message, key=dotted(prefix, loc)) for loc, message in problems]
-    )
+    found = [ConfigError(message, key=dotted(prefix, loc)) for loc, message in problems]
+    if len(problems) > MAX_PROBLEMS or len(errors) > MAX_PROBLEMS * 4:
+        found = found[:MAX_PROBLEMS]
+        found.append(
+            ConfigError(
+                f"{len(errors)} problems in all under [{prefix}]; the first "
+                f"{MAX_PROBLEMS} are shown"
+            )
+        )
+    return ConfigError.of(found)
 
 
 M = typing.TypeVar("M", bound=BaseModel)
