@@ -101,20 +101,52 @@ class RotatingFile:
     # -- writing -----------------------------------------------------------------------------
 
     def write_lines(self, lines: Iterable[bytes]) -> int:
-        """Append each line (newline included by the caller); returns bytes written."""
+        """Append each line (newline included by the caller); returns bytes written.
+
+        All or nothing, as far as one process can tell: when a write fails (disk full, file
+        size limit), what this call appended to the active file is cut off again, so the
+        file ends with a whole line and the batch can be retried without being glued onto
+        a fragment; then the active file is rotated, so a file that cannot grow (a file size
+        limit) does not fail every later write. The ``OSError`` is raised after that.
+        """
         written = 0
         with self._lock:
-            for line in lines:
-                fd, size = self._current()
-                if size and size + len(line) > self.max_file_bytes:
-                    self._rotate()
+            start: int | None = None  # where this call's bytes begin in the active file
+            end = 0  # where they end, as far as written
+            fd = -1
+            try:
+                for line in lines:
                     fd, size = self._current()
-                view = memoryview(line)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                written += len(line)
+                    if size and size + len(line) > self.max_file_bytes:
+                        self._rotate()
+                        fd, size = self._current()
+                        start = None
+                    view = memoryview(line)
+                    while view:
+                        n = os.write(fd, view)
+                        # With O_APPEND the offset after a write is the end of what it wrote.
+                        end = os.lseek(fd, 0, os.SEEK_CUR)
+                        if start is None:
+                            start = end - n
+                        view = view[n:]
+                    written += len(line)
+            except OSError:
+                if fd >= 0 and self._fd == fd:
+                    self._undo(fd, start, end)
+                raise
         return written
+
+    def _undo(self, fd: int, start: int | None, end: int) -> None:
+        """After a failed write: cut this call's bytes off the active file when nothing was
+        appended after them, then rotate the file if it is not empty."""
+        with contextlib.suppress(OSError):
+            if start is not None and os.fstat(fd).st_size == end:
+                os.ftruncate(fd, start)
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_size:
+                # Left as it is, the file would end in a fragment (another process wrote
+                # after it) or could not grow (a file size limit): start a fresh one.
+                self._rotate()
 
     def _current(self) -> tuple[int, int]:
         """The open descriptor of the active file, and that file's size."""
