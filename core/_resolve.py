@@ -16,7 +16,7 @@ from ._host import Kind, PluginHost, options_model
 from ._stats import Stats
 from ._validation import dotted, validate_model
 from .plugin import BuildContext, ExporterUse, SamplerSpec
-from .settings import SIGNALS, Settings, Signal
+from .settings import SIGNALS, Settings, Signal, _scrubbed
 
 __all__ = ["ExporterNode", "Plan", "SamplerNode", "resolve", "sampler_spec"]
 
@@ -49,6 +49,15 @@ def _is_spec_value(value: Any) -> bool:
     return isinstance(value, dict) and "type" in value
 
 
+def _redacted(model: BaseModel | None) -> str:
+    """A plugin's options model as a repr with no secret in it: plugin models are the
+    plugin's own, so their secret-named keys and URL passwords are hidden here."""
+    if model is None:
+        return "None"
+    fields = _scrubbed(model.model_dump())
+    return f"{type(model).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+
+
 @dataclass
 class ExporterNode:
     """One exporter the pipeline builds, and the signals it carries."""
@@ -58,6 +67,12 @@ class ExporterNode:
     options: BaseModel
     signals: frozenset[Signal]
     key: str
+
+    def __repr__(self) -> str:
+        return (
+            f"ExporterNode(name={self.name!r}, options={_redacted(self.options)}, "
+            f"signals={sorted(self.signals)!r}, key={self.key!r})"
+        )
 
 
 @dataclass
@@ -70,6 +85,13 @@ class Plan:
     sampler: SamplerNode
     signals: frozenset[Signal]
     notices: list[str]
+
+    def __repr__(self) -> str:
+        return (
+            f"Plan(settings={self.settings!r}, backend={self.settings.backend!r}, "
+            f"backend_options={_redacted(self.backend_options)}, exporters={self.exporters!r}, "
+            f"sampler={self.sampler.describe()!r}, signals={sorted(self.signals)!r})"
+        )
 
 
 def sampler_spec(settings: Settings) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,6 +28,7 @@ from ._validation import is_secret_key
 __all__ = [
     "SIGNALS",
     "ExporterSettings",
+    "HeaderValue",
     "HealthRule",
     "HttpSettings",
     "LogsSettings",
@@ -75,6 +77,19 @@ def _scrubbed(value: Any, key: str = "") -> Any:
     if isinstance(value, list):
         return [_scrubbed(v) for v in value]
     return value
+
+
+def _one_line_secret(value: SecretStr) -> SecretStr:
+    if any(c in value.get_secret_value() for c in "\r\n"):
+        # Never echo the value: it is a secret, and a line break in it could forge a header.
+        raise ValueError(
+            "the value holds a line break (a trailing newline read from a secret file?); remove it"
+        )
+    return value
+
+
+#: A header's value: secret, and one line (CR or LF in it would end the header early).
+HeaderValue = Annotated[SecretStr, AfterValidator(_one_line_secret)]
 
 
 class _Redacted(BaseModel):
@@ -130,6 +145,12 @@ class LogsSettings(_Strict):
     enabled: bool = Field(default=True, description="Bridge Python logging to OpenTelemetry logs.")
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", description="Lowest level of log records exported."
+    )
+    stderr_fallback: bool = Field(
+        default=True,
+        description="Print WARNING and above to stderr, as Python does, while no logging "
+        "handler of the application's would take them. sfumato's own warnings are printed "
+        "so either way.",
     )
 
     @field_validator("level", mode="before")
@@ -275,7 +296,7 @@ class Settings(_Redacted, _Strict):
     protocol: Literal["grpc", "http/protobuf"] = Field(
         default="grpc", description="OTLP transport of the backend's exporters."
     )
-    headers: dict[str, SecretStr] = Field(
+    headers: dict[str, HeaderValue] = Field(
         default_factory=dict, description="Headers sent to the backend. Secret: always redacted."
     )
     insecure: bool = Field(default=False, description="Plaintext gRPC / unverified TLS.")

@@ -9,10 +9,10 @@ import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 from sfumato import ConfigError
 from sfumato.plugin import BuildContext, Exporter
-from sfumato.settings import Settings, Signal
+from sfumato.settings import HeaderValue, Settings, Signal
 
 from .otlp_endpoints import DEFAULT_GRPC, DEFAULT_HTTP, grpc_target, http_signal_url
 
@@ -120,7 +120,7 @@ class OtlpOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint: str | None = Field(default=None, description="Default: telemetry.otlp_endpoint.")
-    headers: dict[str, SecretStr] = Field(
+    headers: dict[str, HeaderValue] = Field(
         default_factory=dict, description="Merged over telemetry.headers. Secret."
     )
     insecure: bool | None = Field(default=None, description="Default: telemetry.insecure.")

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import sfumato
 from receivers import free_port
+from sfumato import ConfigError, load_settings
 
 CANARY = "CANARY-b41c7e"
 INSTANCE = "123456"
@@ -305,3 +306,33 @@ def test_the_config_file_is_read_only_as_data(tmp_path: Path) -> None:
     settings = sfumato.load_settings(config, env={})
     assert settings.service_name == f"$(touch {marker})"
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"backend": "jaeger", "backend_options": {"endpoint": f"https://u:{CANARY}@c.test:4317"}},
+        {
+            "backend": "none",
+            "exporters": [{"type": "otlp-http", "endpoint": f"https://u:{CANARY}@c"}],
+        },
+        {"backend": "none", "exporters": [{"type": "otlp-grpc", "headers": {"x-key": CANARY}}]},
+        {"backend": "otlp", "otlp_endpoint": f"https://u:{CANARY}@c.test:4317"},
+    ],
+    ids=["backend-option", "exporter-endpoint", "exporter-header", "settings-endpoint"],
+)
+def test_the_plan_s_repr_shows_no_secret(overrides: dict[str, object]) -> None:
+    plan = load_settings(None, env={}, **overrides)._plan
+    assert plan is not None and CANARY not in repr(plan)
+    assert "c.test" in repr(plan) or "exporters" in overrides
+
+
+@pytest.mark.parametrize("value", ["Bearer x\n", "Bearer x\r\nInjected: 1", "a\rb"])
+def test_a_header_value_with_a_line_break_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None, env={}, headers={"authorization": value})
+    assert "line break" in str(caught.value) and "Bearer" not in str(caught.value)
+    with pytest.raises(ConfigError):
+        load_settings(
+            None, env={}, backend="none", exporters=[{"type": "otlp-http", "headers": {"a": value}}]
+        )
