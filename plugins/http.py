@@ -38,7 +38,7 @@ class HttpEndpoints:
     def __init__(self) -> None:
         self.monitor: HealthMonitor | None = None
         self.registry: Any = None
-        self.server: ThreadingHTTPServer | None = None
+        self.server: _Server | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._interval = 5.0
@@ -86,9 +86,7 @@ class HttpEndpoints:
                 http.port,
             )
         try:
-            self.server = ThreadingHTTPServer(
-                (http.host.strip("[]") or "0.0.0.0", http.port), _handler(self)
-            )
+            self.server = _Server((http.host.strip("[]") or "0.0.0.0", http.port), _handler(self))
         except OSError as exc:
             log.warning(
                 "sfumato: cannot serve /metrics and /healthz on %s:%d: %s",
@@ -97,7 +95,6 @@ class HttpEndpoints:
                 exc.strerror or exc,
             )
             return
-        self.server.daemon_threads = True
         serve = threading.Thread(target=self.server.serve_forever, name="sfumato-http", daemon=True)
         serve.start()
         self._threads.append(serve)
@@ -160,6 +157,52 @@ class HttpEndpoints:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return 200, generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Server(ThreadingHTTPServer):
+    """A server for scrapes and probes that a client cannot make noisy or heavy: a reset or
+    broken connection is logged at debug level, not as a traceback on stderr; an idle
+    connection is closed after ``idle_timeout_s``; past ``max_connections`` at once, a new
+    one is closed at once instead of taking a thread."""
+
+    daemon_threads = True
+    idle_timeout_s = 10.0
+    max_connections = 16
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
+        self._count_lock = threading.Lock()
+        self._active = 0
+        self.most_connections = 0  # the peak, for tests and debugging
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        with self._count_lock:
+            self._active += 1
+            self.most_connections = max(self.most_connections, self._active)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            request.settimeout(self.idle_timeout_s)
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self._active -= 1
+        self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("sfumato: HTTP endpoint connection from %s failed", client_address, exc_info=True)
 
 
 def _handler(owner: HttpEndpoints) -> type[BaseHTTPRequestHandler]:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import struct
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -220,5 +223,49 @@ def test_forked_child_leaves_the_endpoints_to_the_parent() -> None:
         _, status = os.waitpid(pid, 0)
         assert os.WEXITSTATUS(status) == 0
         assert get(f"{url}/healthz")[0] == 200  # the parent still serves
+    finally:
+        handle.shutdown()
+
+
+def _reset(port: int, request: bytes) -> None:
+    """Send ``request`` and abort the connection with a TCP reset."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_a_reset_connection_prints_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    handle = configure()
+    try:
+        server = endpoints(handle)
+        assert server is not None and server.port is not None
+        for partial in (b"GET /heal", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"):
+            _reset(server.port, partial)
+        time.sleep(0.3)
+        assert get(f"{server.url}/healthz")[0] == 200  # still serving
+    finally:
+        handle.shutdown()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
+
+
+def test_idle_connections_are_closed_and_capped() -> None:
+    handle = configure()
+    try:
+        server = endpoints(handle)
+        assert server is not None and server.port is not None and server.server is not None
+        server.server.idle_timeout_s = 0.5
+        idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(40)]
+        try:
+            # Each idle connection is closed by the server after the idle timeout...
+            for sock in idle:
+                sock.settimeout(5)
+                assert sock.recv(1) == b"", "the server should close an idle connection"
+        finally:
+            for sock in idle:
+                sock.close()
+        # ... and no more handler threads than the cap were ever running at once.
+        assert server.server.most_connections <= server.server.max_connections
+        assert get(f"{server.url}/healthz")[0] == 200
     finally:
         handle.shutdown()
