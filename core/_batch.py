@@ -85,6 +85,8 @@ class ExportQueue(Generic[T]):
         # on it, and then not counted again when (if ever) the export returns.
         self._inflight = 0
         self._abandoned = False
+        self._exporter_stopped = False  # shutdown called exporter.shutdown() mid-export
+        self._lost = 0  # items this queue dropped after accepting them (under _account)
         self._account = threading.Lock()
         self._queued = stats.counter(f"{signal}.queued")
         self._exported = stats.counter(f"{signal}.exported")
@@ -160,12 +162,15 @@ class ExportQueue(Generic[T]):
                 with self._flushed:
                     flush_to = self._flush_requests
                 flushing = flush_to != self._flush_done
-                self._drain(everything=not woken or flushing or self._closed)
+                self._drain(everything=not woken or flushing)
                 if flush_to != self._flush_done:
                     with self._flushed:
                         self._flush_done = flush_to
                         self._flushed.notify_all()
                 if self._closed:
+                    # Shutdown may have begun while a batch was being exported: what arrived
+                    # behind that batch is sent now, not left for shutdown to drop.
+                    self._drain(everything=True)
                     return
         finally:
             detach(token)
@@ -173,8 +178,18 @@ class ExportQueue(Generic[T]):
     def _drain(self, everything: bool) -> None:
         queue = self._queue
         while queue and not self._abandoned:
+            if self._exporter_stopped:
+                # Shutdown has stopped the exporter: nothing more can be sent.
+                with self._account:
+                    left = len(queue)
+                    queue.clear()
+                    self._dropped_shutdown.add(left)
+                    self._lost += left
+                return
             n = min(len(queue), self.batch_size)
-            if n < self.batch_size and not everything:
+            # ``_closed`` is read here, not once before the loop: shutdown may start during
+            # an export, and the partial batch behind it must then go too.
+            if n < self.batch_size and not (everything or self._closed):
                 return
             batch: list[T] = []
             with self._account:
@@ -209,7 +224,15 @@ class ExportQueue(Generic[T]):
                 if done:
                     # Counted under the lock that shutdown reads: never both, never neither.
                     self._inflight = 0
-                    (self._exported if ok else self._failed).add(len(batch))
+                    if ok:
+                        self._exported.add(len(batch))
+                    elif self._exporter_stopped:
+                        # Cut short by shutdown telling the exporter to stop, not refused.
+                        self._dropped_shutdown.add(len(batch))
+                        self._lost += len(batch)
+                    else:
+                        self._failed.add(len(batch))
+                        self._lost += len(batch)
             if not ok:
                 self._log_failure(result)
             if done:
@@ -258,6 +281,8 @@ class ExportQueue(Generic[T]):
         if self._closed:
             return True
         deadline = time.monotonic() + timeout
+        with self._account:
+            lost_before = self._lost
         self._closed = True
         self._wake.set()
         self._stop.set()
@@ -265,11 +290,12 @@ class ExportQueue(Generic[T]):
         closer: threading.Thread | None = None
         # Most of the budget goes to sending what is queued. If the worker is still inside
         # an export near the end (backend down, retrying), the exporter is told to stop
-        # early: that cuts its retry back-off short, so the batch ends as a counted failure
-        # instead of being abandoned mid-call.
+        # early: that cuts its retry back-off short, so the batch ends, counted as
+        # dropped.shutdown, instead of being abandoned mid-call.
         reserve = min(timeout / 4, 0.5)
         self._worker.join(max(0.0, deadline - reserve - time.monotonic()))
         if self._worker.is_alive() and stop is not None:
+            self._exporter_stopped = True
             closer = threading.Thread(target=_quietly, args=(stop,), daemon=True)
             closer.start()
             self._worker.join(max(0.0, deadline - time.monotonic()))
@@ -278,10 +304,15 @@ class ExportQueue(Generic[T]):
             left = len(self._queue)
             self._queue.clear()
             if not clean:
+                # Counted here as dropped.shutdown, and no longer as in the queue.
                 left += self._inflight
+                self._inflight = 0
                 self._abandoned = True
-        if left:
-            self._dropped_shutdown.add(left)
+            if left:
+                self._dropped_shutdown.add(left)
+                self._lost += left
+            lost = self._lost - lost_before
+        if lost:
             clean = False
         if closer is None and stop is not None:
             closer = threading.Thread(target=_quietly, args=(stop,), daemon=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import logging
 import multiprocessing.util
@@ -130,12 +131,18 @@ class Telemetry:
 
     def stats(self) -> dict[str, int]:
         """Counters: spans and log records queued, exported and dropped by reason, ..."""
-        snapshot = self.stats_registry.snapshot()
-        if self._pipes is not None:
-            for signal in ("traces", "logs"):
-                snapshot[f"{signal}.in_queue"] = sum(
-                    len(q) for q in self._pipes.queues if q.signal == signal
-                )
+        if self._pipes is None:
+            return self.stats_registry.snapshot()
+        queues = self._pipes.queues
+        # Each queue's worker moves a batch from in flight to exported or dropped under its
+        # accounting lock: read with those held, the counters add up exactly.
+        with contextlib.ExitStack() as held:
+            for q in queues:
+                held.enter_context(q._account)
+            snapshot = self.stats_registry.snapshot()
+            lengths = [(q.signal, len(q)) for q in queues]
+        for signal in ("traces", "logs"):
+            snapshot[f"{signal}.in_queue"] = sum(n for s, n in lengths if s == signal)
         return snapshot
 
     # -- lifecycle ---------------------------------------------------------------------------
