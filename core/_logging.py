@@ -6,6 +6,14 @@ handler (the application set up no logging) says where it comes from. Where ever
 that will print a record of the ``sfumato`` logger shows the logger's name already
 (``logging.basicConfig()``'s ``WARNING:sfumato:...``, ``%(name)s: %(message)s``), the prefix
 is dropped, so the line does not read ``sfumato: sfumato: ...``.
+
+A handler on the root logger, sfumato's included, stops Python's last-resort handler: logging
+uses it only when it finds no handler at all for a record. So that no record is lost by
+installing the bridge, the bridge's handler stands in for it: at each record it looks for
+the handlers Python would find, its own left out, and when there are none it hands WARNING
+and above to ``logging.lastResort``, which prints them as it always would (the message
+alone, on stderr). An application that sets up its logging later, or never, is printed for
+exactly once.
 """
 
 from __future__ import annotations
@@ -48,20 +56,53 @@ def _severity(levelno: int) -> tuple[SeverityNumber, str]:
 
 
 class OtelLogHandler(logging.Handler):
-    """A ``logging.Handler`` that emits each record through a LoggerProvider."""
+    """A ``logging.Handler`` that emits each record of ``export_level`` and above through a
+    LoggerProvider, and stands in for Python's last-resort handler (see the module's
+    docstring): for every record when ``stderr_fallback``, else for those it never exports
+    (sfumato's own and the OpenTelemetry SDK's), which would be lost otherwise."""
 
-    def __init__(self, provider: LoggerProvider, level: int = logging.NOTSET) -> None:
-        super().__init__(level)
+    def __init__(
+        self,
+        provider: LoggerProvider,
+        level: int = logging.NOTSET,
+        stderr_fallback: bool = True,
+    ) -> None:
+        # The handler's own level lets through what the last-resort handler would print too.
+        super().__init__(min(level, logging.WARNING))
         self.provider = provider
+        self.export_level = level
+        self.stderr_fallback = stderr_fallback
         self._root_level: int | None = None
 
     def uninstall(self) -> None:
         """Remove the handler from the root logger; restore the level ``install`` lowered."""
         root = logging.getLogger()
         root.removeHandler(self)
-        if self._root_level is not None and root.level == self.level:
+        if self._root_level is not None and root.level == self.export_level:
             root.setLevel(self._root_level)
         self._root_level = None
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        exported = False
+        if record.levelno >= self.export_level:
+            exported = bool(super().handle(record))  # filters, then emit under the lock
+        self._fall_back(record)
+        return exported
+
+    def _fall_back(self, record: logging.LogRecord) -> None:
+        """Pass ``record`` to ``logging.lastResort`` if Python would have, had sfumato
+        installed no handler."""
+        try:
+            last = logging.lastResort
+            if last is None or record.levelno < last.level:
+                return
+            if not (self.stderr_fallback or record.name.startswith(_IGNORED_PREFIXES)):
+                return
+            if _others_found(record):
+                return
+            last.handle(record)
+        except Exception:
+            pass  # telemetry never raises into the application
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith(_IGNORED_PREFIXES):
@@ -91,7 +132,9 @@ class OtelLogHandler(logging.Handler):
             pass
 
 
-def install(provider: LoggerProvider, level: str | int) -> OtelLogHandler:
+def install(
+    provider: LoggerProvider, level: str | int, stderr_fallback: bool = True
+) -> OtelLogHandler:
     """Attach a handler for ``level`` and above to the root logger.
 
     The root logger's own level filters records before any handler sees them (WARNING when
@@ -100,13 +143,31 @@ def install(provider: LoggerProvider, level: str | int) -> OtelLogHandler:
     raised, and ``uninstall`` puts it back.
     """
     number = level if isinstance(level, int) else logging.getLevelName(level)
-    handler = OtelLogHandler(provider, number)
+    handler = OtelLogHandler(provider, number, stderr_fallback)
     root = logging.getLogger()
     if root.level > number:
         handler._root_level = root.level
         root.setLevel(number)
     root.addHandler(handler)
     return handler
+
+
+def _logger_of(record: logging.LogRecord) -> logging.Logger:
+    """The logger ``record`` came from, without creating one for a name never used."""
+    found = logging.Logger.manager.loggerDict.get(record.name)
+    return found if isinstance(found, logging.Logger) else logging.getLogger()
+
+
+def _others_found(record: logging.LogRecord) -> bool:
+    """Whether ``logging.Logger.callHandlers`` finds a handler for ``record`` that is not
+    sfumato's: any handler, whatever its level, on the record's logger and its ancestors up
+    to the first that does not propagate."""
+    logger: logging.Logger | None = _logger_of(record)
+    while logger is not None:
+        if any(not isinstance(h, OtelLogHandler) for h in list(logger.handlers)):
+            return True
+        logger = logger.parent if logger.propagate else None
+    return False
 
 
 class RateLimitFilter(logging.Filter):
@@ -177,7 +238,13 @@ def _handlers_for(record: logging.LogRecord) -> list[logging.Handler]:
     handlers: list[logging.Handler] = []
     logger: logging.Logger | None = logging.getLogger(record.name)
     while logger is not None:
-        handlers += [h for h in logger.handlers if record.levelno >= h.level]
+        # The bridge prints nothing itself: it hands records to the last-resort handler,
+        # which an empty list stands for.
+        handlers += [
+            h
+            for h in logger.handlers
+            if record.levelno >= h.level and not isinstance(h, OtelLogHandler)
+        ]
         if not logger.propagate:
             break
         logger = logger.parent

@@ -157,7 +157,10 @@ class Telemetry:
             CompositePropagator([_PROPAGATORS[name]() for name in self.settings.propagators])
         )
         if pipes.logger_provider is not None:
-            self._handler = install_log_handler(pipes.logger_provider, self.settings.logs.level)
+            logs = self.settings.logs
+            self._handler = install_log_handler(
+                pipes.logger_provider, logs.level, logs.stderr_fallback
+            )
         if self.plan is not None:
             for notice in self.plan.notices:
                 log.info("sfumato: %s", notice)
@@ -210,8 +213,9 @@ class Telemetry:
         )
         _install_globals(self._pipes)
         if self._pipes.logger_provider is not None:
+            logs = self.settings.logs
             self._handler = install_log_handler(
-                self._pipes.logger_provider, self.settings.logs.level
+                self._pipes.logger_provider, logs.level, logs.stderr_fallback
             )
         call_hook(plan.host.pm, "sfumato_configured", self.stats_registry, telemetry=self)
 
