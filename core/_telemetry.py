@@ -362,9 +362,15 @@ def after_fork() -> None:
         log.warning("sfumato: could not re-create telemetry after fork", exc_info=True)
 
 
+def _new_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()  # a parent thread may have held it at the fork
+
+
 if hasattr(os, "register_at_fork"):
     # Registered at import, before any export queue or metric reader registers its own
     # hook, so it runs first in the child and can silence what it replaces.
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
     os.register_at_fork(after_in_child=after_fork)
 
 

@@ -35,6 +35,7 @@ import dis
 import functools
 import inspect
 import logging
+import os
 import random
 import sys
 import threading
@@ -120,6 +121,19 @@ _ATTRIBUTES_LOCK = threading.Lock()
 # costs about twice as much (two special-method lookups and an argument tuple per use).
 _lock_span = _SPAN_LOCK.acquire
 _unlock_span = _SPAN_LOCK.release
+
+
+def _new_locks_after_fork() -> None:
+    """In a forked child: new shared locks. Another thread of the parent may have held one
+    at the moment of the fork, and that thread does not exist here to release it."""
+    global _SPAN_LOCK, _ATTRIBUTES_LOCK, _lock_span, _unlock_span
+    _SPAN_LOCK = threading.Lock()
+    _ATTRIBUTES_LOCK = threading.Lock()
+    _lock_span = _SPAN_LOCK.acquire
+    _unlock_span = _SPAN_LOCK.release
+    _Span._lock = _SPAN_LOCK
+    _Attributes._lock = _ATTRIBUTES_LOCK
+
 
 # The default runtime context keeps the current Context in one ContextVar: read and set it
 # directly. Any other runtime context goes through the API functions.
@@ -321,6 +335,10 @@ class _Span(sdk_trace.Span):
                 call(self)
             except Exception:
                 tracer._processor_failed()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 def _does_nothing(method: Any) -> bool:

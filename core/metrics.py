@@ -18,6 +18,7 @@ raises into the caller.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -44,6 +45,16 @@ Attributes = Mapping[str, Any] | None
 _NOOP = NoOpMeterProvider()
 _lock = threading.Lock()
 _instruments: dict[str, _Instrument] = {}
+
+
+def _new_lock_after_fork() -> None:
+    """A forked child's own lock: a parent thread may have held it at the fork."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 class _Instrument:

@@ -11,6 +11,7 @@ never break the bot.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -432,6 +433,18 @@ def _log_once(name: str) -> None:
 
 _default: BotMetrics | None = None
 _default_lock = threading.Lock()
+
+
+def _new_locks_after_fork() -> None:
+    """A forked child's own locks: a parent thread may have held one at the fork."""
+    global _default_lock
+    _default_lock = threading.Lock()
+    if _default is not None:
+        _default._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_after_fork)
 
 
 def default_metrics() -> BotMetrics:

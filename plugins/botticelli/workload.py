@@ -5,6 +5,7 @@ machine at hand, which keeps the simulator's telemetry-to-work ratio realistic e
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from functools import lru_cache
@@ -15,6 +16,16 @@ __all__ = ["Workload", "per_item_seconds", "workload_for"]
 _CALIBRATION_ITEMS = 200
 _lock = threading.Lock()
 _per_item: float | None = None
+
+
+def _new_lock_after_fork() -> None:
+    """A forked child's own lock: a parent thread may have held it at the fork."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_after_fork)
 
 
 def _document(items: int, topic: str, act: str) -> list[dict[str, Any]]:
