@@ -25,6 +25,7 @@ from ._batch import ExportQueue
 from ._errors import ConfigError
 from ._guards import GuardedSpanProcessor, PluginErrors, call_hook, strict
 from ._host import Kind, PluginHost
+from ._metric_export import CountingMetricExporter
 from ._processors import (
     FanOutSpanProcessor,
     QueueLogProcessor,
@@ -271,7 +272,7 @@ def _assemble(
             else:
                 readers.append(
                     PeriodicExportingMetricReader(
-                        made,
+                        CountingMetricExporter(made, stats, node.name),
                         export_interval_millis=settings.metrics.export_interval_ms,
                         export_timeout_millis=settings.export_timeout_ms,
                     )
