@@ -74,7 +74,21 @@ def _open(args: argparse.Namespace, paths: list[str], name: str) -> Store | None
     if not store.exists():
         print(f"error: no local store at {store.directory}", file=sys.stderr)
         return None
+    _opened.append(store)
     return store
+
+
+_opened: list[Store] = []  # the stores a report read: what they skipped is told at the end
+
+
+def _tell_skipped() -> None:
+    from sfumato.plugins.local.report import printable
+
+    while _opened:
+        store = _opened.pop(0)
+        text = store.skipped_text()
+        if text:
+            print(printable(f"{store.directory}: {text}"), file=sys.stderr)
 
 
 def _costs(args: argparse.Namespace, paths: list[str]) -> int:
@@ -221,4 +235,8 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{option} is for {which}, not {name}")
     if args.csv and args.json:
         raise CommandError("give --csv or --json, not both")
-    return REPORTS[name][1](args, target)
+    _opened.clear()
+    try:
+        return REPORTS[name][1](args, target)
+    finally:
+        _tell_skipped()

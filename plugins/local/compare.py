@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .report import Summary, format_duration, table
+from .report import Summary, format_duration, printable, table
 
 __all__ = ["Change", "compare", "render_text"]
 
@@ -101,4 +101,4 @@ def render_text(changes: list[Change], a: str, b: str, threshold_pct: float) -> 
         if flagged
         else "no regressions"
     )
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out) + "\n", lines=True)

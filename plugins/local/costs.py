@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .report import table
+from .report import printable, table
 from .store import SpanRecord, Store
 
 __all__ = ["CostRow", "Prices", "costs", "load_prices", "render_csv", "render_text"]
@@ -123,7 +123,7 @@ def render_text(rows: list[CostRow], store: Store, prices: Prices | None) -> str
     currency = prices.currency if prices else ""
     out = [f"LLM usage in {store.directory} (estimated: each call weighted by its sampling)"]
     if not rows:
-        return out[0] + "\nno LLM calls\n"
+        return printable(out[0] + "\nno LLM calls\n", lines=True)
     body = [
         [
             r.day,
@@ -156,7 +156,7 @@ def render_text(rows: list[CostRow], store: Store, prices: Prices | None) -> str
     missing = sorted({r.model for r in rows if r.cost is None})
     if missing:
         out.append(f"no price for: {', '.join(missing)} (--prices FILE)")
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out) + "\n", lines=True)
 
 
 def render_csv(rows: list[CostRow]) -> str:
@@ -178,4 +178,4 @@ def render_csv(rows: list[CostRow]) -> str:
                 "" if r.cost is None else f"{r.cost:.6f}",
             ]
         )
-    return buffer.getvalue()
+    return printable(buffer.getvalue(), lines=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .report import table
+from .report import printable, table
 from .store import SpanRecord
 
 __all__ = ["Failure", "FailureGroup", "failures", "render_text"]
@@ -85,7 +85,7 @@ def render_text(groups: list[FailureGroup], directory: str, limit: int = 5) -> s
     total = sum(len(g.items) for g in groups)
     out = [f"failures in {directory}: {total:,}"]
     if not groups:
-        return out[0] + "\n"
+        return printable(out[0] + "\n", lines=True)
     out += [
         "",
         *table(
@@ -105,7 +105,7 @@ def render_text(groups: list[FailureGroup], directory: str, limit: int = 5) -> s
             out.append(f"  {f.trace_id} -> {back}  {_short(f.message)}")
         if len(g.items) > limit:
             out.append(f"  (+{len(g.items) - limit} more; --json lists all)")
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out) + "\n", lines=True)
 
 
 def _short(message: str, limit: int = 70) -> str:

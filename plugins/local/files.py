@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import threading
 import time
 import weakref
@@ -40,8 +41,16 @@ class StoreFile:
         return self.stamp is not None
 
 
-def list_files(directory: str | os.PathLike[str], signal: str | None = None) -> list[StoreFile]:
-    """The store's files (of one signal, or all), oldest data first; active files last."""
+def list_files(
+    directory: str | os.PathLike[str],
+    signal: str | None = None,
+    others: list[Path] | None = None,
+) -> list[StoreFile]:
+    """The store's files (of one signal, or all), oldest data first; active files last.
+
+    Only regular files count: an entry with a store file's name that is a symlink, a FIFO,
+    a device or a directory is left out (and appended to ``others`` when given).
+    """
     found: list[StoreFile] = []
     try:
         entries = list(os.scandir(directory))
@@ -52,9 +61,14 @@ def list_files(directory: str | os.PathLike[str], signal: str | None = None) -> 
         if match is None or (signal is not None and match.group(1) != signal):
             continue
         try:
-            size = entry.stat().st_size
+            st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:  # rotated away or deleted meanwhile
             continue
+        if not stat.S_ISREG(st.st_mode):
+            if others is not None:
+                others.append(Path(entry.path))
+            continue
+        size = st.st_size
         found.append(StoreFile(Path(entry.path), match.group(1), match.group(2), size))
     # Rotated files by stamp (a UTC timestamp of fixed width), then active files.
     found.sort(key=lambda f: (f.stamp is None, f.stamp or "", SIGNAL_FILES.index(f.signal)))

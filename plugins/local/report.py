@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,7 @@ __all__ = [
     "ServiceSummary",
     "Summary",
     "percentile",
+    "printable",
     "render_csv",
     "render_text",
     "summarize",
@@ -267,12 +269,33 @@ def _size(n: int) -> str:
     return f"{n:.1f} GiB"
 
 
+# What a terminal acts on: C0 and C1 controls, DEL, and the bidirectional overrides and
+# isolates, which reorder what follows them on the line.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROL_BUT_NEWLINE = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """``text`` with its control characters escaped (``\\x1b``, ``\\u202e``), so that what
+    a store holds can be printed to a terminal; with ``lines``, newlines are kept."""
+    return (_CONTROL_BUT_NEWLINE if lines else _CONTROL).sub(_escape, text)
+
+
 def table(
     header: Sequence[str], rows: Iterable[Sequence[str]], right: set[int] | None = None
 ) -> list[str]:
-    """Plain aligned columns; ``right`` holds the indexes of right-aligned (number) columns."""
+    """Plain aligned columns; ``right`` holds the indexes of right-aligned (number) columns.
+    Cells are escaped with :func:`printable`."""
     right = right or set()
-    body = [list(r) for r in rows]
+    header = [printable(str(c)) for c in header]
+    body = [[printable(str(c)) for c in r] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *body, strict=True)]
 
     def line(cells: Sequence[str]) -> str:
@@ -300,7 +323,7 @@ def render_text(summary: Summary, max_messages: int = 3) -> str:
     ]
     if not summary.spans:
         out.append("no spans")
-        return "\n".join(out) + "\n"
+        return printable("\n".join(out) + "\n", lines=True)
     out.append(
         f"{plural(summary.spans, 'span')} in {plural(summary.traces, 'trace')}, "
         f"{_when(summary.first_ns)} to {_when(summary.last_ns)}"
@@ -357,7 +380,7 @@ def render_text(summary: Summary, max_messages: int = 3) -> str:
             if hidden > 0:
                 rows.append(["", "", "", "", f"(+{plural(hidden, 'other message')})"])
         out += table(["service", "span", "errors", "n", "message"], rows, right={2, 3})
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out) + "\n", lines=True)
 
 
 def render_csv(summary: Summary) -> str:
@@ -380,7 +403,7 @@ def render_csv(summary: Summary) -> str:
                 *(f"{_ms(n.quantiles_ns[q]):.3f}" for q in labels),
             ]
         )
-    return buffer.getvalue()
+    return printable(buffer.getvalue(), lines=True)
 
 
 def _one_line(message: str, limit: int = 100) -> str:
