@@ -140,14 +140,15 @@ def _one_metric_each(data: MetricsData) -> list[MetricsData]:
 
 
 class LocalMetricExporter(MetricExporter):
-    """Push exporter for the periodic reader: one line per collection (cumulative)."""
+    """Push exporter for the periodic reader: one line per collection (cumulative).
+
+    What it exports is counted by the reader's wrapper (``metrics.exported``, in data
+    points), from the result returned here: a failed write is a FAILURE, never counted
+    exported."""
 
     def __init__(self, writer: _Writer, context: BuildContext | None = None) -> None:
         super().__init__()
         self.writer = writer
-        stats = context.stats if context is not None else None
-        self._exported = stats.counter("metrics.exported") if stats else None
-        self._failed = stats.counter("metrics.dropped.export_failed") if stats else None
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -166,9 +167,6 @@ class LocalMetricExporter(MetricExporter):
             ok = self.writer.write([metrics_data], lambda _: whole)
         else:
             ok = self.writer.write(_one_metric_each(metrics_data), encode)
-        counter = self._exported if ok else self._failed
-        if counter is not None:
-            counter.incr()
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

@@ -187,3 +187,28 @@ def test_a_failed_write_is_cut_off_and_reported_failed(
     store = Store(tmp_path)
     assert [s.name for s in store.spans()] == ["span-00000", "span-00001", "span-00500"]
     assert store.skipped == 0
+
+
+def test_metric_exports_to_the_store_are_counted_once_in_data_points(tmp_path: Path) -> None:
+    """``metrics.exported`` counts the data points written, as for every metric exporter;
+    the local exporter adds no count of its own."""
+    import sfumato
+    from sfumato import metrics
+
+    with sfumato.configure(
+        None, backend="local", backend_options={"directory": str(tmp_path)}
+    ) as telemetry:
+        metrics.counter("disk.writes").add(1, {"kind": "a"})
+        metrics.counter("disk.writes").add(1, {"kind": "b"})
+        assert telemetry.force_flush(10)
+    stats = telemetry.stats()  # after shutdown, which exported once more
+    points = 0
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        for rm in json.loads(line)["resourceMetrics"]:
+            for sm in rm["scopeMetrics"]:
+                for metric in sm["metrics"]:
+                    for kind in ("sum", "gauge", "histogram", "exponentialHistogram"):
+                        points += len(metric.get(kind, {}).get("dataPoints", []))
+    assert points >= 2
+    assert stats["metrics.exported"] == points
+    assert stats["metrics.dropped.export_failed"] == 0
