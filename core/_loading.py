@@ -267,14 +267,16 @@ def settings_from_document(
 ) -> Settings:
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    templates: dict[str, str] = {}
     if doc is not None and text is not None:
         if TABLE not in doc:
             _no_lookalike(doc, text, file)
             raw = {"enabled": False}
             sources["enabled"] = "file (no [telemetry] table)"
         else:
-            raw = _table(doc, text, file)
-            raw = interpolate_located(raw, env, text, file)
+            written = _table(doc, text, file)
+            raw = interpolate_located(written, env, text, file)
+            templates = _substituted(written, raw, "")
             for leaf in _leaves(raw, TABLE):
                 sources[leaf.removeprefix(f"{TABLE}.")] = "file"
     for override in env_overrides(env):
@@ -288,8 +290,10 @@ def settings_from_document(
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise _locate_error(config_error(exc, TABLE, Settings), text, file, sources) from None
+        error = config_error(exc, TABLE, Settings, templates=templates)
+        raise _locate_error(error, text, file, sources) from None
     settings._sources = sources
+    settings._templates = templates
     settings._path = str(file) if file is not None else None
     settings._environ = None if env is os.environ else env
     if resolve_plugins and settings.enabled:
@@ -302,6 +306,21 @@ def settings_from_document(
         except ConfigError as exc:
             raise _locate_error(exc, text, file, sources) from None
     return settings
+
+
+def _substituted(written: Any, value: Any, key: str) -> dict[str, str]:
+    """Dotted key -> its text in the file, for each string that ``${VAR}`` substitution
+    changed: such values are shown as that text, never as what the environment gave."""
+    if isinstance(written, str):
+        return {key: written} if written != value else {}
+    found: dict[str, str] = {}
+    if isinstance(written, dict) and isinstance(value, dict):
+        for k, item in written.items():
+            found.update(_substituted(item, value.get(k), f"{key}.{k}" if key else str(k)))
+    elif isinstance(written, list) and isinstance(value, list):
+        for i, (item, new) in enumerate(zip(written, value, strict=False)):
+            found.update(_substituted(item, new, f"{key}[{i}]"))
+    return found
 
 
 _TYPO_RATIO = 0.85

@@ -15,6 +15,7 @@ from ._errors import ConfigError, did_you_mean
 
 __all__ = ["a_type", "config_error", "dotted", "is_secret_key", "toml_type", "validate_model"]
 
+_NO_TEMPLATES: Mapping[str, str] = types.MappingProxyType({})
 # More problems than this in one table are counted, not listed.
 MAX_PROBLEMS = 50
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
@@ -170,10 +171,16 @@ def _got(value: Any, secret: bool) -> str:
     return f", got {value!r}"
 
 
-def _describe(error: Any, model: type[BaseModel] | None, plugin: bool) -> str:
+def _describe(
+    error: Any,
+    model: type[BaseModel] | None,
+    plugin: bool,
+    templates: Mapping[str, str] = _NO_TEMPLATES,
+) -> str:
     kind = error["type"]
     loc = error["loc"]
-    secret = _secret(model, loc)
+    template = templates.get(dotted("", loc))
+    secret = template is not None or _secret(model, loc)
     if kind == "extra_forbidden":
         name = str(loc[-1])
         allowed = _fields_at(model, loc[:-1]) if model is not None else []
@@ -206,11 +213,14 @@ def _describe(error: Any, model: type[BaseModel] | None, plugin: bool) -> str:
         message = message[0].lower() + message[1:]
     if "input" in error:
         message += _got(error["input"], secret)
+    if template is not None:
+        # A value substituted from the environment is never echoed: say where it came from.
+        message += f" (the value of {template})"
     return message + hint
 
 
 def _problems(
-    errors: list[Any], model: type[BaseModel] | None
+    errors: list[Any], model: type[BaseModel] | None, templates: Mapping[str, str] = _NO_TEMPLATES
 ) -> list[tuple[tuple[Any, ...], str]]:
     """(loc, message) per problem; a union's per-member errors become one problem."""
     out: list[tuple[tuple[Any, ...], str]] = []
@@ -228,22 +238,33 @@ def _problems(
                 for m in members
             ]
             message = f"expected {', '.join(words[:-1])} or {words[-1]}"
+            template = templates.get(dotted("", base))
             if "input" in error:
-                message += _got(error["input"], _secret(model, base))
+                message += _got(error["input"], template is not None or _secret(model, base))
+            if template is not None:
+                message += f" (the value of {template})"
             out.append((base, message))
             continue
-        out.append((loc, _describe(error, model, plugin=False)))
+        out.append((loc, _describe(error, model, plugin=False, templates=templates)))
     return out
 
 
 def config_error(
-    exc: ValidationError, prefix: str, model: type[BaseModel] | None = None, *, plugin: bool = False
+    exc: ValidationError,
+    prefix: str,
+    model: type[BaseModel] | None = None,
+    *,
+    plugin: bool = False,
+    templates: Mapping[str, str] = _NO_TEMPLATES,
 ) -> ConfigError:
     """One ConfigError for the validation error, reporting each of its problems (the first
-    ``MAX_PROBLEMS`` of a file that has more, such as a generated or hostile one)."""
+    ``MAX_PROBLEMS`` of a file that has more, such as a generated or hostile one).
+
+    ``templates`` maps the dotted keys (below ``prefix``) whose values were substituted from
+    ``${VAR}`` to their text in the file: those values are never echoed."""
     errors = exc.errors(include_url=False)
     # A union's members add an error each to one problem: read enough errors for the cap.
-    problems = _problems(errors[: MAX_PROBLEMS * 4], model)
+    problems = _problems(errors[: MAX_PROBLEMS * 4], model, templates)
     single = len(errors) == 1 and errors[0]["type"] == "extra_forbidden"
     if plugin and single and _union_members(model, problems[0][0]) is None:
         problems = [(problems[0][0], _describe(errors[0], model, plugin=True))]

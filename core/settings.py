@@ -347,6 +347,8 @@ class Settings(_Redacted, _Strict):
     # Filled by the loader: where each dotted key came from, and the file read.
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     _path: str | None = PrivateAttr(default=None)
+    # Dotted key -> its text in the file, for values substituted from ``${VAR}``.
+    _templates: dict[str, str] = PrivateAttr(default_factory=dict)
     _plan: Any = PrivateAttr(default=None)  # the resolved build plan, set by the loader
     # The environment mapping the loader read (``load_settings(env=...)``); None: os.environ.
     _environ: Any = PrivateAttr(default=None)

@@ -97,6 +97,10 @@ def redacted_settings(settings: Settings) -> dict[str, tuple[Any, str]]:
     flat: dict[str, Any] = {}
     for name in type(settings).model_fields:
         _flatten(getattr(settings, name), name, flat, is_secret_key(name), secret_paths)
+    # A value substituted from ${VAR} shows as written in the file, not as the variable's value.
+    for key, text in settings._templates.items():
+        if key in flat and settings.source_of(_INDEX.sub("", key)) == "file":
+            flat[key] = text
     return {key: (value, settings.source_of(_INDEX.sub("", key))) for key, value in flat.items()}
 
 

@@ -336,3 +336,22 @@ def test_a_header_value_with_a_line_break_is_refused(value: str) -> None:
         load_settings(
             None, env={}, backend="none", exporters=[{"type": "otlp-http", "headers": {"a": value}}]
         )
+
+
+def test_a_value_from_an_environment_variable_is_not_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "app.toml"
+    # A variable meant for one key, used in another by mistake: its value is not shown.
+    path.write_text('[telemetry]\nbatch_size = "${API_TOKEN}"\n')
+    env = {"API_TOKEN": f"{CANARY}-token"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env=env)
+    assert CANARY not in str(caught.value)
+    assert "telemetry.batch_size" in str(caught.value) and "${API_TOKEN}" in str(caught.value)
+    # show prints where such a value came from, not the value.
+    path.write_text('[telemetry]\nbackend = "none"\nenvironment = "${API_TOKEN}"\n')
+    settings = load_settings(path, env=env)
+    assert settings.environment == f"{CANARY}-token"
+    from sfumato.cli.show import redacted_settings
+
+    shown = redacted_settings(settings)
+    assert CANARY not in repr(shown) and shown["environment"][0] == "${API_TOKEN}"
