@@ -194,8 +194,8 @@ class LocalExporter(Exporter):
     def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
         file = open_store_file(options, signal)
         try:
-            file.directory.mkdir(parents=True, exist_ok=True)
-            file.enforce_cap()  # the limits may have shrunk since the last run
+            file.make_directory()
+            file.enforce_cap(rescan=True)  # the limits may have shrunk since the last run
         except OSError as exc:
             context.notice(
                 f"local store: cannot use {file.directory} ({exc.strerror or exc}); "

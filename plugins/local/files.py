@@ -110,6 +110,7 @@ class RotatingFile:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._inode: tuple[int, int] | None = None
+        self._index = _index_of(self.directory)
         _open_files.add(self)
 
     # -- writing -----------------------------------------------------------------------------
@@ -171,12 +172,22 @@ class RotatingFile:
                     return self._fd, st.st_size
             except FileNotFoundError:
                 pass
-            self._close()  # rotated or deleted by someone else: follow the path
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _CLOEXEC, 0o644)
+            # Rotated or deleted by someone else: follow the path, and list the directory
+            # again at the next rotation, since another process rotates files there.
+            self._close()
+            self._index.stale()
+        self.make_directory()
+        fd = os.open(self.path, _OPEN_FLAGS, 0o600)
         st = os.fstat(fd)
         self._fd, self._inode = fd, (st.st_dev, st.st_ino)
         return fd, st.st_size
+
+    def make_directory(self) -> None:
+        """Create the store directory (0700; its parents follow the umask) if missing."""
+        if not self.directory.is_dir():
+            self.directory.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                self.directory.mkdir(mode=0o700)
 
     def _rotate(self) -> None:
         measured = self._inode
@@ -187,31 +198,31 @@ class RotatingFile:
             st = os.stat(self.path)
             if (st.st_dev, st.st_ino) == measured:
                 now = time.time_ns()
-                target = self.directory / f"{self.signal}.{_stamp(now)}.jsonl"
+                stamp = _stamp(now)
+                target = self.directory / f"{self.signal}.{stamp}.jsonl"
                 n = 0
                 while target.exists():
                     n += 1
-                    target = self.directory / f"{self.signal}.{_stamp(now)}-{n}.jsonl"
+                    stamp = f"{_stamp(now)}-{n}"
+                    target = self.directory / f"{self.signal}.{stamp}.jsonl"
                 os.replace(self.path, target)
+                self._index.add(StoreFile(target, self.signal, stamp, st.st_size))
+            else:
+                self._index.stale()
         self.enforce_cap()
 
-    def enforce_cap(self) -> list[Path]:
-        """Delete the oldest rotated files until the directory fits the cap; returns them."""
-        files = list_files(self.directory)
+    def enforce_cap(self, *, rescan: bool = False) -> list[Path]:
+        """Delete the oldest rotated files until the directory fits the cap; returns them.
+
+        The rotated files are known from an index kept in memory: the directory is listed
+        when ``rescan`` is given (a writer starting), or after another process rotated.
+        """
+        if rescan:
+            self._index.stale()
         # Room is kept for a full active file of every signal, so the cap holds until the
         # next rotation whatever is appended meanwhile.
         budget = self.max_total_bytes - len(SIGNAL_FILES) * self.max_file_bytes
-        rotated = [f for f in files if f.rotated]
-        total = sum(f.size for f in rotated)
-        deleted: list[Path] = []
-        for f in rotated:  # oldest first
-            if total <= budget:
-                break
-            with contextlib.suppress(FileNotFoundError):
-                f.path.unlink()
-                deleted.append(f.path)
-            total -= f.size
-        return deleted
+        return self._index.trim(budget)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -230,11 +241,73 @@ class RotatingFile:
         self._lock = threading.Lock()
 
 
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = (
+    os.O_WRONLY
+    | os.O_APPEND
+    | os.O_CREAT
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)  # a symlink planted as the active file is not followed
+)
 _open_files: weakref.WeakSet[RotatingFile] = weakref.WeakSet()
 
 
+class _Index:
+    """The rotated files of one store directory and their sizes, shared by the writers of
+    this process; listed from the directory only when stale (at first, or once another
+    process was seen rotating)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.lock = threading.Lock()
+        self.files: dict[Path, StoreFile] | None = None
+
+    def stale(self) -> None:
+        self.files = None
+
+    def add(self, store_file: StoreFile) -> None:
+        with self.lock:
+            if self.files is not None:
+                self.files[store_file.path] = store_file
+
+    def trim(self, budget: int) -> list[Path]:
+        """Delete the oldest rotated files until they fit ``budget``; returns them."""
+        with self.lock:
+            if self.files is None:
+                self.files = {f.path: f for f in list_files(self.directory) if f.rotated}
+            rotated = sorted(
+                self.files.values(), key=lambda f: (f.stamp or "", SIGNAL_FILES.index(f.signal))
+            )
+            total = sum(f.size for f in rotated)
+            deleted: list[Path] = []
+            for f in rotated:  # oldest first
+                if total <= budget:
+                    break
+                with contextlib.suppress(FileNotFoundError):
+                    f.path.unlink()
+                    deleted.append(f.path)
+                del self.files[f.path]
+                total -= f.size
+            return deleted
+
+
+_indexes: dict[Path, _Index] = {}
+_indexes_lock = threading.Lock()
+
+
+def _index_of(directory: Path) -> _Index:
+    key = Path(os.path.abspath(directory))
+    with _indexes_lock:
+        index = _indexes.get(key)
+        if index is None:
+            index = _indexes[key] = _Index(key)
+        return index
+
+
 def _reset_locks_in_child() -> None:
+    global _indexes_lock
+    _indexes_lock = threading.Lock()
+    for index in _indexes.values():
+        index.lock = threading.Lock()
     for f in list(_open_files):
         f._after_fork()
 

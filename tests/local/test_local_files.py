@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -73,6 +74,9 @@ def test_cap_deletes_oldest_rotated_files_across_signals(tmp_path: Path) -> None
     exporter = local_exporter(tmp_path, **LIMITS)
     assert not old.exists()  # enforced when the exporter is created: over budget
     old.write_bytes(b"{}\n" * 1000)  # 3000 bytes: fits the budget until traces rotate
+    exporter.shutdown()
+    exporter = local_exporter(tmp_path, **LIMITS)  # a new start: the directory is scanned
+    assert old.exists()
     for i in range(60):
         exporter.export(_make_spans(3, start=3 * i))
     assert not old.exists()
@@ -196,3 +200,79 @@ def test_forked_processes_share_a_store(tmp_path: Path) -> None:
     assert names.count("span-00000") == 150 and names.count("span-01000") == 150
     assert len(names) == 600
     assert len(list_files(tmp_path, "traces")) > 2
+
+
+def test_store_is_private_to_its_owner(tmp_path: Path) -> None:
+    """The directory the store creates is 0700 and its files 0600, whatever the umask."""
+    previous = os.umask(0o002)
+    try:
+        exporter = local_exporter(tmp_path / "new" / "store", **LIMITS)
+        for i in range(20):
+            exporter.export(_make_spans(3, start=3 * i))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new" / "store").stat().st_mode) == 0o700
+    files = list_files(tmp_path / "new" / "store")
+    assert len(files) > 1
+    for f in files:
+        assert stat.S_IMODE(f.path.stat().st_mode) == 0o600, f.path.name
+
+
+def test_an_active_file_that_is_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "traces.jsonl").symlink_to(target)
+    exporter = local_exporter(tmp_path / "store", **LIMITS)
+    assert exporter.export(_make_spans(1)).name == "FAILURE"
+    assert target.read_bytes() == b""
+    exporter.shutdown()
+
+
+def test_rotation_does_not_rescan_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotated files and their sizes are kept in memory; the directory is listed when a
+    writer starts, not at every rotation."""
+    from sfumato.plugins.local import files as files_module
+
+    exporter = local_exporter(tmp_path, **LIMITS)
+    real_scandir = os.scandir
+    scans = []
+
+    def counting_scandir(path):  # type: ignore[no-untyped-def]
+        scans.append(path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(files_module.os, "scandir", counting_scandir)
+    for i in range(60):
+        exporter.export(_make_spans(3, start=3 * i))
+    monkeypatch.setattr(files_module.os, "scandir", real_scandir)
+    assert len([f for f in list_files(tmp_path) if f.rotated]) >= 2
+    assert scans == []
+    # The cap still holds, over every signal written by this process.
+    logs = local_exporter(tmp_path, "logs", **LIMITS)
+    assert logs.writer.file is not exporter.writer.file
+    assert sum(f.size for f in list_files(tmp_path)) <= LIMITS["max_total_bytes"]
+
+
+def test_forked_writers_keep_the_cap(tmp_path: Path) -> None:
+    """Rotations by another process are noticed (the active file changed under a writer),
+    and the directory is listed again: the cap holds over both processes' files."""
+    if not hasattr(os, "fork"):
+        missing("os.fork")
+    exporter = local_exporter(tmp_path, **LIMITS)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            for i in range(60):
+                exporter.export(_make_spans(3, start=1000 + 3 * i))
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    for i in range(60):
+        exporter.export(_make_spans(3, start=3 * i))
+    assert sum(f.size for f in list_files(tmp_path)) <= LIMITS["max_total_bytes"]
