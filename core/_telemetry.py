@@ -35,6 +35,7 @@ from ._logging import install as install_log_handler
 from ._pipeline import Pipelines, build_pipelines
 from ._resolve import Plan, resolve
 from ._stats import Stats
+from ._tracer import follow_global
 from .plugin import TailStage
 from .settings import Settings, Signal
 
@@ -66,6 +67,7 @@ def _install_globals(pipes: Pipelines | None) -> None:
     if pipes is None:
         return
     trace_api.set_tracer_provider(pipes.tracer_provider)
+    follow_global(pipes.tracer_provider)  # tracers taken earlier follow the new pipeline
     if pipes.meter_provider is not None:
         metrics_api.set_meter_provider(pipes.meter_provider)
     if pipes.logger_provider is not None:
@@ -287,11 +289,15 @@ class Telemetry:
             clean = _bounded(pipes.logger_provider.shutdown, deadline) and clean
         _install_globals(None)
         if not clean:
-            log.warning(
-                "sfumato: shutdown reached its %.1fs deadline; unsent telemetry is counted "
-                "as dropped.shutdown",
-                budget,
-            )
+            losses = [q.loss for q in pipes.queues if q.loss]
+            if losses:
+                log.warning(
+                    "sfumato: shutdown lost %s; stats() counts them by exporter and reason "
+                    "(dropped.shutdown, dropped.export_failed, dropped.refused)",
+                    ", ".join(losses),
+                )
+            else:
+                log.warning("sfumato: shutdown did not finish within its %.1fs deadline", budget)
         return clean
 
     def __enter__(self) -> Telemetry:

@@ -39,6 +39,7 @@ import os
 import random
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from time import time_ns
 from types import TracebackType
@@ -68,7 +69,7 @@ from opentelemetry.util import types
 
 from ._guards import strict
 
-__all__ = ["SfumatoTracer", "SfumatoTracerProvider"]
+__all__ = ["SfumatoTracer", "SfumatoTracerProvider", "follow_global"]
 
 log = logging.getLogger("sfumato")
 
@@ -796,8 +797,16 @@ class _CurrentSpan:
         return run
 
 
+# Every tracer handed out by a provider that was installed globally (the API's
+# ``trace.get_tracer`` and its proxy tracers cache them): each follows the provider
+# installed last, see ``follow_global``.
+_GLOBAL_TRACERS: weakref.WeakSet[SfumatoTracer] = weakref.WeakSet()
+
+
 class SfumatoTracerProvider(sdk_trace.TracerProvider):
     """The SDK's provider, handing out ``SfumatoTracer`` objects."""
+
+    _global = False  # installed as the global provider (follow_global) at least once
 
     def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
         tracer = super().get_tracer(*args, **kwargs)
@@ -806,6 +815,8 @@ class SfumatoTracerProvider(sdk_trace.TracerProvider):
                 if type(tracer) is sdk_trace.Tracer:
                     tracer.__class__ = SfumatoTracer
                     tracer._prepare()  # type: ignore[attr-defined]
+                    if self._global:
+                        _GLOBAL_TRACERS.add(tracer)  # type: ignore[arg-type]
         return tracer
 
     def add_span_processor(self, span_processor: sdk_trace.SpanProcessor) -> None:
@@ -815,6 +826,38 @@ class SfumatoTracerProvider(sdk_trace.TracerProvider):
         with self._tracers_lock:
             for tracer in self._tracers.values():
                 tracer._processors = None  # type: ignore[attr-defined]
+
+
+def follow_global(provider: Any) -> None:
+    """``provider`` is now the global tracer provider: every tracer an earlier global
+    provider handed out becomes this one's tracer for the same instrumentation scope.
+
+    Applications keep the tracers they got (``tracer = trace.get_tracer(__name__)`` at import,
+    the API's proxy tracers keep the first real one they found): after ``shutdown()`` and a
+    new ``configure()``, or in a forked child whose pipelines were re-created, those spans
+    go to the pipeline running now instead of a shut-down one. An old tracer takes the new
+    one's attribute dict itself (shared, not copied), so it stays the same as the new tracer
+    whatever changes later, and the span path does exactly what it did before.
+    """
+    if not isinstance(provider, SfumatoTracerProvider):
+        return
+    try:
+        with provider._tracers_lock:
+            provider._global = True
+            mine = list(provider._tracers.values())
+            _GLOBAL_TRACERS.update(mine)  # type: ignore[arg-type]
+        own = {id(t) for t in mine}
+        for old in list(_GLOBAL_TRACERS):
+            if id(old) in own:
+                continue
+            scope = old._instrumentation_scope
+            new = provider.get_tracer(
+                scope.name, scope.version or None, scope.schema_url, scope.attributes
+            )
+            if type(new) is SfumatoTracer and new is not old:
+                old.__dict__ = new.__dict__
+    except Exception:
+        log.warning("sfumato: tracers taken earlier may still feed the old pipeline", exc_info=True)
 
 
 # -- for sfumato's own span helpers ----------------------------------------------------------
