@@ -19,7 +19,7 @@ import stat
 import threading
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,7 +177,8 @@ class RotatingFile:
             self._close()
             self._index.stale()
         self.make_directory()
-        fd = os.open(self.path, _OPEN_FLAGS, 0o600)
+        with self._index.changing():  # the file may be created
+            fd = os.open(self.path, _OPEN_FLAGS, 0o600)
         st = os.fstat(fd)
         self._fd, self._inode = fd, (st.st_dev, st.st_ino)
         return fd, st.st_size
@@ -205,8 +206,9 @@ class RotatingFile:
                     n += 1
                     stamp = f"{_stamp(now)}-{n}"
                     target = self.directory / f"{self.signal}.{stamp}.jsonl"
-                os.replace(self.path, target)
-                self._index.add(StoreFile(target, self.signal, stamp, st.st_size))
+                with self._index.changing():
+                    os.replace(self.path, target)
+                    self._index.add(StoreFile(target, self.signal, stamp, st.st_size))
             else:
                 self._index.stale()
         self.enforce_cap()
@@ -253,16 +255,40 @@ _open_files: weakref.WeakSet[RotatingFile] = weakref.WeakSet()
 
 class _Index:
     """The rotated files of one store directory and their sizes, shared by the writers of
-    this process; listed from the directory only when stale (at first, or once another
-    process was seen rotating)."""
+    this process, so that a rotation does not list the directory.
+
+    The directory is listed at first, when a writer starts, and when it changed behind this
+    process's back: its modification time is checked before and recorded after each change
+    made here (a file created, renamed or deleted), and a writer that finds its active file
+    replaced knows another process rotated it. Both are a ``stat``, not a listing.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.files: dict[Path, StoreFile] | None = None
+        self.mtime: int | None = None
+
+    def _mtime(self) -> int | None:
+        try:
+            return os.stat(self.directory).st_mtime_ns
+        except OSError:
+            return None
 
     def stale(self) -> None:
         self.files = None
+
+    @contextlib.contextmanager
+    def changing(self) -> Iterator[None]:
+        """Around a change this process makes to the directory."""
+        with self.lock:
+            if self.files is not None and self._mtime() != self.mtime:
+                self.files = None  # someone else changed it since
+            try:
+                yield
+            finally:
+                if self.files is not None:
+                    self.mtime = self._mtime()
 
     def add(self, store_file: StoreFile) -> None:
         with self.lock:
@@ -272,7 +298,9 @@ class _Index:
     def trim(self, budget: int) -> list[Path]:
         """Delete the oldest rotated files until they fit ``budget``; returns them."""
         with self.lock:
-            if self.files is None:
+            mtime = self._mtime()
+            if self.files is None or mtime != self.mtime:
+                self.mtime = mtime  # taken first: a change while listing is seen next time
                 self.files = {f.path: f for f in list_files(self.directory) if f.rotated}
             rotated = sorted(
                 self.files.values(), key=lambda f: (f.stamp or "", SIGNAL_FILES.index(f.signal))
@@ -287,6 +315,8 @@ class _Index:
                     deleted.append(f.path)
                 del self.files[f.path]
                 total -= f.size
+            if deleted:
+                self.mtime = self._mtime()
             return deleted
 
 
@@ -307,7 +337,7 @@ def _reset_locks_in_child() -> None:
     global _indexes_lock
     _indexes_lock = threading.Lock()
     for index in _indexes.values():
-        index.lock = threading.Lock()
+        index.lock = threading.RLock()
     for f in list(_open_files):
         f._after_fork()
 
