@@ -159,7 +159,7 @@ class Store:
         self.max_line_bytes = max_line_bytes
         self.skipped = 0  # lines that could not be read
         self._bad: dict[str, str] = {}  # "file:line" -> why, the first few
-        self._bad_files: dict[str, str] = {}  # files not read, and why
+        self._bad_files: dict[str, str] = {}  # the first few files not read, and why
 
     def exists(self) -> bool:
         return self.directory.is_dir()
@@ -168,10 +168,14 @@ class Store:
         others: list[Path] = []
         found = list_files(self.directory, signal, others)
         for path in others:
-            self._bad_files.setdefault(path.name, "not a regular file")
+            self._bad_file(path.name, "not a regular file")
         return found
 
     # -- what was skipped ----------------------------------------------------------------------
+
+    def _bad_file(self, name: str, why: str) -> None:
+        if name not in self._bad_files and len(self._bad_files) < _LISTED:
+            self._bad_files[name] = why
 
     def _skip(self, name: str, number: int, why: str) -> None:
         self.skipped += 1
@@ -205,11 +209,11 @@ class Store:
             return
         except OSError as exc:  # a symlink (ELOOP), no permission, ...
             why = "not a regular file" if os.path.islink(store_file.path) else exc.strerror
-            self._bad_files.setdefault(name, str(why or exc))
+            self._bad_file(name, str(why or exc))
             return
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                self._bad_files.setdefault(name, "not a regular file")
+                self._bad_file(name, "not a regular file")
                 return
             limit = self.max_line_bytes
             line = bytearray()
