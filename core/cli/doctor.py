@@ -1,17 +1,19 @@
 """``sfumato doctor [FILE]``: check a config against the world it will run in.
 
 Validates the config exactly as ``validate`` does (an invalid config exits 2), then looks for
-what would lose telemetry at run time: endpoints that do not accept a TCP connection, a
-Prometheus port already taken (findings), and signals the backend cannot take (notes: the
-config says so on purpose or by default, and nothing breaks). Prints one line per check and
-exits 1 when anything was found, 0 when all is clean.
+what would lose telemetry at run time: endpoints that do not accept a TCP connection, OTLP
+exporters whose backend refuses an export (each signal is probed with an empty, valid OTLP
+export request, sent as the exporter sends: see ``_probe``), a Prometheus port already taken
+(findings), and signals the backend cannot take (notes: the config says so on purpose or by
+default, and nothing breaks). Prints one line per check and exits 1 when anything was found,
+0 when all is clean.
 """
 
 from __future__ import annotations
 
 import argparse
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ from .._loading import load_settings
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
 from ._help import add_command, plural
 from ._output import print_json, problems_json
+from ._probe import ProbeTarget, probe
 from .validate import CONFIG_HELP, describe_source
 
 __all__ = ["Check", "checks", "register"]
@@ -32,6 +35,14 @@ Level = Literal["ok", "note", "FAIL"]
 class Check:
     level: Level  # FAIL is a finding; a note is worth knowing and breaks nothing
     message: str
+    # For an exporter's checks: its name, the signal probed, and the answer in short
+    # ("OK", "HTTP 404", "gRPC UNIMPLEMENTED", "connection refused", "timeout", "TLS", ...).
+    exporter: str | None = None
+    signal: str | None = None
+    answer: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
     @property
     def ok(self) -> bool:
@@ -43,11 +54,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         sub,
         "doctor",
         "check a config, its plugins and that its endpoints are reachable",
-        details="Validates the config as `validate` does, then connects to each endpoint and "
-        "checks each port it will listen on. A signal the backend cannot take is a note.",
+        details="Validates the config as `validate` does, then connects to each endpoint, sends "
+        "each OTLP exporter's backend an empty export request per signal (with the configured "
+        "headers, TLS and compression) and checks each port it will listen on. A signal the "
+        "backend cannot take is a note.",
         exits={
             0: "no findings (notes allowed)",
-            1: "findings: an endpoint unreachable, a port taken",
+            1: "findings: an endpoint unreachable or refusing exports, a port taken",
             2: "the config is invalid (one line per problem)",
         },
     )
@@ -58,7 +71,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         default=2.0,
         metavar="SECONDS",
-        help="how long to wait for each TCP connection (default: 2)",
+        help="how long to wait for each connection and each probe's answer (default: 2)",
     )
     p.set_defaults(func=run)
 
@@ -79,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         report = {
             "source": source,
             "valid": True,
-            "checks": [asdict(c) for c in results],
+            "checks": [c.as_json() for c in results],
             "findings": findings,
             "notes": notes,
         }
@@ -94,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
-    """Every check, in order: config, signals, then one per distinct endpoint."""
+    """Every check, in order: config, signals, then per exporter its endpoint (a failed
+    connection is one finding) and, for OTLP, one probe per signal."""
     if not settings.enabled:
         return [Check("ok", f"telemetry is disabled ({settings.source_of('enabled')})")]
     plan = settings._plan
@@ -119,7 +133,36 @@ def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
         results.append(Check("note", f"{why}: {signal} are not exported ({hint})"))
 
     seen: set[tuple[str, str, int]] = set()
+    connected: dict[tuple[str, int], Check] = {}
+    probed: set[tuple[str, ProbeTarget]] = set()
     for node in plan.exporters:
+        try:
+            otlp = _otlp(node, settings, timeout)
+        except ConfigError as exc:
+            results.append(Check("FAIL", f"{_label(node)}: {exc.message}", exporter=node.name))
+            continue
+        if otlp is not None:
+            host, port, endpoint, targets = otlp
+            if (host, port) not in connected:
+                connected[host, port] = _connect(host, port, f"{_label(node)} {endpoint}", timeout)
+                if not connected[host, port].ok:
+                    results.append(replace(connected[host, port], exporter=node.name))
+            if not connected[host, port].ok:
+                continue  # one finding for the endpoint, not one per signal
+            for target in targets:
+                if (node.name, target) not in probed:
+                    probed.add((node.name, target))
+                    answer = probe(target)
+                    results.append(
+                        Check(
+                            answer.level,
+                            f"{node.name} ({target.signal}) {endpoint}: {answer.detail}",
+                            exporter=node.name,
+                            signal=target.signal,
+                            answer=answer.answer,
+                        )
+                    )
+            continue
         for kind, host, port, label in _targets(node, settings, results):
             if (kind, host, port) in seen:
                 continue
@@ -131,10 +174,19 @@ def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
     return results
 
 
-def _targets(
-    node: Any, settings: Settings, results: list[Check]
-) -> list[tuple[str, str, int, str]]:
-    """(connect|bind, host, port, label) for an exporter; a rule it breaks becomes a finding."""
+def _label(node: Any) -> str:
+    return f"{node.name} ({', '.join(s for s in SIGNALS if s in node.signals)})"
+
+
+def _otlp(
+    node: Any, settings: Settings, timeout: float
+) -> tuple[str, int, str, list[ProbeTarget]] | None:
+    """(host, port, endpoint, one probe per signal) for an OTLP exporter; None for another.
+
+    Each probe is set up as the exporter sets up its export: endpoint, headers (the
+    backend's merged over telemetry.headers), TLS, compression, and the shorter of its
+    export timeout and ``timeout``.
+    """
     from sfumato.plugins.exporters import OtlpGrpcExporter, OtlpHttpExporter
     from sfumato.plugins.otlp_endpoints import (
         DEFAULT_GRPC,
@@ -142,29 +194,71 @@ def _targets(
         grpc_target,
         http_signal_url,
     )
+
+    grpc = isinstance(node.plugin, OtlpGrpcExporter)
+    if not grpc and not isinstance(node.plugin, OtlpHttpExporter):
+        return None
+    options = node.options
+    headers = settings.header_values()
+    headers.update({k: v.get_secret_value() for k, v in options.headers.items()})
+    insecure = options.insecure if options.insecure is not None else settings.insecure
+    export_timeout = (options.timeout_ms or settings.export_timeout_ms) / 1000
+    common: dict[str, Any] = {
+        "headers": tuple(headers.items()),
+        "gzip": (options.compression or settings.compression) == "gzip",
+        "certificate_file": options.certificate_file,
+        "timeout": min(timeout, export_timeout),
+        "export_timeout": export_timeout,
+        "own_table": str(node.key).startswith("telemetry.exporters"),
+    }
+    signals = [s for s in SIGNALS if s in node.signals]
+    if grpc:
+        endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_GRPC
+        target, plaintext = grpc_target(endpoint, insecure)
+        parts = urlsplit(f"//{target}")
+        host, port = parts.hostname or "", parts.port or (80 if plaintext else 443)
+        targets = [
+            ProbeTarget(
+                "grpc",
+                signal,
+                target,
+                f"{target}" if parts.port else f"{target}:{port}",
+                tls=not plaintext,
+                verify=True,
+                **common,
+            )
+            for signal in signals
+        ]
+        return host, port, endpoint, targets
+    endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_HTTP
+    parts = urlsplit(http_signal_url(endpoint, "traces"))
+    tls = parts.scheme == "https"
+    host, port = parts.hostname or "", parts.port or (443 if tls else 80)
+    hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    targets = [
+        ProbeTarget(
+            "http",
+            signal,
+            http_signal_url(endpoint, signal),
+            hostport,
+            tls=tls,
+            verify=not (tls and insecure),
+            **common,
+        )
+        for signal in signals
+    ]
+    return host, port, endpoint, targets
+
+
+def _targets(
+    node: Any, settings: Settings, results: list[Check]
+) -> list[tuple[str, str, int, str]]:
+    """(connect|bind, host, port, label) for another exporter; a broken rule is a finding."""
     from sfumato.plugins.prometheus import PrometheusExporter
 
     options = node.options
-    label = f"{node.name} ({', '.join(s for s in SIGNALS if s in node.signals)})"
+    label = _label(node)
     try:
-        if isinstance(node.plugin, OtlpGrpcExporter):
-            endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_GRPC
-            insecure = options.insecure if options.insecure is not None else settings.insecure
-            target, plaintext = grpc_target(endpoint, insecure)
-            parts = urlsplit(f"//{target}")
-            return [
-                (
-                    "connect",
-                    parts.hostname or "",
-                    parts.port or (80 if plaintext else 443),
-                    f"{label} {endpoint}",
-                )
-            ]
-        if isinstance(node.plugin, OtlpHttpExporter):
-            endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_HTTP
-            parts = urlsplit(http_signal_url(endpoint, "traces"))
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-            return [("connect", parts.hostname or "", port, f"{label} {endpoint}")]
         if isinstance(node.plugin, PrometheusExporter):
             return [("bind", options.host, options.port, f"{label} endpoint")]
     except ConfigError as exc:
@@ -186,7 +280,12 @@ def _connect(host: str, port: int, label: str, timeout: float) -> Check:
             return Check("ok", f"{label}: {host}:{port} accepts connections")
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        return Check("FAIL", f"{label}: cannot connect to {host}:{port}: {reason}")
+        answer = reason
+        if isinstance(exc, ConnectionRefusedError):
+            answer = "connection refused"
+        elif isinstance(exc, TimeoutError):
+            answer = "timeout"
+        return Check("FAIL", f"{label}: cannot connect to {host}:{port}: {reason}", answer=answer)
 
 
 def _bindable(host: str, port: int, label: str) -> Check:
