@@ -34,6 +34,7 @@ from ._logging import OtelLogHandler, rate_limit_sdk_logs
 from ._logging import install as install_log_handler
 from ._pipeline import Pipelines, build_pipelines
 from ._resolve import Plan, resolve
+from ._signals import install_sigterm, restore_sigterm
 from ._stats import Stats
 from ._tracer import follow_global
 from .plugin import TailStage
@@ -168,6 +169,7 @@ class Telemetry:
                 log.info("sfumato: %s", notice)
             call_hook(self.plan.host.pm, "sfumato_configured", self.stats_registry, telemetry=self)
         atexit.register(self._at_exit)
+        install_sigterm(self)  # SIGTERM flushes first, when the application did not take it
         # A multiprocessing child made by fork ends with os._exit(): atexit does not run
         # there, multiprocessing's finalizers do.
         multiprocessing.util.register_after_fork(self, Telemetry._in_multiprocessing_child)
@@ -250,6 +252,7 @@ class Telemetry:
             if _active is self:
                 _active = None
         atexit.unregister(self._at_exit)
+        restore_sigterm(self)
         pipes = self._pipes
         if pipes is None:
             return True

@@ -326,6 +326,13 @@ class Settings(_Redacted, _Strict):
     shutdown_timeout_ms: Annotated[int, Field(ge=0, le=HOUR_MS)] = Field(
         default=5000, description="shutdown() returns within this, backend reachable or not."
     )
+    handle_sigterm: bool = Field(
+        default=True,
+        description=(
+            "When the application set no SIGTERM handler, SIGTERM shuts telemetry down "
+            "(within shutdown_timeout_ms) before the process exits of it."
+        ),
+    )
     propagators: list[Propagator] = Field(
         default_factory=lambda: list(_PROPAGATORS),
         description="Context propagators installed globally (W3C headers).",
