@@ -5,7 +5,11 @@ pipeline running now, not to a shut-down one."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sfumato
@@ -100,3 +104,40 @@ def test_nested_spans_of_an_old_tracer_stay_one_trace_in_the_new_pipeline() -> N
     spans = {s.name: s for s in second.exporter("memory").get_finished_spans()}
     assert spans["inner"].parent.span_id == outer.get_span_context().span_id
     assert spans["inner"].context.trace_id == spans["outer"].context.trace_id
+
+
+def test_a_tracer_taken_in_the_parent_feeds_a_forked_childs_own_pipeline(tmp_path: Path) -> None:
+    # In a fresh interpreter: forking the test runner would copy its threads' state.
+    script = tmp_path / "fork.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, signal
+            import sfumato
+            from opentelemetry import trace
+            tracer = trace.get_tracer("module-level")
+            handle = sfumato.configure(
+                service_name="parent", backend="none", exporters=[{"type": "memory"}],
+                metrics={"enabled": False}, logs={"enabled": False},
+            )
+            with tracer.start_as_current_span("in-parent"):
+                pass
+            pid = os.fork()
+            if pid == 0:
+                signal.alarm(10)
+                with tracer.start_as_current_span("in-child"):
+                    pass
+                child = sfumato.active()
+                child.force_flush(5)
+                names = [s.name for s in child.exporter("memory").get_finished_spans()]
+                os._exit(0 if names == ["in-child"] else 1)
+            _, status = os.waitpid(pid, 0)
+            assert status == 0, status
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SFUMATO_", "OTEL_"))}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
