@@ -48,12 +48,31 @@ def _substitute(text: str, env: Mapping[str, str], key: str) -> str:
     return _PATTERN.sub(replace, text)
 
 
+# What the substituted strings of one config may add up to: a small file cannot become a
+# huge one through its variables (``"${A}${A}..."``). The same bound as the file's own size.
+MAX_EXPANDED_BYTES = 4 * 1024 * 1024
+
+
 def interpolate(value: Any, env: Mapping[str, str], key: str = "telemetry") -> Any:
     """A copy of ``value`` with every string substituted; ``key`` is its dotted path."""
+    budget = [MAX_EXPANDED_BYTES]
+    return _interpolate(value, env, key, budget)
+
+
+def _interpolate(value: Any, env: Mapping[str, str], key: str, budget: list[int]) -> Any:
     if isinstance(value, str):
-        return _substitute(value, env, key)
+        result = _substitute(value, env, key)
+        if result is not value:
+            budget[0] -= len(result)
+            if budget[0] < 0:
+                raise ConfigError(
+                    f"with its variables substituted the config grows to more than "
+                    f"{MAX_EXPANDED_BYTES // (1024 * 1024)} MiB here",
+                    key=key,
+                )
+        return result
     if isinstance(value, dict):
-        return {k: interpolate(v, env, f"{key}.{k}") for k, v in value.items()}
+        return {k: _interpolate(v, env, f"{key}.{k}", budget) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, env, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate(v, env, f"{key}[{i}]", budget) for i, v in enumerate(value)]
     return value

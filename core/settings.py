@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 Signal = Literal["traces", "metrics", "logs"]
+# Each exporter runs export threads of its own: more than this is a mistake, not a plan.
+MAX_EXPORTERS = 32
 SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
 
 ResourceValue = str | bool | int | float
@@ -348,7 +350,9 @@ class Settings(_Redacted, _Strict):
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     exporters: list[ExporterSettings] = Field(
-        default_factory=list, description="Extra exporters beside the backend's."
+        default_factory=list,
+        max_length=MAX_EXPORTERS,
+        description="Extra exporters beside the backend's.",
     )
 
     # Filled by the loader: where each dotted key came from, and the file read.

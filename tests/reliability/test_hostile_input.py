@@ -348,3 +348,22 @@ def _json_objects(text: str) -> list[str]:
         while at < len(text) and text[at].isspace():
             at += 1
     return out
+
+
+def test_variables_cannot_blow_a_small_file_up(tmp_path: Path) -> None:
+    # 800 KB of ${A} with a 1 KB variable would be 200 MB of service name.
+    path = tmp_path / "app.toml"
+    path.write_text('[telemetry]\nservice_name = "' + "${A}" * 200_000 + '"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={"A": "x" * 1000})
+    assert "telemetry.service_name" in str(caught.value)
+    assert "more than 4 MiB" in str(caught.value)
+
+
+def test_the_number_of_exporters_is_bounded(tmp_path: Path) -> None:
+    # Each exporter starts its own export threads: thousands of entries are a mistake.
+    path = tmp_path / "app.toml"
+    path.write_text("[telemetry]\n" + '[[telemetry.exporters]]\ntype = "memory"\n' * 2000)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert "telemetry.exporters" in str(caught.value) and "at most 32" in str(caught.value)
