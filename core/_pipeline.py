@@ -249,6 +249,7 @@ def _assemble(
     tracer_provider = SfumatoTracerProvider(
         resource=resource, sampler=sampler, shutdown_on_exit=False
     )
+    tracer_provider.api_errors = stats.counter("spans.api_errors")
     if isinstance(sampler, TailStage):
         tracer_provider.add_span_processor(sampler.tail_processor(export, stats))
     elif span_processors:

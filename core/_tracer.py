@@ -238,7 +238,10 @@ class _Span(sdk_trace.Span):
                         return
             finally:
                 _unlock_span()
-        super().set_attribute(key, value)  # full, ended span, or a value to clean
+        try:
+            super().set_attribute(key, value)  # full, ended span, or a value to clean
+        except Exception as exc:
+            self._tracer._rejected("set_attribute", exc)
 
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
         attrs: Any = self._attributes
@@ -270,7 +273,30 @@ class _Span(sdk_trace.Span):
                     return
             finally:
                 _unlock_span()
-        super().set_attributes(attributes)  # values to clean, no room, or an ended span
+        try:
+            super().set_attributes(attributes)  # values to clean, no room, or an ended span
+        except Exception as exc:
+            self._tracer._rejected("set_attributes", exc)
+
+    def add_event(
+        self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
+    ) -> None:
+        try:
+            super().add_event(name, attributes, timestamp)
+        except Exception as exc:
+            self._tracer._rejected("add_event", exc)
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        try:
+            super().record_exception(exception, attributes, timestamp, escaped)
+        except Exception as exc:
+            self._tracer._rejected("record_exception", exc)
 
     def _add_event(self, event: sdk_trace.EventBase) -> None:
         with _SPAN_LOCK:
@@ -386,6 +412,25 @@ class SfumatoTracer(sdk_trace.Tracer):
     _span_cls: type[_Span]
     _processors: _Processors | None
     _failed = False
+
+    # Counts calls on this tracer's spans that raised inside the SDK (a value whose str()
+    # raises, record_exception of a non-exception): set by the pipeline, see _rejected.
+    _api_errors: Any = None
+
+    def _rejected(self, call: str, exc: Exception) -> None:
+        """A span method the application called raised: drop what it gave, count it, say so
+        once per kind of call; never let it reach the application."""
+        if self._api_errors is not None:
+            self._api_errors.incr()
+        if call not in _WARNED_CALLS:
+            _WARNED_CALLS.add(call)
+            log.warning(
+                "sfumato: span.%s() failed (%s: %s): what it was given is dropped; such calls "
+                "are counted as spans.api_errors in stats(), this warning is not repeated",
+                call,
+                type(exc).__name__,
+                _safe_text(exc),
+            )
 
     def _prepare(self) -> None:
         """Called once, when the provider makes this tracer."""
@@ -803,10 +848,23 @@ class _CurrentSpan:
 _GLOBAL_TRACERS: weakref.WeakSet[SfumatoTracer] = weakref.WeakSet()
 
 
+def _safe_text(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
+# The span calls that were reported once already (see SfumatoTracer._rejected).
+_WARNED_CALLS: set[str] = set()
+
+
 class SfumatoTracerProvider(sdk_trace.TracerProvider):
     """The SDK's provider, handing out ``SfumatoTracer`` objects."""
 
     _global = False  # installed as the global provider (follow_global) at least once
+    # The counter of span calls that raised (stats ``spans.api_errors``), set by the pipeline.
+    api_errors: Any = None
 
     def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
         tracer = super().get_tracer(*args, **kwargs)
@@ -814,6 +872,7 @@ class SfumatoTracerProvider(sdk_trace.TracerProvider):
             with self._tracers_lock:
                 if type(tracer) is sdk_trace.Tracer:
                     tracer.__class__ = SfumatoTracer
+                    tracer._api_errors = self.api_errors  # type: ignore[attr-defined]
                     tracer._prepare()  # type: ignore[attr-defined]
                     if self._global:
                         _GLOBAL_TRACERS.add(tracer)  # type: ignore[arg-type]

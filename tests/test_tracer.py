@@ -371,3 +371,31 @@ def test_a_sfumato_sampler_s_spans_carry_what_the_sdk_would_give_them() -> None:
             if limits is not None:  # spans in end order: child, plain, root
                 assert shapes[0]["attributes"]["k"] == "a lo"
                 assert shapes[1]["attributes"]["k"] == "v"
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+    __repr__ = __str__
+
+
+def test_a_bad_value_given_to_a_span_never_raises_into_the_application(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[Callable[[Any], object]] = [
+        lambda span: span.set_attribute("a", _Unprintable()),
+        lambda span: span.set_attributes({"b": _Unprintable()}),
+        lambda span: span.add_event("e", {"c": _Unprintable()}),
+        lambda span: span.record_exception("not an exception"),  # type: ignore[arg-type]
+    ]
+    with sfumato.configure(backend="none", logs={"enabled": False}) as telemetry:
+        tracer = trace.get_tracer("bad-values")
+        with caplog.at_level(logging.WARNING, logger="sfumato"):
+            for call in calls * 2:
+                with tracer.start_as_current_span("s") as span:
+                    call(span)  # must not raise
+                    span.set_attribute("after", 1)  # the span still works
+        assert telemetry.stats()["spans.api_errors"] == len(calls) * 2
+    warned = [r.getMessage() for r in caplog.records if "api_errors" in r.getMessage()]
+    assert len(warned) == len(calls), warned  # once per kind of call
