@@ -35,6 +35,7 @@ import dis
 import functools
 import inspect
 import logging
+import math
 import os
 import random
 import sys
@@ -282,6 +283,8 @@ class _Span(sdk_trace.Span):
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
     ) -> None:
         try:
+            if timestamp is not None and type(timestamp) is not int:
+                timestamp = self._tracer._mend_time("add_event", timestamp)
             super().add_event(name, attributes, timestamp)
         except Exception as exc:
             self._tracer._rejected("add_event", exc)
@@ -319,6 +322,8 @@ class _Span(sdk_trace.Span):
         sdk_trace.logger.warning("Tried calling _add_link on an ended span.")
 
     def end(self, end_time: int | None = None) -> None:
+        if end_time is not None and type(end_time) is not int:
+            end_time = self._tracer._mend_time("end", end_time)
         _lock_span()
         try:
             ended = self._end_time is not None
@@ -432,6 +437,24 @@ class SfumatoTracer(sdk_trace.Tracer):
                 _safe_text(exc),
             )
 
+    def _mend_kind(self, kind: object) -> SpanKind:
+        """A ``SpanKind`` for what was given: its name (``"server"``) is mended, anything
+        else is INTERNAL and counted."""
+        if isinstance(kind, SpanKind):
+            return kind
+        if isinstance(kind, str) and kind.upper() in SpanKind.__members__:
+            return SpanKind[kind.upper()]
+        self._rejected("start_span", TypeError(f"kind must be a SpanKind, got {kind!r:.40}"))
+        return _INTERNAL
+
+    def _mend_time(self, call: str, value: object) -> int | None:
+        """A time in nanoseconds for what was given: a number is made an int, anything else
+        is dropped (the time of the call is used) and counted."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return int(value)
+        self._rejected(call, TypeError(f"a time in ns since the epoch, got {value!r:.40}"))
+        return None
+
     def _prepare(self) -> None:
         """Called once, when the provider makes this tracer."""
         self._span_cls = type(
@@ -539,6 +562,12 @@ class SfumatoTracer(sdk_trace.Tracer):
         values (sfumato's own helpers), so they need no second look."""
         # One frame and a zero-cost try: whatever goes wrong, the caller gets a span.
         try:
+            # Arguments the exporter could not encode are mended or dropped here, on the
+            # caller's thread, not found later by the export worker (a batch lost for one).
+            if kind is not _INTERNAL and type(kind) is not SpanKind:
+                kind = self._mend_kind(kind)
+            if start_time is not None and type(start_time) is not int:
+                start_time = self._mend_time("start_span", start_time)
             parent_span = current.get(_SPAN_KEY)
             parent: SpanContext | None = None
             own_parent = False

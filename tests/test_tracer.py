@@ -399,3 +399,34 @@ def test_a_bad_value_given_to_a_span_never_raises_into_the_application(
         assert telemetry.stats()["spans.api_errors"] == len(calls) * 2
     warned = [r.getMessage() for r in caplog.records if "api_errors" in r.getMessage()]
     assert len(warned) == len(calls), warned  # once per kind of call
+
+
+def test_malformed_span_arguments_are_mended_or_dropped_at_the_call() -> None:
+    """Arguments of the wrong type are caught on the caller's thread (counted, never
+    raised): the span still exports and encodes, instead of failing its whole batch later."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    with sfumato.configure(
+        None, backend="none", logs={"enabled": False}, exporters=[{"type": "memory"}]
+    ) as telemetry:
+        tracer = trace.get_tracer("malformed")
+        tracer.start_span("kind-as-text", kind="server").end()  # type: ignore[arg-type]
+        tracer.start_span("kind-unknown", kind="sideways").end()  # type: ignore[arg-type]
+        tracer.start_span("start-as-text", start_time="x").end()  # type: ignore[arg-type]
+        tracer.start_span("start-as-float", start_time=1.7e18).end()  # type: ignore[arg-type]
+        tracer.start_span("end-as-text").end(end_time="x")  # type: ignore[arg-type]
+        span = tracer.start_span("event-time-as-text")
+        span.add_event("e", timestamp="x")  # type: ignore[arg-type]
+        span.end()
+        tracer.start_span("start-infinite", start_time=float("inf")).end()  # type: ignore[arg-type]
+        spans = {s.name: s for s in telemetry.exporter("memory").get_finished_spans()}
+        errors = telemetry.stats()["spans.api_errors"]
+    assert len(spans) == 7
+    assert spans["kind-as-text"].kind is SpanKind.SERVER
+    assert spans["kind-unknown"].kind is SpanKind.INTERNAL
+    assert spans["start-as-float"].start_time == int(1.7e18)
+    for s in spans.values():
+        assert type(s.start_time) is int and type(s.end_time) is int, s.name
+        assert all(type(e.timestamp) is int for e in s.events), s.name
+    encode_spans(list(spans.values())).SerializeToString()  # the batch encodes
+    assert errors == 5  # unknown kind, text start, text end, text event time, infinite start
