@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,16 +89,8 @@ def build_sampler(
         return build_sampler(spec._node, settings, stats, host)
 
     context = SamplerContext(settings=settings, stats=stats, build=build_nested, path=node.key)
-    try:
+    with _plugin_call(node.key, host, "sampler", node.name, "failed to build"):
         sampler: Sampler = node.plugin.build(node.options, context)
-    except ConfigError as exc:
-        raise exc.located(key=node.key) from None
-    except Exception as exc:
-        raise ConfigError(
-            f"sampler '{node.name}'{_origin(host, 'sampler', node.name)} failed to build: "
-            f"{type(exc).__name__}: {exc}",
-            key=node.key,
-        ) from None
     if not getattr(sampler, "guarded", False):
         # A sampler that is not sfumato's own may raise at run time: wrap it so that its
         # exception becomes a counted, logged-once safe decision, never the app's problem.
@@ -117,19 +110,29 @@ def _origin(host: PluginHost | None, kind: Kind, name: str) -> str:
         return ""
 
 
-def _create(node: Any, signal: Signal, context: BuildContext, host: PluginHost) -> Any:
+@contextlib.contextmanager
+def _plugin_call(
+    key: str, host: PluginHost | None, kind: Kind, name: str, doing: str
+) -> Iterator[None]:
+    """A plugin's code inside: its ConfigError gets the plugin's key, any other exception
+    becomes a ConfigError naming the plugin, its distribution, what it was doing and why."""
     try:
-        made = node.plugin.create(signal, node.options, context)
-        context.built.setdefault((node.name, signal), made)
-        return made
+        yield
     except ConfigError as exc:
-        raise exc.located(key=node.key) from None
+        raise exc.located(key=key) from None
     except Exception as exc:
         raise ConfigError(
-            f"exporter '{node.name}'{_origin(host, 'exporter', node.name)} failed to build "
-            f"its {signal} exporter: {type(exc).__name__}: {exc}",
-            key=node.key,
+            f"{kind} '{name}'{_origin(host, kind, name)} {doing}: {type(exc).__name__}: {exc}",
+            key=key,
         ) from None
+
+
+def _create(node: Any, signal: Signal, context: BuildContext, host: PluginHost) -> Any:
+    doing = f"failed to build its {signal} exporter"
+    with _plugin_call(node.key, host, "exporter", node.name, doing):
+        made = node.plugin.create(signal, node.options, context)
+    context.built.setdefault((node.name, signal), made)
+    return made
 
 
 def check_plan(plan: Plan) -> None:
@@ -153,16 +156,9 @@ def check_plan(plan: Plan) -> None:
         if check is None:
             continue
         for signal in sorted(node.signals):
-            try:
+            doing = f"failed to check its {signal} options"
+            with _plugin_call(node.key, plan.host, "exporter", node.name, doing):
                 check(signal, node.options, context)
-            except ConfigError as exc:
-                raise exc.located(key=node.key) from None
-            except Exception as exc:
-                raise ConfigError(
-                    f"exporter '{node.name}'{_origin(plan.host, 'exporter', node.name)} failed "
-                    f"to check its {signal} options: {type(exc).__name__}: {exc}",
-                    key=node.key,
-                ) from None
 
 
 def _views(settings: Settings) -> list[View]:
