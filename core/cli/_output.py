@@ -6,9 +6,22 @@ import json
 from typing import Any
 
 from .._errors import ConfigError
-from ..settings import scrub_url_anywhere
+from .._loading import load_settings
+from ..settings import Settings, scrub_url_anywhere
 
-__all__ = ["print_json", "problems_json"]
+__all__ = ["load_or_report", "print_json", "problems_json"]
+
+
+def load_or_report(file: str | None, source: str, as_json: bool) -> Settings | None:
+    """The settings of ``file``; when they are invalid and ``as_json``, None after printing
+    the problems as one JSON object (without ``as_json`` the ConfigError goes to main())."""
+    try:
+        return load_settings(file)
+    except ConfigError as exc:
+        if not as_json:
+            raise
+        print_json({"source": source, "valid": False, "problems": problems_json(exc)})
+        return None
 
 
 def problems_json(error: ConfigError) -> list[dict[str, Any]]:

@@ -18,10 +18,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .._errors import ConfigError
-from .._loading import load_settings
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
 from ._help import add_command, plural
-from ._output import print_json, problems_json
+from ._output import load_or_report, print_json
 from ._probe import ProbeTarget, probe
 from .validate import CONFIG_HELP, describe_source
 
@@ -78,12 +77,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source = describe_source(args.file)
-    try:
-        settings = load_settings(args.file)
-    except ConfigError as exc:
-        if not args.json:
-            raise
-        print_json({"source": source, "valid": False, "problems": problems_json(exc)})
+    settings = load_or_report(args.file, source, args.json)
+    if settings is None:
         return 2
     results = checks(settings, timeout=args.timeout)
     findings = sum(c.level == "FAIL" for c in results)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._errors import ConfigError
-from .._loading import find_config, load_settings
+from .._loading import find_config
 from ..settings import Settings
 from ._help import add_command
-from ._output import print_json, problems_json
+from ._output import load_or_report, print_json
 
 __all__ = ["CONFIG_HELP", "register"]
 
@@ -46,12 +45,8 @@ def describe_source(file: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     where = describe_source(args.file)
-    try:
-        settings = load_settings(args.file)
-    except ConfigError as exc:
-        if not args.json:
-            raise
-        print_json({"source": where, "valid": False, "problems": problems_json(exc)})
+    settings = load_or_report(args.file, where, args.json)
+    if settings is None:
         return 2
     if args.json:
         print_json({"source": where, "valid": True, **summary(settings)})
