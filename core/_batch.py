@@ -10,8 +10,13 @@ a growing back-off (0.5 s doubling to 5 s) for up to ``retry_s``, so what was qu
 short outage is delivered when the backend is back. Meanwhile newer items wait in the queue
 behind it, in order, and beyond ``max_queue_size`` they are dropped as ``queue_full``: memory
 stays bounded by ``max_queue_size + batch_size`` items. A batch still failing after
-``retry_s`` (a long outage, or a batch the backend refuses for good) is counted as
-``export_failed`` and the next one is tried.
+``retry_s`` (a long outage) is counted as ``export_failed`` and the next one is tried.
+
+Only OTLP's retryable statuses are retried: an exporter with ``sfumato_failure()`` (the
+OTLP plugins) tells the status of its last failure, and a permanent one (a 400, a 401, ...)
+makes the batch's failure final at once, counted under ``export_failed.<status>`` and
+explained once. A 404/405/UNIMPLEMENTED means the backend takes no such signal: nothing more
+is sent through this exporter, and what it queues is dropped as ``refused``.
 """
 
 from __future__ import annotations
@@ -40,18 +45,78 @@ RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
 
 
+# OTLP's retryable responses: HTTP 429/502/503/504, and the gRPC codes the OTLP spec and
+# the SDK retry. Any other status is the backend refusing the data: retrying cannot help.
+RETRYABLE = frozenset(
+    {
+        "429",
+        "502",
+        "503",
+        "504",
+        "CANCELLED",
+        "DEADLINE_EXCEEDED",
+        "RESOURCE_EXHAUSTED",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+    }
+)
+# The backend takes no such signal at all: stop sending it until restart.
+SIGNAL_REFUSED = frozenset({"404", "405", "UNIMPLEMENTED"})
+
+
+def _advice(signal: str, status: str) -> str:
+    """What to change, for a permanent status."""
+    if status in SIGNAL_REFUSED:
+        if signal == "traces":
+            return (
+                "this backend takes no traces there; check otlp_endpoint (and protocol), or "
+                "send traces elsewhere. No more traces are sent to it until restart"
+            )
+        return (
+            f"this backend takes no {signal}; set [telemetry.{signal}] enabled = false, or "
+            f"check otlp_endpoint. No more {signal} are sent to it until restart"
+        )
+    if status in ("401", "403", "UNAUTHENTICATED", "PERMISSION_DENIED"):
+        return "the backend refused the credentials; check [telemetry] headers (the API key)"
+    if status in ("413",):
+        return "the request is too large for this backend; lower batch_size"
+    if status in ("400", "422", "INVALID_ARGUMENT"):
+        return "the backend refused the data as invalid; check the protocol and the endpoint"
+    return "the backend refused the data; retrying cannot help"
+
+
 def _succeeded(result: Any) -> bool:
     # SpanExportResult / LogRecordExportResult: SUCCESS is the first member, value 0.
     return result is None or getattr(result, "value", result) == 0 or result is True
 
 
+class _Losses:
+    """An export queue's worker-side bookkeeping of what it lost (under its ``_account``)."""
+
+    __slots__ = ("explained", "failure_logged", "n", "reported", "stats", "text")
+
+    def __init__(self, stats: Stats) -> None:
+        self.stats = stats
+        self.n = 0  # items the queue dropped after accepting them
+        # ``n`` when force_flush last returned: a flush or shutdown is False when anything
+        # was lost since.
+        self.reported = 0
+        self.text = ""  # what shutdown lost, and where: for the handle's warning
+        self.explained: set[str] = set()  # permanent statuses already explained
+        self.failure_logged = False
+
+
 class ExportQueue(Generic[T]):
     """Bounded queue + worker that calls ``exporter.export(batch)``.
 
-    Counters (under ``{signal}.``): ``queued``, ``exported``, ``dropped.queue_full``,
-    ``dropped.shutdown``, ``dropped.export_failed``, and ``export.retries`` (attempts made at
-    a batch that had failed before). At any moment ``queued`` = ``exported`` + the dropped
-    counters + ``len(queue)`` (which includes the batch being exported or retried).
+    Counters (under ``exporters.<name>.{signal}.``, each summed into the total under
+    ``{signal}.``): ``queued``, ``exported``, ``dropped.queue_full``, ``dropped.shutdown``,
+    ``dropped.export_failed`` (and ``export_failed.<status>``), ``dropped.refused``,
+    ``refused`` and ``export.retries`` (attempts made at a batch that had failed before). At
+    any moment ``queued`` = ``exported`` + the dropped counters + ``len(queue)`` (which
+    includes the batch being exported or retried), read under ``_account``.
     """
 
     def __init__(
@@ -80,20 +145,27 @@ class ExportQueue(Generic[T]):
         self._flush_requests = 0
         self._flush_done = 0
         self._closed = False
-        self._failure_logged = False
         # The batch inside exporter.export(): counted as dropped.shutdown if shutdown gives up
         # on it, and then not counted again when (if ever) the export returns.
         self._inflight = 0
         self._abandoned = False
         self._exporter_stopped = False  # shutdown called exporter.shutdown() mid-export
-        self._lost = 0  # items this queue dropped after accepting them (under _account)
+        # Worker-side bookkeeping in one object: the caller's thread reads attributes of this
+        # queue on every put, and fewer of them keeps the instance's dict a compact one.
+        self._losses = _Losses(stats)
         self._account = threading.Lock()
-        self._queued = stats.counter(f"{signal}.queued")
-        self._exported = stats.counter(f"{signal}.exported")
-        self._dropped_full = stats.counter(f"{signal}.dropped.queue_full")
-        self._dropped_shutdown = stats.counter(f"{signal}.dropped.shutdown")
-        self._failed = stats.counter(f"{signal}.dropped.export_failed")
-        self._retries = stats.counter(f"{signal}.export.retries")
+        # Each counter is this exporter's (``exporters.otlp-grpc.traces.exported``) and is
+        # summed into the total (``traces.exported``) when read.
+        self._queued = stats.part(f"{signal}.queued", self.name)
+        self._exported = stats.part(f"{signal}.exported", self.name)
+        self._dropped_full = stats.part(f"{signal}.dropped.queue_full", self.name)
+        self._dropped_shutdown = stats.part(f"{signal}.dropped.shutdown", self.name)
+        self._failed = stats.part(f"{signal}.dropped.export_failed", self.name)
+        self._dropped_refused = stats.part(f"{signal}.dropped.refused", self.name)
+        self._retries = stats.part(f"{signal}.export.retries", self.name)
+        # Set once the backend refused the whole signal (404/405/UNIMPLEMENTED): what is
+        # queued after that is dropped as ``refused`` without being sent.
+        self.refused: str | None = None
         self._pid = os.getpid()
         self._start_worker()
         if hasattr(os, "register_at_fork"):
@@ -126,6 +198,11 @@ class ExportQueue(Generic[T]):
         self._pid = os.getpid()
         if not self._closed:
             self._start_worker()
+
+    @property
+    def loss(self) -> str:
+        """What the last shutdown lost, and where ("" when nothing)."""
+        return self._losses.text
 
     # -- caller's thread ---------------------------------------------------------------------
 
@@ -184,7 +261,14 @@ class ExportQueue(Generic[T]):
                     left = len(queue)
                     queue.clear()
                     self._dropped_shutdown.add(left)
-                    self._lost += left
+                    self._losses.n += left
+                return
+            if self.refused is not None:
+                with self._account:
+                    left = len(queue)
+                    queue.clear()
+                    self._dropped_refused.add(left)
+                    self._losses.n += left
                 return
             n = min(len(queue), self.batch_size)
             # ``_closed`` is read here, not once before the loop: shutdown may start during
@@ -203,7 +287,8 @@ class ExportQueue(Generic[T]):
                 self._export(batch)
 
     def _export(self, batch: Sequence[T]) -> None:
-        """Export ``batch``, retrying with back-off within ``retry_s`` of its first failure."""
+        """Export ``batch``; retry a retryable failure with back-off within ``retry_s`` of the
+        first; a permanent one (the backend refused the data) is final at once."""
         first_failure: float | None = None
         delay = RETRY_FIRST_S
         while True:
@@ -212,15 +297,19 @@ class ExportQueue(Generic[T]):
             except Exception as exc:
                 result = exc
             ok = _succeeded(result) and not isinstance(result, Exception)
+            status, retry_after = (None, None) if ok else self._failure()
+            permanent = status is not None and status not in RETRYABLE
             now = time.monotonic()
             wait = delay * random.uniform(0.8, 1.2)
+            if retry_after is not None:
+                wait = max(wait, retry_after)
             if first_failure is None:
                 first_failure = now
             with self._account:
                 if self._abandoned:  # shutdown gave up on it and counted it already
                     self._inflight = 0
                     return
-                done = ok or self._closed or now + wait - first_failure > self.retry_s
+                done = ok or permanent or self._closed or now + wait - first_failure > self.retry_s
                 if done:
                     # Counted under the lock that shutdown reads: never both, never neither.
                     self._inflight = 0
@@ -229,36 +318,79 @@ class ExportQueue(Generic[T]):
                     elif self._exporter_stopped:
                         # Cut short by shutdown telling the exporter to stop, not refused.
                         self._dropped_shutdown.add(len(batch))
-                        self._lost += len(batch)
+                        self._losses.n += len(batch)
                     else:
                         self._failed.add(len(batch))
-                        self._lost += len(batch)
+                        self._losses.stats.part(
+                            f"{self.signal}.export_failed.{status or 'unreachable'}", self.name
+                        ).add(len(batch))
+                        self._losses.n += len(batch)
+                        if status in SIGNAL_REFUSED:
+                            self.refused = status
+                            self._losses.stats.part(f"{self.signal}.refused", self.name).incr()
             if not ok:
-                self._log_failure(result)
+                self._log_failure(result, status, permanent)
             if done:
                 return
             self._stop.wait(wait)
             self._retries.incr()
             delay = min(delay * 2, RETRY_MAX_S)
 
-    def _log_failure(self, result: Any) -> None:
-        if self._failure_logged:
+    def _failure(self) -> tuple[str | None, float | None]:
+        """The status of the last failed attempt, as the exporter reports it: an HTTP status
+        ("404") or a gRPC code name ("UNAVAILABLE"), and the backend's Retry-After (s)."""
+        report = getattr(self.exporter, "sfumato_failure", None)
+        if report is None:
+            return None, None
+        try:
+            failure = report()
+        except Exception:
+            return None, None
+        if not failure:
+            return None, None
+        status, retry_after, *_ = failure
+        return str(status), retry_after
+
+    def _log_failure(self, result: Any, status: str | None, permanent: bool) -> None:
+        if permanent and status is not None:
+            if status in self._losses.explained:
+                return
+            self._losses.explained.add(status)
+            where = getattr(self.exporter, "sfumato_failure", lambda: None)()
+            url = where[2] if where and len(where) > 2 and where[2] else self.name
+            log.warning(
+                "sfumato: %s export through %s refused with %s on %s: %s; the batch is "
+                "dropped, not retried (counted as %s.dropped.export_failed and "
+                "%s.export_failed.%s in stats())",
+                self.signal,
+                self.name,
+                status,
+                url,
+                _advice(self.signal, status),
+                self.signal,
+                self.signal,
+                status,
+            )
             return
-        self._failure_logged = True
+        if self._losses.failure_logged:
+            return
+        self._losses.failure_logged = True
         retrying = f"failed batches are retried for {self.retry_s:g}s, " if self.retry_s else ""
         log.warning(
             "sfumato: %s export through %s failed (%s); %sfailures are counted in stats(), "
             "this warning is not repeated",
             self.signal,
             self.name,
-            result,
+            status or result,
             retrying,
         )
 
     # -- control -----------------------------------------------------------------------------
 
     def force_flush(self, timeout: float) -> bool:
-        """Export everything queued; False if the deadline passed first."""
+        """Export everything queued; False if the deadline passed first, or if anything
+        this queue had accepted was dropped since the last flush (refused by the backend,
+        failing past ``retry_s``)."""
         if self._closed or not self._worker.is_alive():
             return not self._queue
         deadline = time.monotonic() + timeout
@@ -271,7 +403,9 @@ class ExportQueue(Generic[T]):
                 if remaining <= 0:
                     return False
                 self._flushed.wait(remaining)
-        return True
+        with self._account:
+            lost_before, self._losses.reported = self._losses.reported, self._losses.n
+            return self._losses.n == lost_before
 
     def shutdown(self, timeout: float, exporter_shutdown: Callable[[], Any] | None = None) -> bool:
         """Send what is queued, stop the worker and the exporter; return by the deadline.
@@ -282,7 +416,7 @@ class ExportQueue(Generic[T]):
             return True
         deadline = time.monotonic() + timeout
         with self._account:
-            lost_before = self._lost
+            lost_before = self._losses.reported
         self._closed = True
         self._wake.set()
         self._stop.set()
@@ -300,6 +434,7 @@ class ExportQueue(Generic[T]):
             closer.start()
             self._worker.join(max(0.0, deadline - time.monotonic()))
         clean = not self._worker.is_alive()
+        not_done = not clean
         with self._account:
             left = len(self._queue)
             self._queue.clear()
@@ -310,10 +445,12 @@ class ExportQueue(Generic[T]):
                 self._abandoned = True
             if left:
                 self._dropped_shutdown.add(left)
-                self._lost += left
-            lost = self._lost - lost_before
+                self._losses.n += left
+            lost = self._losses.n - lost_before
         if lost:
             clean = False
+            why = "the deadline passed" if not_done else "see the counters"
+            self._losses.text = f"{lost} {self.signal} through {self.name} ({why})"
         if closer is None and stop is not None:
             closer = threading.Thread(target=_quietly, args=(stop,), daemon=True)
             closer.start()

@@ -59,7 +59,23 @@ class Stats:
 
     def __init__(self) -> None:
         self._counters: dict[str, Counter | Tally] = {}
+        self._parts: dict[str, list[Counter]] = {}  # a total's per-exporter counters
         self._lock = threading.Lock()
+
+    def part(self, total: str, exporter: str) -> Counter:
+        """The counter ``exporters.<exporter>.<total>``, also summed into ``total`` in
+        snapshots (a key outside ``total``'s prefix: summing ``traces.dropped.*`` still
+        counts each drop once).
+
+        Each export queue counts into its own counters (no work added on the hot path);
+        ``total`` is their sum, plus a plain counter of that name if one exists.
+        """
+        counter = self.counter(f"exporters.{exporter}.{total}")
+        with self._lock:
+            parts = self._parts.setdefault(total, [])
+            if counter not in parts:
+                parts.append(counter)
+        return counter
 
     def counter(self, name: str) -> Counter:
         with self._lock:
@@ -83,7 +99,14 @@ class Stats:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             items = list(self._counters.items())
-        return {name: c.value for name, c in sorted(items)}
+            parts = [(name, list(counters)) for name, counters in self._parts.items()]
+        values = {name: c.value for name, c in items}
+        for total, counters in parts:
+            plain = self._counters.get(total)
+            values[total] = (plain.value if plain is not None else 0) + sum(
+                c.value for c in counters
+            )
+        return dict(sorted(values.items()))
 
     def __iter__(self) -> Iterator[tuple[str, int]]:
         return iter(self.snapshot().items())

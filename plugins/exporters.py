@@ -184,30 +184,145 @@ class OtlpGrpcExporter(Exporter):
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            return OTLPSpanExporter(**kwargs)
+            return _with_status(OTLPSpanExporter, _GrpcStatus)(**kwargs)
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
             return OTLPMetricExporter(**kwargs)
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
-        return OTLPLogExporter(**kwargs)
+        return _with_status(OTLPLogExporter, _GrpcStatus)(**kwargs)
 
 
-def _pinned_session(verify: bool | str) -> Any:
-    """A requests session that always uses ``verify``.
+def _recording_session(verify: bool | str | None = None) -> Any:
+    """A requests session that remembers its last response's status (and Retry-After), so
+    that the export queue can tell a refusal (404, 401, ...) from a retryable failure: the
+    SDK's HTTP exporters return only SUCCESS or FAILURE.
 
-    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's own ``verify``, so
-    a configured CA bundle (or ``insecure``) would be silently ignored wherever those are set.
+    With ``verify`` it always uses that: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+    override a session's own ``verify``, so a configured CA bundle (or ``insecure``) would be
+    silently ignored wherever those are set.
     """
     import requests
 
-    class PinnedSession(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            kwargs["verify"] = verify
-            return super().request(*args, **kwargs)
+    class RecordingSession(requests.Session):
+        last: tuple[str, float | None, str] | None = None
 
-    return PinnedSession()
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            if verify is not None:
+                kwargs["verify"] = verify
+            self.last = None  # a connection error leaves no status
+            response = super().request(method, url, *args, **kwargs)
+            self.last = (
+                str(response.status_code),
+                _retry_after(response.headers.get("Retry-After")),
+                str(url),
+            )
+            return response
+
+    return RecordingSession()
+
+
+def _pinned_session(verify: bool | str) -> Any:
+    return _recording_session(verify)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped at 60."""
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), 60.0)
+    except ValueError:
+        pass
+    try:
+        import email.utils
+        import time
+
+        return min(max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0), 60)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+class _HttpStatus:
+    """Mixed into the SDK's OTLP/HTTP exporters: ``sfumato_failure()`` is the status of the
+    last failed export, from the session the exporter was given (public API only)."""
+
+    _sfumato_session: Any
+
+    def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        self._sfumato_session.last = None
+        return super().export(batch, *args, **kwargs)  # type: ignore[misc]
+
+    def sfumato_failure(self) -> tuple[str, float | None, str] | None:
+        last: tuple[str, float | None, str] | None = self._sfumato_session.last
+        return last
+
+
+class _GrpcStatus:
+    """Mixed into the SDK's OTLP/gRPC exporters: ``sfumato_failure()`` is the gRPC status
+    code of the last failed export (and the RetryInfo delay the backend sent).
+
+    The SDK catches the ``RpcError`` and returns FAILURE; the one place to see its code is
+    the stub it calls. This is sfumato's only hook into SDK internals here: it wraps the
+    ``_client`` that ``_initialize_channel_and_stub`` makes. Should a later SDK rename them,
+    the hook does nothing and every failure is treated as retryable, as before.
+    """
+
+    _sfumato_last: tuple[str, float | None, str] | None = None
+
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()  # type: ignore[misc]
+        client = getattr(self, "_client", None)
+        if client is not None and not isinstance(client, _RecordingStub):
+            self._client = _RecordingStub(client, self)
+
+    def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
+        self._sfumato_last = None
+        return super().export(batch, *args, **kwargs)  # type: ignore[misc]
+
+    def sfumato_failure(self) -> tuple[str, float | None, str] | None:
+        return self._sfumato_last
+
+
+class _RecordingStub:
+    def __init__(self, stub: Any, owner: _GrpcStatus) -> None:
+        self._stub = stub
+        self._owner = owner
+
+    def Export(self, *args: Any, **kwargs: Any) -> Any:
+        import grpc
+
+        try:
+            return self._stub.Export(*args, **kwargs)
+        except grpc.RpcError as error:
+            delay: float | None = None
+            try:
+                info = dict(error.trailing_metadata() or ()).get("google.rpc.retryinfo-bin")
+                if info is not None:
+                    from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
+
+                    parsed = RetryInfo.FromString(info)
+                    delay = parsed.retry_delay.seconds + parsed.retry_delay.nanos / 1e9
+                code = error.code().name
+            except Exception:
+                code = "UNKNOWN"
+            self._owner._sfumato_last = (code, delay, str(getattr(self._owner, "_endpoint", "")))
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stub, name)
+
+
+_STATUS_CLASSES: dict[type, type] = {}
+
+
+def _with_status(cls: type, mixin: type) -> type:
+    """``cls`` (an SDK exporter class) with ``mixin`` in front, made once per class."""
+    made = _STATUS_CLASSES.get(cls)
+    if made is None:
+        made = _STATUS_CLASSES[cls] = type(cls.__name__, (mixin, cls), {"__module__": __name__})
+    return made
 
 
 def _grpc_target(options: OtlpOptions, settings: Settings) -> tuple[str, bool]:
@@ -250,14 +365,19 @@ class OtlpHttpExporter(Exporter):
         elif insecure and kwargs["endpoint"].startswith("https:"):
             # Verification off only when asked (the SDK reads a false certificate_file as True).
             kwargs["session"] = _pinned_session(False)
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            return OTLPSpanExporter(**kwargs)
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
             return OTLPMetricExporter(**kwargs)
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        return OTLPLogExporter(**kwargs)
+            cls: type = OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+            cls = OTLPLogExporter
+        kwargs.setdefault("session", _recording_session())
+        exporter = _with_status(cls, _HttpStatus)(**kwargs)
+        exporter._sfumato_session = kwargs["session"]
+        return exporter

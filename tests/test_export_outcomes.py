@@ -14,7 +14,7 @@ from loopback_receivers import GrpcReceiver, HttpReceiver, grpc_receiver, http_r
 __all__ = ["grpc_receiver", "http_receiver"]
 
 BATCH = 512
-DROP_REASONS = ("queue_full", "shutdown", "export_failed", "rejected")
+DROP_REASONS = ("queue_full", "shutdown", "export_failed", "refused")
 
 
 def _configure(receiver: Any, protocol: str, **overrides: Any) -> sfumato.Telemetry:
@@ -91,4 +91,139 @@ def test_counters_add_up_right_after_shutdown_gives_up_on_an_export(
     assert stats["traces.dropped.shutdown"] == BATCH + 10
     assert _balance(stats) == 0
     time.sleep(3.2)  # the abandoned export returns: it is not counted a second time
+    assert _balance(telemetry.stats()) == 0
+
+
+# -- errors by kind --------------------------------------------------------------------------
+
+PERMANENT_HTTP = [400, 401, 403, 404, 405, 413, 422]
+PERMANENT_GRPC = ["UNIMPLEMENTED", "INVALID_ARGUMENT", "PERMISSION_DENIED", "UNAUTHENTICATED"]
+SIGNAL_REFUSED = {"404", "405", "UNIMPLEMENTED"}
+
+
+@pytest.mark.parametrize(
+    ("protocol", "status"),
+    [("http/protobuf", s) for s in PERMANENT_HTTP] + [("grpc", s) for s in PERMANENT_GRPC],
+)
+def test_a_permanent_error_is_final_counted_by_status_and_explained_once(
+    http_receiver: HttpReceiver,
+    grpc_receiver: GrpcReceiver,
+    protocol: str,
+    status: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    receiver = grpc_receiver if protocol == "grpc" else http_receiver
+    receiver.status["traces"] = status
+    telemetry = _configure(receiver, protocol, batch_size=10, export_retry_ms=30_000)
+    with caplog.at_level(logging.WARNING, logger="sfumato"):
+        _emit(telemetry, 30)
+        start = time.monotonic()
+        assert telemetry.force_flush(5.0) is False  # something was lost, and it said so
+        took = time.monotonic() - start
+    assert took < 3.0, f"a permanent {status} was retried ({took:.1f}s)"
+    stats = telemetry.stats()
+    key = str(status)
+    assert stats.get("traces.export.retries", 0) == 0
+    if key in SIGNAL_REFUSED:
+        # One request: the backend takes no traces, so nothing more is sent to it, and what
+        # followed the refused batch is dropped as refused.
+        assert receiver.requests["traces"] == 1
+        assert stats["traces.dropped.export_failed"] == 10
+        assert stats[f"traces.export_failed.{key}"] == 10
+        assert stats["traces.dropped.refused"] == 20
+        exporter = "otlp-grpc" if protocol == "grpc" else "otlp-http"
+        assert stats[f"exporters.{exporter}.traces.refused"] == 1
+        assert stats["traces.refused"] == 1
+    else:
+        assert stats["traces.dropped.export_failed"] == 30
+        assert stats[f"traces.export_failed.{key}"] == 30
+    assert _balance(stats) == 0
+    explained = [
+        r.getMessage() for r in caplog.records if r.name == "sfumato" and key in r.getMessage()
+    ]
+    assert len(explained) == 1, explained
+    telemetry.shutdown()
+
+
+def test_a_refused_logs_signal_says_what_to_change(
+    http_receiver: HttpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    http_receiver.status["logs"] = 405
+    telemetry = _configure(http_receiver, "http/protobuf", logs={"enabled": True})
+    with caplog.at_level(logging.WARNING, logger="sfumato"):
+        logging.getLogger("app").warning("one")
+        telemetry.force_flush(5.0)
+    message = " ".join(
+        r.getMessage() for r in caplog.records if r.name == "sfumato" and "405" in r.getMessage()
+    )
+    assert "/v1/logs" in message
+    assert "[telemetry.logs] enabled = false" in message
+    assert telemetry.stats()["exporters.otlp-http.logs.refused"] == 1
+    telemetry.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "status"),
+    [("http/protobuf", 503), ("http/protobuf", 429), ("grpc", "UNAVAILABLE")],
+)
+def test_a_retryable_error_is_retried_until_the_backend_takes_it(
+    http_receiver: HttpReceiver, grpc_receiver: GrpcReceiver, protocol: str, status: Any
+) -> None:
+    receiver = grpc_receiver if protocol == "grpc" else http_receiver
+    receiver.status["traces"] = status
+    receiver.retry_after = "1"
+    telemetry = _configure(
+        receiver, protocol, batch_size=10, export_retry_ms=30_000, export_timeout_ms=500
+    )
+    _emit(telemetry, 10)
+    time.sleep(2.5)
+    assert telemetry.stats()["traces.exported"] == 0
+    del receiver.status["traces"]
+    assert telemetry.force_flush(10.0) is True
+    stats = telemetry.stats()
+    assert stats["traces.exported"] == 10
+    assert stats.get("traces.dropped.export_failed", 0) == 0
+    assert sorted(receiver.spans) == sorted(f"s{i}" for i in range(10))
+    telemetry.shutdown()
+
+
+# -- accounting per exporter -----------------------------------------------------------------
+
+
+def test_counters_are_kept_per_exporter_and_losses_are_reported_by_where(
+    http_receiver: HttpReceiver, grpc_receiver: GrpcReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    http_receiver.status["traces"] = 404
+    telemetry = _configure(
+        grpc_receiver,
+        "grpc",
+        batch_size=10,
+        exporters=[{"type": "otlp-http", "endpoint": http_receiver.endpoint}],
+    )
+    _emit(telemetry, 25)
+    assert telemetry.force_flush(5.0) is False  # the otlp-http copies were refused
+    stats = telemetry.stats()
+    grpc, http = "exporters.otlp-grpc.", "exporters.otlp-http."
+    assert stats[f"{grpc}traces.queued"] == stats[f"{http}traces.queued"] == 25
+    assert stats["traces.queued"] == 50  # totals: the sum over exporters
+    assert stats[f"{grpc}traces.exported"] == 25
+    assert stats[f"{http}traces.exported"] == 0
+    assert stats["traces.exported"] == 25
+    assert stats[f"{http}traces.dropped.export_failed"] == 10
+    assert stats[f"{http}traces.export_failed.404"] == 10
+    assert stats[f"{http}traces.dropped.refused"] == 15
+    assert stats[f"{http}traces.refused"] == 1
+    assert f"{grpc}traces.refused" not in stats
+    assert _balance(stats) == 0
+    assert len(grpc_receiver.spans) == 25
+
+    # Shutdown with spans the refusing exporter drops: False, and the warning says where.
+    _emit(telemetry, 5)
+    with caplog.at_level(logging.WARNING, logger="sfumato"):
+        assert telemetry.shutdown() is False
+    warning = " ".join(r.getMessage() for r in caplog.records if "shutdown" in r.getMessage())
+    assert "5 traces through otlp-http" in warning
+    assert "otlp-grpc" not in warning
+    assert "deadline" not in warning
+    assert len(grpc_receiver.spans) == 30
     assert _balance(telemetry.stats()) == 0
