@@ -143,9 +143,12 @@ class Telemetry:
             for q in queues:
                 held.enter_context(q._account)
             snapshot = self.stats_registry.snapshot()
-            lengths = [(q.signal, len(q)) for q in queues]
+            lengths = [(q.signal, q.name, len(q)) for q in queues]
+        for signal, name, n in lengths:
+            key = f"exporters.{name}.{signal}.in_queue"
+            snapshot[key] = snapshot.get(key, 0) + n
         for signal in ("traces", "logs"):
-            snapshot[f"{signal}.in_queue"] = sum(n for s, n in lengths if s == signal)
+            snapshot[f"{signal}.in_queue"] = sum(n for s, _, n in lengths if s == signal)
         return snapshot
 
     # -- lifecycle ---------------------------------------------------------------------------

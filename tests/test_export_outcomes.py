@@ -214,6 +214,9 @@ def test_counters_are_kept_per_exporter_and_losses_are_reported_by_where(
     assert stats[f"{http}traces.dropped.refused"] == 15
     assert stats[f"{http}traces.refused"] == 1
     assert f"{grpc}traces.refused" not in stats
+    for prefix in (grpc, http):  # the sum holds per exporter too
+        mine = {k[len(prefix) :]: v for k, v in stats.items() if k.startswith(prefix)}
+        assert _balance(mine) == 0, mine
     assert _balance(stats) == 0
     assert len(grpc_receiver.spans) == 25
 
