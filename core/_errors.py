@@ -114,7 +114,7 @@ class ConfigError(ValueError):
 
 
 # A URL's user and password, wherever one is quoted in a message (a bad endpoint).
-_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s'\"]+@")
 
 
 def _one_line(text: str) -> str:

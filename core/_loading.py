@@ -22,7 +22,7 @@ from ._environment import env_overrides
 from ._errors import ConfigError
 from ._interpolation import interpolate
 from ._locate import locate, locate_all
-from ._validation import a_type, config_error
+from ._validation import MAX_PROBLEMS, a_type, config_error
 from .settings import Settings
 
 __all__ = [
@@ -348,12 +348,13 @@ def _lookalikes(value: Any, prefix: str, depth: int = 0) -> list[str]:
 def _no_lookalike(doc: tomlkit.TOMLDocument, text: str, file: Path | None) -> None:
     """A file without ``[telemetry]`` is an app's file with telemetry off, unless a table in
     it was plainly meant for sfumato: then it is an error, never a silent "disabled"."""
-    found = _lookalikes(doc.unwrap(), "")
+    found = _lookalikes(doc.unwrap(), "")[:MAX_PROBLEMS]
     if not found:
         return
+    places = locate_all(text, found)
     problems = []
     for name in found:
-        where = locate(text, name)
+        where = places.get(name)
         problems.append(
             ConfigError(
                 f"sfumato reads the top-level [{TABLE}] table, and this file has none; "

@@ -13,7 +13,15 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from ._errors import ConfigError, did_you_mean
 
-__all__ = ["a_type", "config_error", "dotted", "is_secret_key", "toml_type", "validate_model"]
+__all__ = [
+    "MAX_PROBLEMS",
+    "a_type",
+    "config_error",
+    "dotted",
+    "is_secret_key",
+    "toml_type",
+    "validate_model",
+]
 
 _NO_TEMPLATES: Mapping[str, str] = types.MappingProxyType({})
 # More problems than this in one table are counted, not listed.

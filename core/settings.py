@@ -50,7 +50,7 @@ Propagator = Literal["tracecontext", "baggage"]
 _PROPAGATORS: tuple[Propagator, ...] = ("tracecontext", "baggage")
 
 
-_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
+_URL_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s]+@")
 
 
 def scrub_url_anywhere(text: str) -> str:
@@ -58,7 +58,7 @@ def scrub_url_anywhere(text: str) -> str:
     return _URL_ANYWHERE.sub(r"\g<1>***@", text)
 
 
-_URL_ANYWHERE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s'\"]+@")
+_URL_ANYWHERE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31}://)[^/@\s'\"]+@")
 
 
 def scrub_url(value: str) -> str:
