@@ -296,8 +296,18 @@ class ExportQueue(Generic[T]):
                 result = self.exporter.export(batch)
             except Exception as exc:
                 result = exc
-            ok = _succeeded(result) and not isinstance(result, Exception)
-            status, retry_after = (None, None) if ok else self._failure()
+            raised = isinstance(result, Exception)
+            ok = not raised and _succeeded(result)
+            status: str | None
+            retry_after: float | None
+            url: str | None = None
+            if raised:
+                # export() raising is not the network failing (exporters report that as a
+                # result): the batch cannot be sent (one item it cannot encode, a bug), and
+                # trying again would only hold up everything queued behind it.
+                status, retry_after = "error", None
+            else:
+                status, retry_after, url = (None, None, None) if ok else self._failure()
             permanent = status is not None and status not in RETRYABLE
             now = time.monotonic()
             wait = delay * random.uniform(0.8, 1.2)
@@ -329,35 +339,50 @@ class ExportQueue(Generic[T]):
                             self.refused = status
                             self._losses.stats.part(f"{self.signal}.refused", self.name).incr()
             if not ok:
-                self._log_failure(result, status, permanent)
+                self._log_failure(result, status, permanent, url)
             if done:
                 return
             self._stop.wait(wait)
             self._retries.incr()
             delay = min(delay * 2, RETRY_MAX_S)
 
-    def _failure(self) -> tuple[str | None, float | None]:
+    def _failure(self) -> tuple[str | None, float | None, str | None]:
         """The status of the last failed attempt, as the exporter reports it: an HTTP status
-        ("404") or a gRPC code name ("UNAVAILABLE"), and the backend's Retry-After (s)."""
+        ("404") or a gRPC code name ("UNAVAILABLE"), the backend's Retry-After (s) and the
+        URL; all None when the exporter cannot tell (the failure is then retryable)."""
         report = getattr(self.exporter, "sfumato_failure", None)
         if report is None:
-            return None, None
+            return None, None, None
         try:
             failure = report()
+            if not failure:
+                return None, None, None
+            status, retry_after, *rest = failure
+            retry = float(retry_after) if retry_after is not None else None
+            return str(status), retry, (str(rest[0]) if rest and rest[0] else None)
         except Exception:
-            return None, None
-        if not failure:
-            return None, None
-        status, retry_after, *_ = failure
-        return str(status), retry_after
+            return None, None, None
 
-    def _log_failure(self, result: Any, status: str | None, permanent: bool) -> None:
+    def _log_failure(
+        self, result: Any, status: str | None, permanent: bool, url: str | None
+    ) -> None:
         if permanent and status is not None:
             if status in self._losses.explained:
                 return
             self._losses.explained.add(status)
-            where = getattr(self.exporter, "sfumato_failure", lambda: None)()
-            url = where[2] if where and len(where) > 2 and where[2] else self.name
+            if isinstance(result, Exception):
+                log.warning(
+                    "sfumato: %s export through %s raised %s: %s; the batch is dropped, not "
+                    "retried (counted as %s.dropped.export_failed and %s.export_failed.error "
+                    "in stats()), this warning is not repeated",
+                    self.signal,
+                    self.name,
+                    type(result).__name__,
+                    result,
+                    self.signal,
+                    self.signal,
+                )
+                return
             log.warning(
                 "sfumato: %s export through %s refused with %s on %s: %s; the batch is "
                 "dropped, not retried (counted as %s.dropped.export_failed and "
@@ -365,7 +390,7 @@ class ExportQueue(Generic[T]):
                 self.signal,
                 self.name,
                 status,
-                url,
+                url or self.name,
                 _advice(self.signal, status),
                 self.signal,
                 self.signal,

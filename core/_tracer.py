@@ -35,7 +35,6 @@ import dis
 import functools
 import inspect
 import logging
-import math
 import os
 import random
 import sys
@@ -78,6 +77,8 @@ _SIMPLE = frozenset((str, int, float, bool))
 _SAMPLE = Decision.RECORD_AND_SAMPLE
 _RECORD_ONLY = Decision.RECORD_ONLY
 _INTERNAL = SpanKind.INTERNAL
+# Times are nanoseconds since the epoch in an unsigned 64-bit field of OTLP.
+_TIME_LIMIT = 2**64
 _ApiSpan = trace_api.Span
 # (sampled, random trace id) -> flags; TraceFlags are immutable ints, so they are shared.
 _FLAGS = {
@@ -279,11 +280,18 @@ class _Span(sdk_trace.Span):
         except Exception as exc:
             self._tracer._rejected("set_attributes", exc)
 
+    def update_name(self, name: str) -> None:
+        super().update_name(name if type(name) is str else _safe_text(name))
+
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
     ) -> None:
         try:
-            if timestamp is not None and type(timestamp) is not int:
+            if type(name) is not str:
+                name = _safe_text(name)
+            if timestamp is not None and not (
+                type(timestamp) is int and 0 <= timestamp < _TIME_LIMIT
+            ):
                 timestamp = self._tracer._mend_time("add_event", timestamp)
             super().add_event(name, attributes, timestamp)
         except Exception as exc:
@@ -322,8 +330,11 @@ class _Span(sdk_trace.Span):
         sdk_trace.logger.warning("Tried calling _add_link on an ended span.")
 
     def end(self, end_time: int | None = None) -> None:
-        if end_time is not None and type(end_time) is not int:
-            end_time = self._tracer._mend_time("end", end_time)
+        if end_time is not None and not (type(end_time) is int and 0 <= end_time < _TIME_LIMIT):
+            try:
+                end_time = self._tracer._mend_time("end", end_time)
+            except Exception:
+                end_time = None
         _lock_span()
         try:
             ended = self._end_time is not None
@@ -444,15 +455,22 @@ class SfumatoTracer(sdk_trace.Tracer):
             return kind
         if isinstance(kind, str) and kind.upper() in SpanKind.__members__:
             return SpanKind[kind.upper()]
-        self._rejected("start_span", TypeError(f"kind must be a SpanKind, got {kind!r:.40}"))
+        what = f"kind must be a SpanKind, got {type(kind).__name__}"
+        self._rejected("start_span", TypeError(what))
         return _INTERNAL
 
     def _mend_time(self, call: str, value: object) -> int | None:
         """A time in nanoseconds for what was given: a number is made an int, anything else
         is dropped (the time of the call is used) and counted."""
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return int(value)
-        self._rejected(call, TypeError(f"a time in ns since the epoch, got {value!r:.40}"))
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                time = int(value)
+            except (OverflowError, ValueError):
+                time = -1  # an infinity or NaN
+            if 0 <= time < _TIME_LIMIT:
+                return time
+        what = f"a time in ns since the epoch (0 to 2**64), got {type(value).__name__}"
+        self._rejected(call, TypeError(what))
         return None
 
     def _prepare(self) -> None:
@@ -564,9 +582,13 @@ class SfumatoTracer(sdk_trace.Tracer):
         try:
             # Arguments the exporter could not encode are mended or dropped here, on the
             # caller's thread, not found later by the export worker (a batch lost for one).
+            if type(name) is not str:
+                name = _safe_text(name)
             if kind is not _INTERNAL and type(kind) is not SpanKind:
                 kind = self._mend_kind(kind)
-            if start_time is not None and type(start_time) is not int:
+            if start_time is not None and not (
+                type(start_time) is int and 0 <= start_time < _TIME_LIMIT
+            ):
                 start_time = self._mend_time("start_span", start_time)
             parent_span = current.get(_SPAN_KEY)
             parent: SpanContext | None = None

@@ -105,3 +105,44 @@ def test_max_queue_size_drops_and_counts() -> None:
         exporter.gate.set()
         assert telemetry.force_flush(5)
         assert exporter.sizes == [20, 20]
+
+
+class Unencodable:
+    """An exporter whose export raises, as an encoder does on a value it cannot take."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def export(self, batch: Sequence[Any]) -> None:
+        self.calls += 1
+        raise ValueError("Value out of range")
+
+    def shutdown(self) -> None:
+        pass
+
+
+class UnencodableExporter(Exporter):
+    signals: ClassVar[frozenset[Signal]] = frozenset({"traces"})
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        return Unencodable()
+
+
+def test_a_batch_whose_export_raises_is_dropped_at_once_not_retried() -> None:
+    with sfumato.configure(
+        None,
+        backend="none",
+        logs={"enabled": False},
+        exporters=[{"type": f"{__name__}:UnencodableExporter"}],
+        batch_size=5,
+        export_retry_ms=30_000,
+    ) as telemetry:
+        spans(telemetry, 5)
+        started = time.monotonic()
+        telemetry.force_flush(timeout=10)
+        assert time.monotonic() - started < 5  # not 30 s of retries
+        stats = telemetry.stats()
+        exporter = telemetry.exporter(f"{__name__}:UnencodableExporter", "traces")
+        assert exporter.calls == 1
+        assert stats["traces.dropped.export_failed"] == 5
+        assert stats["traces.export_failed.error"] == 5

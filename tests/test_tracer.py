@@ -419,9 +419,17 @@ def test_malformed_span_arguments_are_mended_or_dropped_at_the_call() -> None:
         span.add_event("e", timestamp="x")  # type: ignore[arg-type]
         span.end()
         tracer.start_span("start-infinite", start_time=float("inf")).end()  # type: ignore[arg-type]
+        tracer.start_span("start-negative", start_time=-5).end()
+        tracer.start_span("end-too-late").end(end_time=2**70)
+        tracer.start_span("end-huge-float").end(end_time=1e30)  # type: ignore[arg-type]
+        tracer.start_span(12345).end()  # type: ignore[arg-type]
+        renamed = tracer.start_span("to-rename")
+        renamed.update_name(("not", "text"))  # type: ignore[arg-type]
+        renamed.add_event(b"bytes-name")  # type: ignore[arg-type]
+        renamed.end()
         spans = {s.name: s for s in telemetry.exporter("memory").get_finished_spans()}
         errors = telemetry.stats()["spans.api_errors"]
-    assert len(spans) == 7
+    assert len(spans) == 12
     assert spans["kind-as-text"].kind is SpanKind.SERVER
     assert spans["kind-unknown"].kind is SpanKind.INTERNAL
     assert spans["start-as-float"].start_time == int(1.7e18)
@@ -429,4 +437,6 @@ def test_malformed_span_arguments_are_mended_or_dropped_at_the_call() -> None:
         assert type(s.start_time) is int and type(s.end_time) is int, s.name
         assert all(type(e.timestamp) is int for e in s.events), s.name
     encode_spans(list(spans.values())).SerializeToString()  # the batch encodes
-    assert errors == 5  # unknown kind, text start, text end, text event time, infinite start
+    # unknown kind; text start, end and event time; infinite and negative start; two late ends
+    assert errors == 8
+    assert {"12345", "('not', 'text')"} <= set(spans)
