@@ -223,8 +223,13 @@ def _recording_session(verify: bool | str | None = None) -> Any:
     return RecordingSession()
 
 
-def _pinned_session(verify: bool | str) -> Any:
-    return _recording_session(verify)
+def _credential_provider(signal: Signal) -> bool:
+    """Whether the SDK will load a credential provider's session for this signal (set by
+    OTEL_PYTHON_EXPORTER_OTLP_HTTP_[<SIGNAL>_]CREDENTIAL_PROVIDER): sfumato gives none then."""
+    return bool(
+        os.environ.get("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER")
+        or os.environ.get(f"OTEL_PYTHON_EXPORTER_OTLP_HTTP_{signal.upper()}_CREDENTIAL_PROVIDER")
+    )
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -236,10 +241,14 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         pass
     try:
+        import datetime
         import email.utils
         import time
 
-        return min(max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0), 60)
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:  # "-0000" parses without a zone: HTTP dates are in UTC
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        return min(max(when.timestamp() - time.time(), 0), 60)
     except (TypeError, ValueError, OverflowError):
         return None
 
@@ -251,11 +260,12 @@ class _HttpStatus:
     _sfumato_session: Any
 
     def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
-        self._sfumato_session.last = None
+        if self._sfumato_session is not None:
+            self._sfumato_session.last = None
         return super().export(batch, *args, **kwargs)  # type: ignore[misc]
 
     def sfumato_failure(self) -> tuple[str, float | None, str] | None:
-        last: tuple[str, float | None, str] | None = self._sfumato_session.last
+        last: tuple[str, float | None, str] | None = getattr(self._sfumato_session, "last", None)
         return last
 
 
@@ -296,6 +306,10 @@ class _RecordingStub:
         try:
             return self._stub.Export(*args, **kwargs)
         except grpc.RpcError as error:
+            try:
+                code = error.code().name
+            except Exception:
+                raise error from None  # no code to read: the failure stays retryable
             delay: float | None = None
             try:
                 info = dict(error.trailing_metadata() or ()).get("google.rpc.retryinfo-bin")
@@ -304,9 +318,8 @@ class _RecordingStub:
 
                     parsed = RetryInfo.FromString(info)
                     delay = parsed.retry_delay.seconds + parsed.retry_delay.nanos / 1e9
-                code = error.code().name
             except Exception:
-                code = "UNKNOWN"
+                delay = None  # a malformed RetryInfo: the code still counts, without a delay
             self._owner._sfumato_last = (code, delay, str(getattr(self._owner, "_endpoint", "")))
             raise
 
@@ -361,10 +374,10 @@ class OtlpHttpExporter(Exporter):
         }
         if options.certificate_file:
             kwargs["certificate_file"] = options.certificate_file
-            kwargs["session"] = _pinned_session(options.certificate_file)
+            kwargs["session"] = _recording_session(options.certificate_file)
         elif insecure and kwargs["endpoint"].startswith("https:"):
             # Verification off only when asked (the SDK reads a false certificate_file as True).
-            kwargs["session"] = _pinned_session(False)
+            kwargs["session"] = _recording_session(False)
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
@@ -377,7 +390,10 @@ class OtlpHttpExporter(Exporter):
             from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
             cls = OTLPLogExporter
-        kwargs.setdefault("session", _recording_session())
+        if "session" not in kwargs and not _credential_provider(signal):
+            kwargs["session"] = _recording_session()
         exporter = _with_status(cls, _HttpStatus)(**kwargs)
-        exporter._sfumato_session = kwargs["session"]
+        # A credential provider's session (the SDK loads it when given none) is left as it
+        # is: its failures carry no status here, so they stay retryable, as before.
+        exporter._sfumato_session = kwargs.get("session")
         return exporter

@@ -230,3 +230,43 @@ def test_counters_are_kept_per_exporter_and_losses_are_reported_by_where(
     assert "deadline" not in warning
     assert len(grpc_receiver.spans) == 30
     assert _balance(telemetry.stats()) == 0
+
+
+def test_retry_after_as_an_http_date_is_read_in_utc() -> None:
+    import email.utils
+
+    from sfumato.plugins.exporters import _retry_after
+
+    for when in (
+        email.utils.formatdate(time.time() + 30),  # "... -0000"
+        email.utils.formatdate(time.time() + 30, usegmt=True),  # "... GMT"
+    ):
+        delay = _retry_after(when)
+        assert delay is not None and 25 <= delay <= 31, (when, delay)
+
+
+def test_a_credential_provider_s_session_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER set, the SDK loads that
+    provider's session (authentication): sfumato must not put a session of its own first."""
+    import opentelemetry.exporter.otlp.proto.http.trace_exporter as sdk_traces
+    import requests
+
+    loaded: list[requests.Session] = []
+
+    def load(*_: Any) -> requests.Session:
+        loaded.append(requests.Session())
+        return loaded[-1]
+
+    monkeypatch.setenv("OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER", "the-provider")
+    monkeypatch.setattr(sdk_traces, "_load_session_from_envvar", load)
+    with sfumato.configure(
+        None,
+        backend="otlp",
+        protocol="http/protobuf",
+        otlp_endpoint="http://127.0.0.1:4318",
+        logs={"enabled": False},
+        metrics={"enabled": False},
+    ) as telemetry:
+        exporter = telemetry.exporter("otlp-http", "traces")
+        assert len(loaded) == 1  # the SDK was given no session, so it loaded the provider's
+        assert exporter.sfumato_failure() is None
