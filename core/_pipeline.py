@@ -141,6 +141,12 @@ def check_plan(plan: Plan) -> None:
     checked for each signal. ``sfumato validate`` runs this, so it rejects what configure()
     would."""
     build_sampler(plan.sampler, plan.settings, Stats(), plan.host)
+    try:
+        _views(plan.settings)
+    except Exception as exc:
+        raise ConfigError(
+            f"a metric view the SDK refuses: {exc}", key="telemetry.metrics.views"
+        ) from None
     context = BuildContext(settings=plan.settings, stats=Stats())
     for node in plan.exporters:
         for module, requirement in getattr(node.plugin, "requires", {}).items():

@@ -8,6 +8,7 @@ model when the plugin host resolves them (see :mod:`sfumato._resolve`).
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -121,6 +122,8 @@ class ViewSettings(_Strict):
     @field_validator("buckets")
     @classmethod
     def _ascending(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and not all(math.isfinite(b) for b in value):
+            raise ValueError("bucket boundaries must be finite numbers (no inf or nan)")
         if value is not None and any(b <= a for a, b in itertools.pairwise(value)):
             raise ValueError("bucket boundaries must be strictly ascending")
         return value
@@ -134,6 +137,18 @@ class MetricsSettings(_Strict):
     views: dict[str, ViewSettings] = Field(
         default_factory=dict, description="Per-instrument views keyed by instrument name."
     )
+
+    @field_validator("views")
+    @classmethod
+    def _one_name_per_instrument(cls, value: dict[str, ViewSettings]) -> dict[str, ViewSettings]:
+        for key, view in value.items():
+            if view.name and any(c in key for c in "*?"):
+                raise ValueError(
+                    f"view {key!r} is a wildcard that can match several instruments, so it "
+                    "cannot give them one name: name an instrument exactly, or drop 'name'"
+                )
+        return value
+
     exemplars: Literal["always_off", "trace_based", "always_on"] = Field(
         default="always_off",
         description="Which measurements may become exemplars (a value with the trace and "

@@ -250,3 +250,22 @@ def test_error_from_env_names_the_variable(tmp_path: Path) -> None:
         "environment variable SFUMATO_BATCH_SIZE: telemetry.batch_size:"
     )
     assert "'many'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("views", "message"),
+    [
+        ('[telemetry.metrics.views."http.*"]\nname = "renamed"\n', "wildcard"),
+        ('[telemetry.metrics.views."latency"]\nbuckets = [0.0, inf]\n', "finite"),
+        ('[telemetry.metrics.views."latency"]\nbuckets = [nan]\n', "finite"),
+    ],
+    ids=["wildcard-with-name", "infinite-bucket", "nan-bucket"],
+)
+def test_a_view_the_sdk_would_refuse_is_a_config_error(
+    views: str, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "app.toml"
+    path.write_text('[telemetry]\nbackend = "none"\n' + views)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    assert "telemetry.metrics.views" in str(caught.value) and message in str(caught.value)
