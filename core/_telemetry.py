@@ -227,7 +227,10 @@ class Telemetry:
         call_hook(plan.host.pm, "sfumato_configured", self.stats_registry, telemetry=self)
 
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export everything queued; False when ``timeout`` seconds pass first."""
+        """Export everything queued; False when ``timeout`` seconds pass first, or when
+        anything a queue accepted since the last flush was lost (refused by the backend, or
+        failing past ``export_retry_ms``; what a full queue turned away is counted as
+        ``*.dropped.queue_full``, not here)."""
         if self._pipes is None or self._closed:
             return True
         deadline = time.monotonic() + (
@@ -245,7 +248,9 @@ class Telemetry:
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and stop everything; returns within ``timeout`` seconds (default:
         ``shutdown_timeout_ms``) even when the backend is unreachable. True when all of it
-        finished in time; what could not be sent is counted as ``*.dropped.shutdown``.
+        finished in time and nothing accepted since the last ``force_flush()`` (or since
+        ``configure()``) was lost; False otherwise, with one warning saying through which
+        exporter. What could not be sent in time is counted as ``*.dropped.shutdown``.
         """
         global _active
         if self._closed:

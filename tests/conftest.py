@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 import sfumato
 
-pytest_plugins = ["receivers", "venv_support"]
+pytest_plugins = ["receivers", "loopback_receivers", "venv_support"]
 
 
 @pytest.fixture(autouse=True)

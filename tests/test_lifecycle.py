@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sfumato
+from loopback_receivers import HttpReceiver
 from opentelemetry import trace as trace_api
 
 # A shutdown may run over its budget by thread scheduling only, never by an export.
@@ -355,3 +356,41 @@ def test_force_flush_returns_false_within_its_timeout_when_backend_is_unreachabl
     start = time.monotonic()
     telemetry.shutdown()
     assert time.monotonic() - start < 0.5 + MARGIN_S
+
+
+def test_a_dead_backend_does_not_use_up_another_exporter_s_shutdown_budget(
+    blackhole: Blackhole, http_receiver: HttpReceiver
+) -> None:
+    # Traces go to a backend that never answers; logs to a healthy one that takes 0.3 s a
+    # request. Each queue drains against the same deadline, so the healthy one still sends
+    # everything instead of getting what the dead one left of the budget (nothing).
+    http_receiver.delay["logs"] = (0.3, 0.3)
+    telemetry = sfumato.configure(
+        None,
+        backend="none",
+        exporters=[
+            {
+                "type": "otlp-grpc",
+                "endpoint": f"http://127.0.0.1:{blackhole.port}",
+                "signals": ["traces"],
+            },
+            {"type": "otlp-http", "endpoint": http_receiver.endpoint, "signals": ["logs"]},
+        ],
+        export_timeout_ms=30_000,
+        export_retry_ms=30_000,
+        shutdown_timeout_ms=2_000,
+        batch_timeout_ms=60_000,
+    )
+    tracer = telemetry.tracer()
+    for _ in range(10):
+        with tracer.start_as_current_span("to-nowhere"):
+            pass
+    app = logging.getLogger("dead-backend-test")
+    for i in range(10):
+        app.warning("kept %d", i)
+    started = time.monotonic()
+    telemetry.shutdown()
+    assert time.monotonic() - started < 3.5
+    stats = telemetry.stats()
+    assert stats["logs.exported"] == 10 and stats["logs.dropped.shutdown"] == 0, stats
+    assert http_receiver.log_records == 10
