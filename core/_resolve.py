@@ -6,6 +6,7 @@ Everything a config names is looked up and every plugin-owned table is validated
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,7 +127,11 @@ def _walk_specs(value: Any, key: str) -> list[tuple[SamplerSpec, str]]:
 
 
 def _resolve_sampler(
-    host: PluginHost, spec: dict[str, Any], key: str, depth: int = 0
+    host: PluginHost,
+    spec: dict[str, Any],
+    key: str,
+    templates: Mapping[str, str],
+    depth: int = 0,
 ) -> SamplerNode:
     if depth > 32:
         raise ConfigError("sampler tree nests deeper than 32 levels", key=key)
@@ -135,22 +140,27 @@ def _resolve_sampler(
         raise ConfigError("a sampler table needs a 'type' string", key=key)
     plugin = host.load("sampler", name, f"{key}.type")
     options = validate_model(
-        options_model(plugin), {k: v for k, v in spec.items() if k != "type"}, key
+        options_model(plugin), {k: v for k, v in spec.items() if k != "type"}, key, templates
     )
     node = SamplerNode(name, plugin, options, key)
     for nested, nested_key in _walk_specs(options, key):
         nested._node = _resolve_sampler(
-            host, {"type": nested.type, **nested.options}, nested_key, depth + 1
+            host, {"type": nested.type, **nested.options}, nested_key, templates, depth + 1
         )
         node.children.append(nested._node)
     return node
 
 
 def _plugin_options(
-    host: PluginHost, kind: Kind, name: str, data: dict[str, Any], key: str
+    host: PluginHost,
+    kind: Kind,
+    name: str,
+    data: dict[str, Any],
+    key: str,
+    templates: Mapping[str, str],
 ) -> tuple[Any, BaseModel]:
     plugin = host.load(kind, name, key if kind == "backend" else f"{key}.type")
-    return plugin, validate_model(options_model(plugin), data, key)
+    return plugin, validate_model(options_model(plugin), data, key, templates)
 
 
 def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
@@ -162,8 +172,9 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
         )
     context = BuildContext(settings=settings, stats=Stats())
     backend = host.load("backend", settings.backend, "telemetry.backend")
+    templates = settings._templates  # values from ${VAR}: never echoed in an error
     backend_options = validate_model(
-        options_model(backend), settings.backend_options, "telemetry.backend_options"
+        options_model(backend), settings.backend_options, "telemetry.backend_options", templates
     )
     if settings.backend_options and backend_options is None:
         raise ConfigError("this backend takes no options", key="telemetry.backend_options")
@@ -205,13 +216,15 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
 
     exporters: list[ExporterNode] = []
     for use, key in uses:
-        plugin, options = _plugin_options(host, "exporter", use.exporter, use.options, key)
+        plugin, options = _plugin_options(host, "exporter", use.exporter, use.options, key, {})
         signals = use.signals & frozenset(getattr(plugin, "signals", SIGNALS))
         if signals:
             exporters.append(ExporterNode(use.exporter, plugin, options, frozenset(signals), key))
     for i, extra in enumerate(settings.exporters):
         key = dotted("telemetry.exporters", [i])
-        plugin, options = _plugin_options(host, "exporter", extra.type, extra.options, key)
+        plugin, options = _plugin_options(
+            host, "exporter", extra.type, extra.options, key, templates
+        )
         supported = frozenset(getattr(plugin, "signals", SIGNALS))
         asked = frozenset(extra.signals) if extra.signals is not None else supported
         if asked - supported:
@@ -225,7 +238,7 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
                 ExporterNode(extra.type, plugin, options, asked & frozenset(wanted), key)
             )
 
-    sampler = _resolve_sampler(host, sampler_spec(settings), "telemetry.sampler")
+    sampler = _resolve_sampler(host, sampler_spec(settings), "telemetry.sampler", templates)
     signals = frozenset(s for node in exporters for s in node.signals)
     return Plan(
         settings=settings,

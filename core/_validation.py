@@ -291,11 +291,16 @@ def config_error(
 M = typing.TypeVar("M", bound=BaseModel)
 
 
-def validate_model(model: type[M], data: Any, prefix: str) -> M:
-    """``model.model_validate(data)`` with errors as ConfigError at ``prefix``."""
+def validate_model(
+    model: type[M], data: Any, prefix: str, templates: Mapping[str, str] = _NO_TEMPLATES
+) -> M:
+    """``model.model_validate(data)`` with errors as ConfigError at ``prefix``; ``templates``
+    as for :func:`config_error`, keyed below ``telemetry`` (the settings' own)."""
     if not isinstance(data, dict):
         raise ConfigError(f"expected a table, got {a_type(data)}", key=prefix)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise config_error(exc, prefix, model, plugin=True) from None
+        below = prefix.removeprefix("telemetry.") + "."
+        mine = {k[len(below) :]: v for k, v in templates.items() if k.startswith(below)}
+        raise config_error(exc, prefix, model, plugin=True, templates=mine) from None

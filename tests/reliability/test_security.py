@@ -355,3 +355,16 @@ def test_a_value_from_an_environment_variable_is_not_echoed(tmp_path: Path) -> N
 
     shown = redacted_settings(settings)
     assert CANARY not in repr(shown) and shown["environment"][0] == "${API_TOKEN}"
+
+
+def test_a_variable_s_value_in_a_plugin_table_is_not_echoed(tmp_path: Path) -> None:
+    path = tmp_path / "app.toml"
+    path.write_text(
+        '[telemetry]\nbackend = "none"\n[[telemetry.exporters]]\ntype = "otlp-grpc"\n'
+        'timeout_ms = "${API_TOKEN}"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={"API_TOKEN": f"{CANARY}-plugin"})
+    assert CANARY not in str(caught.value)
+    assert "telemetry.exporters[0].timeout_ms" in str(caught.value)
+    assert "${API_TOKEN}" in str(caught.value)
