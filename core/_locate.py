@@ -45,7 +45,9 @@ def locate_all(text: str, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
     targets = {key: _parse_path(key) for key in keys}
     # A ``key =`` line locates each target its full dotted path is a prefix of.
     by_prefix: dict[tuple[str | int, ...], list[str]] = {}
+    exact: dict[tuple[str | int, ...], list[str]] = {}
     for key, target in targets.items():
+        exact.setdefault(tuple(target), []).append(key)
         for end in range(1, len(target) + 1):
             by_prefix.setdefault(tuple(target[:end]), []).append(key)
     array_counts: dict[tuple[str, ...], int] = {}
@@ -61,10 +63,14 @@ def locate_all(text: str, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
                 k = tuple(parts)
                 array_counts[k] = array_counts.get(k, -1) + 1
                 table = [*parts, array_counts[k]]
-            for key, target in targets.items():
-                matched = _prefix_len(table, target)
-                # ``[[x]]`` with target ``x``: the header defines the key itself.
-                if matched in (len(table), len(target)) and matched > best_len[key]:
+            # A header locates each target it is a prefix of, and each target that is a
+            # prefix of it (``[[x]]`` with target ``x``: the header defines the key itself).
+            here = tuple(table)
+            found = [(key, len(here)) for key in by_prefix.get(here, ())]
+            for end in range(1, len(here) + 1):
+                found += [(key, end) for key in exact.get(here[:end], ())]
+            for key, matched in found:
+                if matched > best_len[key]:
                     best[key], best_len[key] = (lineno, line.index("[") + 1), matched
             continue
         m = _KEY.match(line)
@@ -75,12 +81,3 @@ def locate_all(text: str, keys: Iterable[str]) -> dict[str, tuple[int, int]]:
             if len(full) > best_len[key]:
                 best[key], best_len[key] = (lineno, m.start(1) + 1), len(full)
     return best
-
-
-def _prefix_len(have: list[str | int], want: list[str | int]) -> int:
-    n = 0
-    for a, b in zip(have, want, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n
