@@ -57,6 +57,15 @@ class ConfigError(ValueError):
 
     def one(self) -> ConfigError:
         """This problem alone, without the ones after it."""
+        return self._followed_by(())
+
+    @classmethod
+    def of(cls, problems: Sequence[ConfigError]) -> ConfigError:
+        """One error reporting each of ``problems`` (at least one)."""
+        first, *rest = problems
+        return first._followed_by(rest)
+
+    def _followed_by(self, more: Sequence[ConfigError]) -> ConfigError:
         return ConfigError(
             self.message,
             path=self.path,
@@ -64,20 +73,7 @@ class ConfigError(ValueError):
             column=self.column,
             key=self.key,
             source=self.source,
-        )
-
-    @classmethod
-    def of(cls, problems: Sequence[ConfigError]) -> ConfigError:
-        """One error reporting each of ``problems`` (at least one)."""
-        first, *rest = problems
-        return ConfigError(
-            first.message,
-            path=first.path,
-            line=first.line,
-            column=first.column,
-            key=first.key,
-            source=first.source,
-            more=rest,
+            more=more,
         )
 
     def _render(self) -> str:
