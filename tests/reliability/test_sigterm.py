@@ -43,9 +43,17 @@ def spans(n):
 """
 
 
+# Every scenario then says it has queued its spans and waits for the signal.
+_WAIT = """
+print("ready", flush=True)
+while True:
+    time.sleep(0.1)
+"""
+
+
 def _start(code: str, rotel: RotelServer, tmp_path: Path) -> subprocess.Popen[str]:
     script = tmp_path / "scenario.py"
-    script.write_text(PRELUDE + textwrap.dedent(code))
+    script.write_text(PRELUDE + textwrap.dedent(code) + _WAIT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SFUMATO_", "OTEL_"))}
     env["ENDPOINT"] = rotel.grpc_endpoint
     process = subprocess.Popen(
@@ -85,9 +93,6 @@ def test_sigterm_flushes_every_queued_span_and_exits_as_sigterm(
         """
         configure()
         spans(1000)
-        print("ready", flush=True)
-        while True:
-            time.sleep(0.1)
         """,
         rotel,
         tmp_path,
@@ -112,9 +117,6 @@ def test_switched_off_or_an_application_handler_leaves_sigterm_alone(
         configure()
         assert signal.getsignal(signal.SIGTERM) is own  # the application's stays
         spans(10)
-        print("ready", flush=True)
-        while True:
-            time.sleep(0.1)
         """,
         rotel,
         tmp_path,
@@ -133,9 +135,6 @@ def test_shutdown_restores_the_default_disposition(rotel: RotelServer, tmp_path:
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
         t = configure()
         spans(5)
-        print("ready", flush=True)
-        while True:
-            time.sleep(0.1)
         """,
         rotel,
         tmp_path,
