@@ -12,6 +12,17 @@ behind it, in order, and beyond ``max_queue_size`` they are dropped as ``queue_f
 stays bounded by ``max_queue_size + batch_size`` items. A batch still failing after
 ``retry_s`` (a long outage) is counted as ``export_failed`` and the next one is tried.
 
+Under overload the queue drops whole units, by priority. A span queue knows each span's
+trace (``unit_of``); a tail sampler hands it whole local traces (``put_unit``), with the
+policy that kept them. A unit kept by a tail policy (an error, a slow trace) evicts units
+kept by probability, newest first, never the reverse; a unit that does not fit is dropped
+whole. A trace that lost spans to a full queue is *shed*: its spans still queued are dropped
+when the worker reaches them and those that arrive later are dropped on arrival, so no trace
+is exported with a hole in it (spans sent before the overload began are not recalled). Drops
+are counted under ``dropped.queue_full`` and, by the policy that had kept them, under
+``queue_full.<policy>`` (``probability``, ``error``, ``slow``, ...). With ``block_s`` the
+caller waits up to that long for room before anything is dropped (never a worker thread).
+
 Only OTLP's retryable statuses are retried: an exporter with ``sfumato_failure()`` (the
 OTLP plugins) tells the status of its last failure, and a permanent one (a 400, a 401, ...)
 makes the batch's failure final at once, counted under ``export_failed.<status>`` and
@@ -28,12 +39,12 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 
-from ._stats import Stats
+from ._stats import Counter, Stats
 
 __all__ = ["ExportQueue"]
 
@@ -65,18 +76,30 @@ RETRYABLE = frozenset(
 # The backend takes no such signal at all: stop sending it until restart.
 SIGNAL_REFUSED = frozenset({"404", "405", "UNIMPLEMENTED"})
 
+# The policy of what is kept by probability (a head sampler), as queue_full.<policy> says.
+PROBABILITY = "probability"
+# A shed trace is remembered for one to two of these (seconds): long enough for the spans
+# of a trace that lost some to a full queue to end, and be dropped too.
+SHED_ROTATE_S = 60.0
+# Halvings of one batch whose export raised, in search of what raised.
+SPLIT_BUDGET = 32
+# Threads that must never wait for room in a queue: the export workers themselves.
+_WORKERS: set[int] = set()
 
-def _advice(signal: str, status: str) -> str:
-    """What to change, for a permanent status."""
+
+def advice(signal: str, status: str, stops: bool = True) -> str:
+    """What to change, for a permanent status (``stops``: the exporter sends no more of the
+    signal after a 404/405/UNIMPLEMENTED, and the advice says so)."""
     if status in SIGNAL_REFUSED:
+        until = f". No more {signal} are sent to it until restart" if stops else ""
         if signal == "traces":
             return (
                 "this backend takes no traces there; check otlp_endpoint (and protocol), or "
-                "send traces elsewhere. No more traces are sent to it until restart"
+                f"send traces elsewhere{until}"
             )
         return (
             f"this backend takes no {signal}; set [telemetry.{signal}] enabled = false, or "
-            f"check otlp_endpoint. No more {signal} are sent to it until restart"
+            f"check otlp_endpoint{until}"
         )
     if status in ("401", "403", "UNAUTHENTICATED", "PERMISSION_DENIED"):
         return "the backend refused the credentials; check [telemetry] headers (the API key)"
@@ -95,24 +118,35 @@ def _succeeded(result: Any) -> bool:
 class _Losses:
     """An export queue's worker-side bookkeeping of what it lost (under its ``_account``)."""
 
-    __slots__ = ("explained", "failure_logged", "n", "reported", "stats", "text")
+    __slots__ = ("by_reason", "explained", "failure_logged", "n", "reported", "stats", "text")
 
     def __init__(self, stats: Stats) -> None:
         self.stats = stats
-        self.n = 0  # items the queue dropped after accepting them
-        # ``n`` when force_flush last returned: a flush or shutdown is False when anything
-        # was lost since.
-        self.reported = 0
-        self.text = ""  # what shutdown lost, and where: for the handle's warning
+        self.n = 0  # items this queue was handed and dropped
+        self.by_reason: dict[str, int] = {}  # the same, by reason (dropped.<reason>)
+        # ``by_reason`` when force_flush last returned: a flush or shutdown is False when
+        # anything was lost since.
+        self.reported: dict[str, int] = {}
+        self.text = ""  # what was lost since the last flush, and how: for the handle's warning
         self.explained: set[str] = set()  # permanent statuses already explained
         self.failure_logged = False
+
+    def lose(self, reason: str, n: int) -> None:
+        self.n += n
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + n
+
+    def since_reported(self) -> dict[str, int]:
+        """What was lost since the last ``reported``, by reason."""
+        before = self.reported
+        return {r: n - before.get(r, 0) for r, n in self.by_reason.items() if n > before.get(r, 0)}
 
 
 class ExportQueue(Generic[T]):
     """Bounded queue + worker that calls ``exporter.export(batch)``.
 
     Counters (under ``exporters.<name>.{signal}.``, each summed into the total under
-    ``{signal}.``): ``queued``, ``exported``, ``dropped.queue_full``, ``dropped.shutdown``,
+    ``{signal}.``): ``queued`` (every item handed to the queue), ``exported``,
+    ``dropped.queue_full`` (and ``queue_full.<policy>``), ``dropped.shutdown``,
     ``dropped.export_failed`` (and ``export_failed.<status>``), ``dropped.refused``,
     ``refused`` and ``export.retries`` (attempts made at a batch that had failed before). At
     any moment ``queued`` = ``exported`` + the dropped counters + ``len(queue)`` (which
@@ -130,6 +164,8 @@ class ExportQueue(Generic[T]):
         max_queue_size: int,
         name: str = "",
         retry_ms: int = 0,
+        block_ms: int = 0,
+        unit_of: Callable[[T], Hashable] | None = None,
     ) -> None:
         self.exporter = exporter
         self.signal = signal
@@ -138,7 +174,20 @@ class ExportQueue(Generic[T]):
         self.max_queue_size = max_queue_size
         self.retry_s = retry_ms / 1000
         self.name = name or type(exporter).__name__
+        self.block_s = block_ms / 1000
+        self._unit_of = unit_of
+        # Two deques: what a tail policy kept (``_urgent``) goes out first and is never
+        # evicted for what probability kept (``_queue``). ``put`` compares the length of
+        # ``_queue`` with ``_limit`` alone: the room ``_urgent`` leaves, or 0 while traces
+        # are shed, which sends every put down the slow path that checks its trace.
         self._queue: deque[T] = deque()
+        self._urgent: deque[T] = deque()
+        self._limit = max_queue_size
+        self._shed: set[Hashable] = set()
+        self._shed_old: set[Hashable] = set()
+        self._shed_at = time.monotonic()
+        self._room = threading.Condition(threading.Lock())  # callers waiting for room
+        self._waiting = 0
         self._wake = threading.Event()
         self._stop = threading.Event()  # set by shutdown: cuts a retry back-off short
         self._flushed = threading.Condition()
@@ -163,6 +212,12 @@ class ExportQueue(Generic[T]):
         self._failed = stats.part(f"{signal}.dropped.export_failed", self.name)
         self._dropped_refused = stats.part(f"{signal}.dropped.refused", self.name)
         self._retries = stats.part(f"{signal}.export.retries", self.name)
+        self._by_policy: dict[str, Counter] = {}
+        # ``sfumato_partial()``: how many items of its last successful export the exporter
+        # dropped itself, and why (a reason of dropped.<reason>), or None.
+        self._partial: Callable[[], tuple[int, str] | None] | None = getattr(
+            exporter, "sfumato_partial", None
+        )
         # Set once the backend refused the whole signal (404/405/UNIMPLEMENTED): what is
         # queued after that is dropped as ``refused`` without being sent.
         self.refused: str | None = None
@@ -189,8 +244,14 @@ class ExportQueue(Generic[T]):
             return  # made in this process (by another at-fork hook): nothing inherited
         # The parent's queue is the parent's to send: a child starts empty, with its own thread.
         self._queue.clear()
+        self._urgent.clear()
+        self._shed.clear()
+        self._shed_old.clear()
+        self._limit = self.max_queue_size
         self._inflight = 0
         self._account = threading.Lock()
+        self._room = threading.Condition(threading.Lock())
+        self._waiting = 0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._flushed = threading.Condition()
@@ -201,35 +262,176 @@ class ExportQueue(Generic[T]):
 
     @property
     def loss(self) -> str:
-        """What the last shutdown lost, and where ("" when nothing)."""
+        """What was lost between the last flush and shutdown, how and where ("" when
+        nothing)."""
         return self._losses.text
 
     # -- caller's thread ---------------------------------------------------------------------
 
     def put(self, item: T) -> None:
-        """Queue one item; never blocks, never raises."""
+        """Queue one item kept by probability; never raises, never blocks unless ``block_s``
+        is set and the queue is full."""
+        self._queued.incr()
         if self._closed:
             self._dropped_shutdown.incr()
             return
         queue = self._queue
-        if len(queue) >= self.max_queue_size:
-            self._dropped_full.incr()
+        if len(queue) >= self._limit:
+            self._put_slow(item)
             return
         queue.append(item)
-        self._queued.incr()
         if len(queue) >= self.batch_size and not self._wake.is_set():
             # Event.set takes a lock and notifies: once per batch, not for every item that
             # arrives before the worker gets to run.
             self._wake.set()
 
+    def put_unit(self, items: Sequence[T], policy: str | None = None) -> None:
+        """Queue a whole unit (the kept spans of one local trace) or none of it.
+
+        ``policy``: the tail policy that kept it ("error", "slow", ...), which lets it evict
+        units kept by probability when the queue is full; None when probability kept it.
+        """
+        n = len(items)
+        if not n:
+            return
+        self._queued.add(n)
+        if self._closed:
+            self._dropped_shutdown.add(n)
+            return
+        if policy is None:
+            if self._limit == 0 and self._is_shed(self._unit(items)):
+                self._drop_full(n, PROBABILITY)
+            elif self._fits(n) or self._wait_for_room(n):
+                self._queue.extend(items)
+                self._woken()
+            else:
+                self._drop_full(n, PROBABILITY, self._unit(items))
+            return
+        if not self._fits(n):
+            self._wait_for_room(n)
+        with self._account:
+            placed = self._evict_for(n)
+            if placed:
+                self._urgent.extend(items)
+                self._relimit()
+        if placed:
+            self._woken()
+        else:
+            self._drop_full(n, policy, self._unit(items))
+
+    def _unit(self, items: Sequence[T]) -> Hashable | None:
+        return self._unit_of(items[0]) if self._unit_of is not None else None
+
+    def _put_slow(self, item: T) -> None:
+        """``put`` when the queue looked full, or while traces are shed."""
+        unit = self._unit_of(item) if self._unit_of is not None else None
+        if self._is_shed(unit):
+            self._drop_full(1, PROBABILITY)
+        elif self._fits(1) or self._wait_for_room(1):
+            self._queue.append(item)
+            self._woken()
+        else:
+            self._drop_full(1, PROBABILITY, unit)
+
+    def _fits(self, n: int) -> bool:
+        return len(self._queue) + len(self._urgent) + n <= self.max_queue_size
+
+    def _woken(self) -> None:
+        if len(self._queue) + len(self._urgent) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def _is_shed(self, unit: Hashable | None) -> bool:
+        return unit is not None and (unit in self._shed or unit in self._shed_old)
+
+    def _relimit(self) -> None:
+        """``put``'s fast-path bound (under ``_account``)."""
+        shedding = bool(self._shed or self._shed_old)
+        self._limit = 0 if shedding else self.max_queue_size - len(self._urgent)
+
+    def _drop_full(self, n: int, policy: str, shed: Hashable | None = None) -> None:
+        """Count ``n`` items dropped for a full queue; ``shed``: their trace loses the rest."""
+        with self._account:
+            self._count_full(n, policy)
+            if shed is not None:
+                self._shed.add(shed)
+                self._limit = 0
+
+    def _count_full(self, n: int, policy: str) -> None:
+        # Under ``_account``.
+        self._dropped_full.add(n)
+        counter = self._by_policy.get(policy)
+        if counter is None:
+            counter = self._by_policy[policy] = self._losses.stats.part(
+                f"{self.signal}.queue_full.{policy}", self.name
+            )
+        counter.add(n)
+        self._losses.lose("queue_full", n)
+
+    def _evict_for(self, n: int) -> bool:
+        """Make room for ``n`` items kept by a tail policy by evicting units kept by
+        probability, newest first (under ``_account``); whether they fit now."""
+        queue = self._queue
+        unit_of = self._unit_of
+        evicted = 0
+        while not self._fits(n) and queue:
+            item = queue.pop()
+            evicted += 1
+            if unit_of is not None:
+                unit = unit_of(item)
+                self._shed.add(unit)
+                # The rest of a unit queued in one piece goes with it; other spans of the
+                # trace are dropped when the worker reaches them.
+                while queue and unit_of(queue[-1]) == unit:
+                    queue.pop()
+                    evicted += 1
+        if evicted:
+            self._count_full(evicted, PROBABILITY)
+            self._relimit()
+        return self._fits(n)
+
+    def _wait_for_room(self, n: int) -> bool:
+        """Wait up to ``block_s`` for room for ``n`` items; False at once when not blocking,
+        on a worker thread, or once shutdown began."""
+        if not self.block_s or threading.get_ident() in _WORKERS:
+            return False
+        deadline = time.monotonic() + self.block_s
+        self._wake.set()  # the worker may be waiting out the batch delay
+        with self._room:
+            self._waiting += 1
+            try:
+                while not self._fits(n):
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closed:
+                        return False
+                    self._room.wait(left)
+                return True
+            finally:
+                self._waiting -= 1
+
+    def _made_room(self) -> None:
+        if self._waiting:
+            with self._room:
+                self._room.notify_all()
+
+    def _age_shed(self) -> None:
+        """Forget traces shed over ``SHED_ROTATE_S`` to ``2 * SHED_ROTATE_S`` ago."""
+        now = time.monotonic()
+        if now - self._shed_at < SHED_ROTATE_S:
+            return
+        with self._account:
+            self._shed_old, self._shed = self._shed, set()
+            self._shed_at = now
+            self._relimit()
+
     def __len__(self) -> int:
         """Items waiting, plus the batch being exported or retried."""
-        return len(self._queue) + self._inflight
+        return len(self._queue) + len(self._urgent) + self._inflight
 
     # -- worker ------------------------------------------------------------------------------
 
     def _run(self) -> None:
         token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        _WORKERS.add(threading.get_ident())
         try:
             while True:
                 # Woken early means a batch filled up: send full batches only. A timeout
@@ -239,6 +441,8 @@ class ExportQueue(Generic[T]):
                 with self._flushed:
                     flush_to = self._flush_requests
                 flushing = flush_to != self._flush_done
+                if self._shed or self._shed_old:
+                    self._age_shed()
                 self._drain(everything=not woken or flushing)
                 if flush_to != self._flush_done:
                     with self._flushed:
@@ -250,45 +454,70 @@ class ExportQueue(Generic[T]):
                     self._drain(everything=True)
                     return
         finally:
+            _WORKERS.discard(threading.get_ident())
             detach(token)
 
     def _drain(self, everything: bool) -> None:
-        queue = self._queue
-        while queue and not self._abandoned:
-            if self._exporter_stopped:
-                # Shutdown has stopped the exporter: nothing more can be sent.
+        queue, urgent = self._queue, self._urgent
+        while (queue or urgent) and not self._abandoned:
+            if self._exporter_stopped or self.refused is not None:
+                # Shutdown has stopped the exporter, or the backend refused the signal:
+                # nothing more can be sent.
                 with self._account:
-                    left = len(queue)
+                    left = len(queue) + len(urgent)
                     queue.clear()
-                    self._dropped_shutdown.add(left)
-                    self._losses.n += left
+                    urgent.clear()
+                    self._relimit()
+                    if self._exporter_stopped:
+                        self._dropped_shutdown.add(left)
+                        self._losses.lose("shutdown", left)
+                    else:
+                        self._dropped_refused.add(left)
+                        self._losses.lose("refused", left)
+                self._made_room()
                 return
-            if self.refused is not None:
-                with self._account:
-                    left = len(queue)
-                    queue.clear()
-                    self._dropped_refused.add(left)
-                    self._losses.n += left
-                return
-            n = min(len(queue), self.batch_size)
             # ``_closed`` is read here, not once before the loop: shutdown may start during
             # an export, and the partial batch behind it must then go too.
-            if n < self.batch_size and not (everything or self._closed):
+            if len(queue) + len(urgent) < self.batch_size and not (everything or self._closed):
                 return
-            batch: list[T] = []
             with self._account:
-                try:
-                    for _ in range(n):
-                        batch.append(queue.popleft())
-                except IndexError:  # shutdown cleared the queue meanwhile
-                    pass
-                self._inflight = len(batch)
+                batch = self._take()
+            self._made_room()
             if batch:
                 self._export(batch)
 
-    def _export(self, batch: Sequence[T]) -> None:
+    def _take(self) -> list[T]:
+        """The next batch (under ``_account``): what a tail policy kept first; the spans of
+        shed traces are dropped on the way."""
+        size = self.batch_size
+        batch: list[T] = []
+        urgent, queue = self._urgent, self._queue
+        while urgent and len(batch) < size:
+            batch.append(urgent.popleft())
+        unit_of = self._unit_of
+        if unit_of is not None and (self._shed or self._shed_old):
+            shed, shed_old = self._shed, self._shed_old
+            purged = 0
+            while queue and len(batch) < size:
+                item = queue.popleft()
+                unit = unit_of(item)
+                if unit in shed or unit in shed_old:
+                    purged += 1
+                else:
+                    batch.append(item)
+            if purged:
+                self._count_full(purged, PROBABILITY)
+        else:
+            while queue and len(batch) < size:
+                batch.append(queue.popleft())
+        self._inflight = len(batch)
+        self._relimit()
+        return batch
+
+    def _export(self, batch: Sequence[T], splits: list[int] | None = None) -> None:
         """Export ``batch``; retry a retryable failure with back-off within ``retry_s`` of the
-        first; a permanent one (the backend refused the data) is final at once."""
+        first; a permanent one (the backend refused the data) is final at once. A batch
+        whose export raises is halved until what raises is found: only that is lost."""
         first_failure: float | None = None
         delay = RETRY_FIRST_S
         while True:
@@ -297,6 +526,18 @@ class ExportQueue(Generic[T]):
             except Exception as exc:
                 result = exc
             raised = isinstance(result, Exception)
+            if raised and len(batch) > 1 and not self._closed:
+                # Most often one item the exporter cannot encode. At most SPLIT_BUDGET
+                # halvings per batch: an exporter that raises on everything loses its
+                # batches whole, not after 2n calls each.
+                if splits is None:
+                    splits = [SPLIT_BUDGET]
+                if splits[0] > 0:
+                    splits[0] -= 1
+                    middle = len(batch) // 2
+                    self._export(batch[:middle], splits)
+                    self._export(batch[middle:], splits)
+                    return
             ok = not raised and _succeeded(result)
             status: str | None
             retry_after: float | None
@@ -322,19 +563,19 @@ class ExportQueue(Generic[T]):
                 done = ok or permanent or self._closed or now + wait - first_failure > self.retry_s
                 if done:
                     # Counted under the lock that shutdown reads: never both, never neither.
-                    self._inflight = 0
+                    self._inflight = max(0, self._inflight - len(batch))
                     if ok:
-                        self._exported.add(len(batch))
+                        self._count_exported(len(batch))
                     elif self._exporter_stopped:
                         # Cut short by shutdown telling the exporter to stop, not refused.
                         self._dropped_shutdown.add(len(batch))
-                        self._losses.n += len(batch)
+                        self._losses.lose("shutdown", len(batch))
                     else:
                         self._failed.add(len(batch))
                         self._losses.stats.part(
                             f"{self.signal}.export_failed.{status or 'unreachable'}", self.name
                         ).add(len(batch))
-                        self._losses.n += len(batch)
+                        self._losses.lose("export_failed", len(batch))
                         if status in SIGNAL_REFUSED:
                             self.refused = status
                             self._losses.stats.part(f"{self.signal}.refused", self.name).incr()
@@ -345,6 +586,22 @@ class ExportQueue(Generic[T]):
             self._stop.wait(wait)
             self._retries.incr()
             delay = min(delay * 2, RETRY_MAX_S)
+
+    def _count_exported(self, n: int) -> None:
+        """``n`` items exported (under ``_account``), less those the exporter reports it
+        dropped itself (``sfumato_partial``: a span too large for the local store)."""
+        dropped, reason = 0, ""
+        if self._partial is not None:
+            try:
+                report = self._partial()
+                if report:
+                    dropped, reason = min(int(report[0]), n), str(report[1])
+            except Exception:
+                dropped = 0
+        if dropped > 0:
+            self._losses.stats.part(f"{self.signal}.dropped.{reason}", self.name).add(dropped)
+            self._losses.lose(reason, dropped)
+        self._exported.add(n - max(dropped, 0))
 
     def _failure(self) -> tuple[str | None, float | None, str | None]:
         """The status of the last failed attempt, as the exporter reports it: an HTTP status
@@ -372,9 +629,10 @@ class ExportQueue(Generic[T]):
             self._losses.explained.add(status)
             if isinstance(result, Exception):
                 log.warning(
-                    "sfumato: %s export through %s raised %s: %s; the batch is dropped, not "
-                    "retried (counted as %s.dropped.export_failed and %s.export_failed.error "
-                    "in stats()), this warning is not repeated",
+                    "sfumato: %s export through %s raised %s: %s; what it could not take is "
+                    "dropped, not retried (the batch is halved to find it; counted as "
+                    "%s.dropped.export_failed and %s.export_failed.error in stats()), this "
+                    "warning is not repeated",
                     self.signal,
                     self.name,
                     type(result).__name__,
@@ -391,7 +649,7 @@ class ExportQueue(Generic[T]):
                 self.name,
                 status,
                 url or self.name,
-                _advice(self.signal, status),
+                advice(self.signal, status),
                 self.signal,
                 self.signal,
                 status,
@@ -417,7 +675,7 @@ class ExportQueue(Generic[T]):
         this queue had accepted was dropped since the last flush (refused by the backend,
         failing past ``retry_s``)."""
         if self._closed or not self._worker.is_alive():
-            return not self._queue
+            return not self._queue and not self._urgent
         deadline = time.monotonic() + timeout
         with self._flushed:
             self._flush_requests += 1
@@ -429,8 +687,9 @@ class ExportQueue(Generic[T]):
                     return False
                 self._flushed.wait(remaining)
         with self._account:
-            lost_before, self._losses.reported = self._losses.reported, self._losses.n
-            return self._losses.n == lost_before
+            lost = self._losses.since_reported()
+            self._losses.reported = dict(self._losses.by_reason)
+            return not lost
 
     def shutdown(self, timeout: float, exporter_shutdown: Callable[[], Any] | None = None) -> bool:
         """Send what is queued, stop the worker and the exporter; return by the deadline.
@@ -440,11 +699,11 @@ class ExportQueue(Generic[T]):
         if self._closed:
             return True
         deadline = time.monotonic() + timeout
-        with self._account:
-            lost_before = self._losses.reported
         self._closed = True
         self._wake.set()
         self._stop.set()
+        with self._room:  # callers waiting for room stop waiting: it will not come
+            self._room.notify_all()
         stop = exporter_shutdown or getattr(self.exporter, "shutdown", None)
         closer: threading.Thread | None = None
         # Most of the budget goes to sending what is queued. If the worker is still inside
@@ -461,8 +720,9 @@ class ExportQueue(Generic[T]):
         clean = not self._worker.is_alive()
         not_done = not clean
         with self._account:
-            left = len(self._queue)
+            left = len(self._queue) + len(self._urgent)
             self._queue.clear()
+            self._urgent.clear()
             if not clean:
                 # Counted here as dropped.shutdown, and no longer as in the queue.
                 left += self._inflight
@@ -470,12 +730,14 @@ class ExportQueue(Generic[T]):
                 self._abandoned = True
             if left:
                 self._dropped_shutdown.add(left)
-                self._losses.n += left
-            lost = self._losses.n - lost_before
+                self._losses.lose("shutdown", left)
+            lost = self._losses.since_reported()
         if lost:
             clean = False
-            why = "the deadline passed" if not_done else "see the counters"
-            self._losses.text = f"{lost} {self.signal} through {self.name} ({why})"
+            how = ", ".join(f"{n} {reason}" for reason, n in sorted(lost.items()))
+            if not_done:
+                how += "; the shutdown deadline passed"
+            self._losses.text = f"{sum(lost.values())} {self.signal} through {self.name} ({how})"
         if closer is None and stop is not None:
             closer = threading.Thread(target=_quietly, args=(stop,), daemon=True)
             closer.start()

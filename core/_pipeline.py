@@ -32,6 +32,7 @@ from ._processors import (
     QueueLogProcessor,
     QueueSpanProcessor,
     SyncSpanProcessor,
+    trace_id_of,
 )
 from ._resolve import Plan, SamplerNode
 from ._stats import Stats
@@ -61,6 +62,8 @@ class Pipelines:
     queues: list[ExportQueue[Any]] = field(default_factory=list)
     readers: list[MetricReader] = field(default_factory=list)
     exporters: dict[tuple[str, Signal], Any] = field(default_factory=dict)
+    # The tail sampler's processor, in front of the export processors (None without one).
+    tail: SpanProcessor | None = None
 
 
 def build_resource(plan: Plan, stats: Stats | None = None) -> Resource:
@@ -201,6 +204,8 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
             max_queue_size=settings.max_queue_size,
             name=name,
             retry_ms=settings.export_retry_ms,
+            block_ms=settings.block_ms if settings.on_full == "block" else 0,
+            unit_of=trace_id_of if signal == "traces" else None,
         )
         queues.append(q)
         return q
@@ -252,8 +257,10 @@ def _assemble(
         resource=resource, sampler=sampler, shutdown_on_exit=False
     )
     tracer_provider.api_errors = stats.counter("spans.api_errors")
+    tail: SpanProcessor | None = None
     if isinstance(sampler, TailStage):
-        tracer_provider.add_span_processor(sampler.tail_processor(export, stats))
+        tail = sampler.tail_processor(export, stats)
+        tracer_provider.add_span_processor(tail)
     elif span_processors:
         tracer_provider.add_span_processor(export)
     for extra in call_hook(plan.host.pm, "sfumato_span_processors", stats, settings=settings):
@@ -310,4 +317,5 @@ def _assemble(
         queues=queues,
         readers=readers,
         exporters=context.built,
+        tail=tail,
     )

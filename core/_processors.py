@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
@@ -17,10 +17,55 @@ from ._batch import ExportQueue
 from ._stats import Stats
 from ._tracer import _TUPLE_LAYOUT
 
-__all__ = ["FanOutSpanProcessor", "QueueLogProcessor", "QueueSpanProcessor", "SyncSpanProcessor"]
+__all__ = [
+    "FanOutSpanProcessor",
+    "QueueLogProcessor",
+    "QueueSpanProcessor",
+    "SyncSpanProcessor",
+    "UnitProcessor",
+    "trace_id_of",
+    "unit_taker",
+]
 
 log = logging.getLogger("sfumato")
 _SAMPLED = TraceFlags.SAMPLED
+
+
+@runtime_checkable
+class UnitProcessor(Protocol):
+    """A span processor that also takes whole units: the kept spans of one local trace,
+    handed over at once by a tail sampler, with the tail policy that kept them (None: kept
+    by probability). Under export overload a unit is kept or dropped whole, and one kept by
+    a tail policy outranks one kept by probability."""
+
+    def on_end_unit(self, spans: Sequence[ReadableSpan], policy: str | None) -> None: ...
+
+
+def trace_id_of(span: ReadableSpan) -> int:
+    """A span's trace id: what an export queue drops spans by under overload."""
+    try:
+        context = span._context  # a ReadableSpan's field: no property call
+    except AttributeError:
+        context = span.context
+    if context is None:
+        return 0
+    return context[0] if _TUPLE_LAYOUT else context.trace_id
+
+
+def unit_taker(
+    processor: SpanProcessor,
+) -> Callable[[Sequence[ReadableSpan], str | None], None]:
+    """``processor.on_end_unit``, or for a processor that takes spans one at a time, a call
+    that hands it each span of the unit."""
+    if isinstance(processor, UnitProcessor):
+        return processor.on_end_unit
+    on_end = processor.on_end
+
+    def each(spans: Sequence[ReadableSpan], policy: str | None) -> None:
+        for span in spans:
+            on_end(span)
+
+    return each
 
 
 class QueueSpanProcessor(SpanProcessor):
@@ -47,6 +92,10 @@ class QueueSpanProcessor(SpanProcessor):
         # its trace_flags property is a call per span.
         if (context[3] if _TUPLE_LAYOUT else context.trace_flags) & _SAMPLED:
             self._put(span)
+
+    def on_end_unit(self, spans: Sequence[ReadableSpan], policy: str | None) -> None:
+        """A tail sampler's kept unit (every span of it sampled)."""
+        self.queue.put_unit(spans, policy)
 
     def shutdown(self) -> None:
         # The handle shuts queues down with its deadline; the provider's call is a no-op then.
@@ -82,6 +131,10 @@ class SyncSpanProcessor(SpanProcessor):
         except Exception:
             self._failed.incr()
 
+    def on_end_unit(self, spans: Sequence[ReadableSpan], policy: str | None) -> None:
+        for span in spans:
+            self.on_end(span)
+
     def shutdown(self) -> None:
         try:
             self.exporter.shutdown()
@@ -97,6 +150,7 @@ class FanOutSpanProcessor(SpanProcessor):
 
     def __init__(self, processors: Sequence[SpanProcessor]) -> None:
         self.processors = tuple(processors)
+        self._units = [unit_taker(p) for p in self.processors]
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for p in self.processors:
@@ -109,6 +163,13 @@ class FanOutSpanProcessor(SpanProcessor):
         for p in self.processors:
             try:
                 p.on_end(span)
+            except Exception:
+                log.debug("sfumato: span processor raised", exc_info=True)
+
+    def on_end_unit(self, spans: Sequence[ReadableSpan], policy: str | None) -> None:
+        for take in self._units:
+            try:
+                take(spans, policy)
             except Exception:
                 log.debug("sfumato: span processor raised", exc_info=True)
 

@@ -95,6 +95,14 @@ class Plan:
         )
 
 
+# Without a sampler table or sampling_rate: keep everything, and let the tail know the error
+# traces, so that under export overload they outrank the rest (docs/reliability.md).
+DEFAULT_SAMPLER: dict[str, Any] = {
+    "type": "error-always",
+    "otherwise": {"type": "parent_based", "root": {"type": "always_on"}},
+}
+
+
 def sampler_spec(settings: Settings) -> dict[str, Any]:
     """The sampler tree the settings ask for; ``sampling_rate`` is a shorthand."""
     if settings.sampler is not None:
@@ -106,7 +114,7 @@ def sampler_spec(settings: Settings) -> dict[str, Any]:
         return settings.sampler
     if settings.sampling_rate is not None:
         return {"type": "parent_based", "root": {"type": "ratio", "rate": settings.sampling_rate}}
-    return {"type": "parent_based", "root": {"type": "always_on"}}
+    return dict(DEFAULT_SAMPLER)
 
 
 def _walk_specs(value: Any, key: str) -> list[tuple[SamplerSpec, str]]:

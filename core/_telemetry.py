@@ -37,7 +37,7 @@ from ._resolve import Plan, resolve
 from ._signals import install_sigterm, restore_sigterm
 from ._stats import Stats
 from ._tracer import follow_global
-from .plugin import TailStage
+from .plugin import DecidesAll
 from .settings import Settings, Signal
 
 __all__ = ["Telemetry", "active", "after_fork", "configure"]
@@ -283,14 +283,14 @@ class Telemetry:
         if self._handler is not None:
             self._handler.uninstall()
         clean = True
-        # A tail-sampling stage hands its decided spans to the queues first. Without one the
-        # queues' own shutdown sends everything, and flushing the provider first would only
-        # spend the budget waiting on an unreachable backend before the exporters are told
-        # to stop.
-        if isinstance(pipes.sampler, TailStage):
-            clean = _bounded(pipes.tracer_provider.force_flush, deadline) and clean
-        for q in pipes.queues:
-            clean = q.shutdown(max(0.0, deadline - time.monotonic())) and clean
+        # A tail-sampling stage decides the traces still open and hands what it keeps to
+        # the queues first; the queues' own shutdown then sends everything. (Flushing the
+        # provider instead would spend the budget waiting on an unreachable backend before
+        # the exporters are told to stop.)
+        tail = pipes.tail
+        if isinstance(tail, DecidesAll):
+            clean = _bounded(lambda: tail.decide_all("shutdown"), deadline) and clean
+        clean = _shut_down_queues(pipes.queues, deadline) and clean
         if pipes.meter_provider is not None:
             mp = pipes.meter_provider
             remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
@@ -303,8 +303,8 @@ class Telemetry:
             losses = [q.loss for q in pipes.queues if q.loss]
             if losses:
                 log.warning(
-                    "sfumato: shutdown lost %s; stats() counts them by exporter and reason "
-                    "(dropped.shutdown, dropped.export_failed, dropped.refused)",
+                    "sfumato: at shutdown, lost since the last flush: %s; stats() counts them by "
+                    "exporter and reason (dropped.<reason>)",
                     ", ".join(losses),
                 )
             else:
@@ -327,6 +327,30 @@ class Telemetry:
         return (
             f"<Telemetry {self.settings.service_name!r} backend={self.settings.backend!r} {state}>"
         )
+
+
+def _shut_down_queues(queues: list[Any], deadline: float) -> bool:
+    """Shut every export queue down at once, each within the whole remaining budget: an
+    exporter whose shutdown is slow does not eat the others' time."""
+    if len(queues) == 1:
+        return bool(queues[0].shutdown(max(0.0, deadline - time.monotonic())))
+    results = [False] * len(queues)
+
+    def shut(i: int) -> None:
+        try:
+            results[i] = bool(queues[i].shutdown(max(0.0, deadline - time.monotonic())))
+        except Exception:
+            log.debug("sfumato: an export queue's shutdown raised", exc_info=True)
+
+    threads = [
+        threading.Thread(target=shut, args=(i,), name="sfumato-shutdown", daemon=True)
+        for i in range(len(queues))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return all(results) and not any(thread.is_alive() for thread in threads)
 
 
 def _bounded(call: Any, deadline: float) -> bool:

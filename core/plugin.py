@@ -174,3 +174,11 @@ class TailStage(Protocol):
     """
 
     def tail_processor(self, downstream: SpanProcessor, stats: Stats) -> SpanProcessor: ...
+
+
+@runtime_checkable
+class DecidesAll(Protocol):
+    """A tail stage's processor that can decide every trace still open (at shutdown, before
+    the export queues close, so that what it keeps is sent rather than dropped)."""
+
+    def decide_all(self, reason: str) -> None: ...

@@ -331,7 +331,21 @@ class Settings(_Redacted, _Strict):
         default=5000, description="Longest a span waits in the queue before export."
     )
     max_queue_size: Annotated[int, Field(ge=1, le=10_000_000)] = Field(
-        default=2048, description="Spans held for export; beyond it, spans are dropped and counted."
+        default=16_384,
+        description=(
+            "Spans (and log records) held for export; beyond it, whole traces are dropped "
+            "and counted, those kept by probability first."
+        ),
+    )
+    on_full: Literal["drop", "block"] = Field(
+        default="drop",
+        description=(
+            "When the export queue is full: 'drop' (counted), or 'block': the ending span "
+            "waits up to block_ms for room first."
+        ),
+    )
+    block_ms: Annotated[int, Field(ge=1, le=HOUR_MS)] = Field(
+        default=1000, description="With on_full = 'block': the longest a caller waits for room."
     )
     export_timeout_ms: Annotated[int, Field(ge=1, le=HOUR_MS)] = Field(
         default=10_000, description="Deadline for one export call."

@@ -188,7 +188,7 @@ class OtlpGrpcExporter(Exporter):
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-            return OTLPMetricExporter(**kwargs)
+            return _with_status(OTLPMetricExporter, _GrpcStatus)(**kwargs)
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 
         return _with_status(OTLPLogExporter, _GrpcStatus)(**kwargs)
@@ -378,14 +378,15 @@ class OtlpHttpExporter(Exporter):
         elif insecure and kwargs["endpoint"].startswith("https:"):
             # Verification off only when asked (the SDK reads a false certificate_file as True).
             kwargs["session"] = _recording_session(False)
+        cls: type
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 
-            return OTLPMetricExporter(**kwargs)
-        if signal == "traces":
+            cls = OTLPMetricExporter
+        elif signal == "traces":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            cls: type = OTLPSpanExporter
+            cls = OTLPSpanExporter
         else:
             from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 

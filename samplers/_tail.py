@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
+from sfumato._processors import unit_taker
 from sfumato._tracer import _TUPLE_LAYOUT
 
 from ._consistent import state_with_th, weight_attributes
@@ -219,7 +220,8 @@ class TailProcessor(SpanProcessor):
         self._decided: dict[int, str] = {}
         self._decided_before: dict[int, str] = {}
         self._lock = threading.Lock()
-        self._forward = downstream.on_end
+        # Kept spans go downstream a local trace at a time (see ``UnitProcessor``).
+        self._forward_unit = unit_taker(downstream)
         self._new_traces = 0
         self._policy_failed = False
         t = stats.tally
@@ -448,10 +450,11 @@ class TailProcessor(SpanProcessor):
         return out
 
     def _emit(self, verdict: _Verdict) -> None:
-        """Forward what ``_finish`` kept (outside the lock)."""
+        """Forward what ``_finish`` kept (outside the lock), as one unit: the export queue
+        keeps or drops it whole, and one kept by a policy outranks one kept by the head."""
         spans, reason, decision, path = verdict
-        forward = self._forward
         if reason is None:
+            kept = []
             for s in spans:
                 ctx = getattr(s, "_context", None)
                 if type(ctx) is SpanContext and _TUPLE_LAYOUT:
@@ -459,27 +462,32 @@ class TailProcessor(SpanProcessor):
                 else:
                     sampled = s.context.trace_flags.sampled  # type: ignore[union-attr]
                 if sampled:
-                    forward(s)
+                    kept.append(s)
         elif path is not None:
+            kept = []
             for s in spans:
                 if s.context.span_id in path:  # type: ignore[union-attr]
-                    forward(forced_copy(s, decision))
+                    kept.append(forced_copy(s, decision))
                 elif s.context.trace_flags.sampled:  # type: ignore[union-attr]
-                    forward(s)  # kept by the head anyway, with its head weight
+                    kept.append(s)  # kept by the head anyway, with its head weight
         else:
-            for s in spans:
-                forward(forced_copy(s, decision))
+            kept = [forced_copy(s, decision) for s in spans]
+        if kept:
+            self._forward_unit(kept, reason)
 
     def _follow(self, span: ReadableSpan, decision: str) -> None:
         """A span of a trace decided already: it follows the decision."""
         late_error = False
+        policy: str | None = None
         if decision != _HEAD and self.keep == "trace":
             copy: ReadableSpan | None = forced_copy(span, decision)
+            policy = decision.partition(":")[2]
         elif span.context.trace_flags.sampled:  # type: ignore[union-attr]
             copy = span
         elif self.keep_late_errors and span_has_error(span):
             copy = forced_copy(span, f"{self.name}:late_error")
             late_error = True
+            policy = "late_error"
         else:
             copy = None
         with self._lock:
@@ -492,7 +500,7 @@ class TailProcessor(SpanProcessor):
                 if late_error:
                     self._late_error.n += 1
         if copy is not None:
-            self._forward(copy)
+            self._forward_unit([copy], policy)
 
     # -- flushing ----------------------------------------------------------------------------
 

@@ -87,7 +87,12 @@ def test_show_json(
     assert doc["sampler"]["children"][0]["options"] == {"rate": 0.25}
     assert doc["exporters"]["traces"] == ["otlp-grpc", "otlp-http"]
     assert doc["exporters"]["logs"] == ["otlp-grpc"]
-    assert doc["batch"] == {"batch_size": 64, "batch_timeout_ms": 5000, "max_queue_size": 2048}
+    assert doc["batch"] == {
+        "batch_size": 64,
+        "batch_timeout_ms": 5000,
+        "max_queue_size": 16_384,
+        "on_full": "drop",
+    }
     # Cross-check against the loader itself rather than restating values.
     loaded = load_settings(path)
     assert doc["settings"]["service_name"]["value"] == loaded.service_name

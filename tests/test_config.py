@@ -152,7 +152,7 @@ def test_precedence_argument_env_sfumato_otel_file_default(tmp_path: Path) -> No
     assert s.service_name == "from-argument" and s.source_of("service_name") == "argument"
     # Untouched keys keep their own sources.
     assert (s.batch_size, s.source_of("batch_size")) == (10, "file")
-    assert (s.max_queue_size, s.source_of("max_queue_size")) == (2048, "default")
+    assert (s.max_queue_size, s.source_of("max_queue_size")) == (16_384, "default")
 
 
 def test_sfumato_nested_and_typed_variables(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def accepting() -> Iterator[str]:
     yield from _receiver(200)
 
 
-def _configure(url: str) -> sfumato.Telemetry:
+def _configure(url: str, **settings: Any) -> sfumato.Telemetry:
     return sfumato.configure(
         None,
         backend="otlp",
@@ -58,6 +58,7 @@ def _configure(url: str) -> sfumato.Telemetry:
         otlp_endpoint=url,
         export_retry_ms=0,
         metrics={"export_interval_ms": 60_000},
+        **settings,
     )
 
 
@@ -77,11 +78,37 @@ def test_failures_are_counted(refusing: str, caplog: pytest.LogCaptureFixture) -
         telemetry.force_flush(10)
         stats = telemetry.stats()
     assert stats["metrics.dropped.export_failed"] >= 4  # data points, two per export
+    # by status and by exporter, as spans and log records are
+    assert stats["metrics.export_failed.400"] == stats["metrics.dropped.export_failed"]
+    assert (
+        stats["exporters.otlp-http.metrics.dropped.export_failed"]
+        == stats["metrics.dropped.export_failed"]
+    )
     assert stats["metrics.exported"] == 0
     assert stats["logs.dropped.export_failed"] == 2
     assert stats["logs.exported"] == 0
     own = [r.getMessage() for r in caplog.records if r.name == "sfumato"]
-    assert len([m for m in own if "metrics export through otlp-http failed" in m]) == 1
+    refused = [m for m in own if "metrics export through otlp-http refused with 400" in m]
+    assert len(refused) == 1, own  # explained once
+    assert "invalid" in refused[0]
+
+
+@pytest.fixture
+def retrying() -> Iterator[str]:
+    yield from _receiver(503)
+
+
+def test_a_retryable_metric_failure_is_counted_under_its_status(
+    retrying: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The exporter's own retries end within export_timeout_ms.
+    with _configure(retrying, export_timeout_ms=1000) as telemetry:
+        _emit()
+        telemetry.force_flush(10)
+    stats = telemetry.stats()
+    assert stats["metrics.export_failed.503"] == stats["metrics.dropped.export_failed"] >= 2
+    own = [r.getMessage() for r in caplog.records if r.name == "sfumato"]
+    assert len([m for m in own if "metrics export through otlp-http failed (503)" in m]) == 1
 
 
 def test_successes_are_counted(accepting: str) -> None:
@@ -90,6 +117,7 @@ def test_successes_are_counted(accepting: str) -> None:
         telemetry.force_flush(10)
         stats = telemetry.stats()
     assert stats["metrics.exported"] >= 2
+    assert stats["exporters.otlp-http.metrics.exported"] == stats["metrics.exported"]
     assert stats["metrics.dropped.export_failed"] == 0
     assert stats["logs.exported"] == 1
 
@@ -111,4 +139,6 @@ def test_a_raising_exporter_is_a_counted_failure_never_an_exception() -> None:
     assert wrapped.export(None) is MetricExportResult.FAILURE
     assert wrapped.force_flush() is False
     wrapped.shutdown()
-    assert stats.snapshot() == {"metrics.dropped.export_failed": 0, "metrics.exported": 0}
+    # Nothing to count (no data points), and nothing raised.
+    assert {k: v for k, v in stats.snapshot().items() if v} == {}
+    assert "exporters.broken.metrics.export_failed.error" in stats.snapshot()

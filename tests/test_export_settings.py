@@ -100,22 +100,29 @@ def test_max_queue_size_drops_and_counts() -> None:
         assert telemetry.stats()["traces.in_queue"] == 20  # in flight: counted until exported
         spans(telemetry, 30)  # 20 fill the queue again, 10 find it full
         stats = telemetry.stats()
-        assert stats["traces.queued"] == 40
+        assert stats["traces.queued"] == 50  # every span handed to the queue
         assert stats["traces.dropped.queue_full"] == 10
+        assert stats["traces.queue_full.probability"] == 10
         exporter.gate.set()
-        assert telemetry.force_flush(5)
+        assert telemetry.force_flush(5) is False  # 10 were lost since the last flush
         assert exporter.sizes == [20, 20]
+        assert telemetry.force_flush(5)  # nothing since
 
 
 class Unencodable:
-    """An exporter whose export raises, as an encoder does on a value it cannot take."""
+    """An exporter whose export raises, as an encoder does on a value it cannot take: on
+    every batch, or (``bad``) on a batch holding a span of that name."""
 
-    def __init__(self) -> None:
+    def __init__(self, bad: str | None = None) -> None:
         self.calls = 0
+        self.bad = bad
+        self.exported: list[str] = []
 
     def export(self, batch: Sequence[Any]) -> None:
         self.calls += 1
-        raise ValueError("Value out of range")
+        if self.bad is None or any(span.name == self.bad for span in batch):
+            raise ValueError("Value out of range")
+        self.exported.extend(span.name for span in batch)
 
     def shutdown(self) -> None:
         pass
@@ -143,6 +150,52 @@ def test_a_batch_whose_export_raises_is_dropped_at_once_not_retried() -> None:
         assert time.monotonic() - started < 5  # not 30 s of retries
         stats = telemetry.stats()
         exporter = telemetry.exporter(f"{__name__}:UnencodableExporter", "traces")
-        assert exporter.calls == 1
+        # Halved in search of the item that raises (2n - 1 calls for n items), never
+        # retried.
+        assert exporter.calls == 2 * 5 - 1
         assert stats["traces.dropped.export_failed"] == 5
         assert stats["traces.export_failed.error"] == 5
+
+
+class OneUnencodableExporter(Exporter):
+    signals: ClassVar[frozenset[Signal]] = frozenset({"traces"})
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        return Unencodable(bad="s7")
+
+
+def test_only_the_item_an_export_raises_on_is_dropped_not_its_batch() -> None:
+    name = f"{__name__}:OneUnencodableExporter"
+    with sfumato.configure(
+        None,
+        backend="none",
+        logs={"enabled": False},
+        exporters=[{"type": name}],
+        batch_size=100,
+        batch_timeout_ms=60_000,
+    ) as telemetry:
+        spans(telemetry, 100)
+        telemetry.force_flush(timeout=10)
+        stats = telemetry.stats()
+        exporter = telemetry.exporter(name, "traces")
+    assert sorted(exporter.exported) == sorted(f"s{i}" for i in range(100) if i != 7)
+    assert stats["traces.exported"] == 99
+    assert stats["traces.export_failed.error"] == stats["traces.dropped.export_failed"] == 1
+    assert exporter.calls <= 2 * 7 + 1  # one halving per level, log2(100) levels
+
+
+def test_an_exporter_that_always_raises_is_not_called_without_bound() -> None:
+    with sfumato.configure(
+        None,
+        backend="none",
+        logs={"enabled": False},
+        exporters=[{"type": f"{__name__}:UnencodableExporter"}],
+        batch_size=512,
+        batch_timeout_ms=60_000,
+    ) as telemetry:
+        spans(telemetry, 512)
+        telemetry.force_flush(timeout=10)
+        stats = telemetry.stats()
+        exporter = telemetry.exporter(f"{__name__}:UnencodableExporter", "traces")
+    assert stats["traces.dropped.export_failed"] == 512
+    assert exporter.calls <= 2 * 32 + 1

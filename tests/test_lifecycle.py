@@ -14,11 +14,14 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 import sfumato
 from loopback_receivers import HttpReceiver
 from opentelemetry import trace as trace_api
+from sfumato.plugin import BuildContext, Exporter
+from sfumato.settings import Signal
 
 # A shutdown may run over its budget by thread scheduling only, never by an export.
 MARGIN_S = 0.3
@@ -394,3 +397,66 @@ def test_a_dead_backend_does_not_use_up_another_exporter_s_shutdown_budget(
     stats = telemetry.stats()
     assert stats["logs.exported"] == 10 and stats["logs.dropped.shutdown"] == 0, stats
     assert http_receiver.log_records == 10
+
+
+class _Stuck:
+    """An exporter whose export hangs until shut down, and whose shutdown takes 10 s."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def export(self, batch: object) -> None:
+        self.released.wait(10)
+
+    def shutdown(self) -> None:
+        time.sleep(10)
+        self.released.set()
+
+
+class _Counting:
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, batch: list[object]) -> None:
+        self.spans += len(batch)
+
+    def shutdown(self) -> None:
+        pass
+
+
+class StuckExporter(Exporter):
+    signals: ClassVar[frozenset[Signal]] = frozenset({"traces"})
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        return _Stuck()
+
+
+class CountingExporter(Exporter):
+    signals: ClassVar[frozenset[Signal]] = frozenset({"traces"})
+
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+        return _Counting()
+
+
+def test_an_exporter_stuck_in_shutdown_does_not_eat_the_others_budget() -> None:
+    stuck, counting = f"{__name__}:StuckExporter", f"{__name__}:CountingExporter"
+    telemetry = sfumato.configure(
+        None,
+        backend="none",
+        logs={"enabled": False},
+        metrics={"enabled": False},
+        exporters=[{"type": stuck}, {"type": counting}],
+        batch_size=10,
+        batch_timeout_ms=60_000,
+        shutdown_timeout_ms=1500,
+    )
+    tracer = telemetry.tracer()
+    for i in range(25):  # two full batches, and five that wait for shutdown
+        with tracer.start_as_current_span(f"s{i}"):
+            pass
+    start = time.monotonic()
+    assert telemetry.shutdown() is False  # the stuck one lost its spans
+    assert time.monotonic() - start < 1.5 + 0.5
+    assert telemetry.exporter(counting, "traces").spans == 25
+    stats = telemetry.stats()
+    assert stats[f"exporters.{counting}.traces.exported"] == 25

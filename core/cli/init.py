@@ -74,8 +74,9 @@ def section(backend: str, service_name: str, newline: str = "\n") -> str:
             '# headers = { authorization = "Bearer ${OTLP_TOKEN}" }',
         ]
     lines += [
-        "# Fraction of new traces kept (child spans follow their parent); 1.0 keeps all.",
-        "sampling_rate = 1.0",
+        "# Every trace is kept unless you set a rate; error traces outrank the rest when",
+        "# export falls behind. A rate keeps that fraction of new traces (children follow).",
+        "# sampling_rate = 0.1",
         "# Also print telemetry to stdout.",
         "export_console = false",
         "# Export queue: spans per batch, longest wait before a batch leaves, spans held",
@@ -83,6 +84,7 @@ def section(backend: str, service_name: str, newline: str = "\n") -> str:
         f"# batch_size = {_default('batch_size')}",
         f"# batch_timeout_ms = {_default('batch_timeout_ms')}",
         f"# max_queue_size = {_default('max_queue_size')}",
+        '# on_full = "drop"  # or "block": a span waits up to block_ms for room first',
         "",
         "# [telemetry.metrics]",
         "# enabled = true",

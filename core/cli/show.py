@@ -139,7 +139,10 @@ def run(args: argparse.Namespace) -> int:
         "batch_size": settings.batch_size,
         "batch_timeout_ms": settings.batch_timeout_ms,
         "max_queue_size": settings.max_queue_size,
+        "on_full": settings.on_full,
     }
+    if settings.on_full == "block":
+        batch["block_ms"] = settings.block_ms
     exporters = _exporters_by_signal(settings)
     if args.json:
         document = {

@@ -22,6 +22,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import BaseModel
+from sfumato._metric_export import data_points
 from sfumato.plugin import BuildContext, Exporter
 from sfumato.settings import Signal
 
@@ -36,19 +37,19 @@ log = logging.getLogger("sfumato")
 
 def split_lines(
     items: Sequence[Any], encode: Callable[[Sequence[Any]], bytes], limit: int
-) -> tuple[list[bytes], int]:
+) -> tuple[list[bytes], list[Any]]:
     """Encode ``items`` as few lines as possible, each at most ``limit`` bytes.
 
     A batch whose line is too long is halved until it fits; a single item too long for a
-    line is dropped. Returns the lines and how many items were dropped.
+    line is dropped. Returns the lines and the items dropped.
     """
     if not items:
-        return [], 0
+        return [], []
     line = encode(items)
     if len(line) <= limit:
-        return [line], 0
+        return [line], []
     if len(items) == 1:
-        return [], 1
+        return [], [items[0]]
     middle = len(items) // 2
     left, dropped_left = split_lines(items[:middle], encode, limit)
     right, dropped_right = split_lines(items[middle:], encode, limit)
@@ -64,15 +65,16 @@ class _Writer:
         self.file = file
         self.max_line_bytes = max_line_bytes
         self.signal = signal
-        stats = context.stats if context is not None else None
-        self._too_large = stats.counter(f"{signal}.dropped.too_large") if stats else None
         self._failure_logged = False
+        # The items of the last write too large for any line. The export queue reads how
+        # many through the exporter's ``sfumato_partial()`` and counts them as
+        # dropped.too_large, not exported (the metric reader's wrapper likewise).
+        self.too_large: list[Any] = []
 
     def write(self, items: Sequence[Any], encode: Callable[[Sequence[Any]], bytes]) -> bool:
+        self.too_large = []
         try:
-            lines, dropped = split_lines(items, encode, self.max_line_bytes)
-            if dropped and self._too_large is not None:
-                self._too_large.add(dropped)
+            lines, self.too_large = split_lines(items, encode, self.max_line_bytes)
             self.file.write_lines(lines)
             return True
         except Exception as exc:
@@ -97,6 +99,10 @@ class LocalSpanExporter(SpanExporter):
         ok = self.writer.write(spans, encode_spans_line)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
+    def sfumato_partial(self) -> tuple[int, str] | None:
+        """Spans of the last export too large for a line (dropped, not written)."""
+        return _partial(self.writer.too_large, len)
+
     def shutdown(self) -> None:
         self.writer.file.close()
 
@@ -111,6 +117,10 @@ class LocalLogExporter(LogRecordExporter):
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         ok = self.writer.write(batch, encode_logs_line)
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+    def sfumato_partial(self) -> tuple[int, str] | None:
+        """Log records of the last export too large for a line (dropped, not written)."""
+        return _partial(self.writer.too_large, len)
 
     def shutdown(self) -> None:
         self.writer.file.close()
@@ -169,11 +179,20 @@ class LocalMetricExporter(MetricExporter):
             ok = self.writer.write(_one_metric_each(metrics_data), encode)
         return MetricExportResult.SUCCESS if ok else MetricExportResult.FAILURE
 
+    def sfumato_partial(self) -> tuple[int, str] | None:
+        """Data points of the last export in metrics too large for a line (dropped)."""
+        return _partial(self.writer.too_large, lambda dropped: sum(map(data_points, dropped)))
+
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return True
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self.writer.file.close()
+
+
+def _partial(dropped: list[Any], count: Callable[[list[Any]], int]) -> tuple[int, str] | None:
+    n = count(dropped) if dropped else 0
+    return (n, "too_large") if n else None
 
 
 def open_store_file(options: LocalOptions, signal: str) -> RotatingFile:

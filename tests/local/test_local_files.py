@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import sfumato
 from local_store_support import context, local_exporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -101,7 +102,28 @@ def test_a_span_too_long_for_any_line_is_dropped_and_counted(tmp_path: Path) -> 
     spans = _make_spans(2) + _make_spans(1, start=2, pad=3 * KIB) + _make_spans(2, start=3)
     assert exporter.export(spans).name == "SUCCESS"
     assert _names(tmp_path) == ["span-00000", "span-00001", "span-00003", "span-00004"]
-    assert ctx.stats.snapshot()["traces.dropped.too_large"] == 1
+    # The export queue reads this and counts the span as dropped.too_large, not exported.
+    assert exporter.sfumato_partial() == (1, "too_large")
+
+
+def test_a_span_too_large_is_counted_dropped_and_not_exported(tmp_path: Path) -> None:
+    with sfumato.configure(
+        None,
+        backend="local",
+        backend_options={"directory": str(tmp_path), "max_line_bytes": 2048},
+        metrics={"enabled": False},
+        logs={"enabled": False},
+    ) as telemetry:
+        tracer = telemetry.tracer()
+        for i in range(5):
+            with tracer.start_as_current_span(f"s{i}") as span:
+                span.set_attribute("pad", "x" * (4096 if i == 2 else 10))
+        assert telemetry.force_flush(5) is False  # one span was lost
+        stats = telemetry.stats()
+    assert stats["traces.exported"] == 4
+    assert stats["traces.dropped.too_large"] == stats["exporters.local.traces.dropped.too_large"]
+    assert stats["traces.dropped.too_large"] == 1
+    assert stats["traces.queued"] == 5
 
 
 def test_concurrent_exports_write_whole_lines(tmp_path: Path) -> None:
