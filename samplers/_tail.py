@@ -41,6 +41,7 @@ log = logging.getLogger("sfumato")
 _ERROR = StatusCode.ERROR
 _SAMPLED = TraceFlags.SAMPLED
 _HEAD = "head"  # decision-cache value: follow each span's head flag
+_ALL = "all"  # in a verdict, not cached: the head decision stands and sampled every span
 
 
 @dataclass
@@ -415,7 +416,7 @@ class TailProcessor(SpanProcessor):
                 self._traces_dropped.n += 1
                 return None
             self._traces_kept_head.n += 1
-            return spans, None, decision, None
+            return spans, None, _ALL if sampled == n else decision, None
         self._tally(f"tail.traces.kept.{reason}").n += 1
         path: set[int] | None = None
         kept = n
@@ -453,7 +454,9 @@ class TailProcessor(SpanProcessor):
         """Forward what ``_finish`` kept (outside the lock), as one unit: the export queue
         keeps or drops it whole, and one kept by a policy outranks one kept by the head."""
         spans, reason, decision, path = verdict
-        if reason is None:
+        if decision is _ALL:
+            kept = spans  # the head sampled every span: nothing to filter
+        elif reason is None:
             kept = []
             for s in spans:
                 ctx = getattr(s, "_context", None)
