@@ -134,7 +134,7 @@ def _create(node: Any, signal: Signal, context: BuildContext, host: PluginHost) 
     doing = f"failed to build its {signal} exporter"
     with _plugin_call(node.key, host, "exporter", node.name, doing):
         made = node.plugin.create(signal, node.options, context)
-    context.built.setdefault((node.name, signal), made)
+    context.built.setdefault((node.label, signal), made)
     return made
 
 
@@ -246,7 +246,7 @@ def _assemble(
             continue
         exporter = _create(node, "traces", context, plan.host)
         if getattr(node.plugin, "batched", True):
-            span_processors.append(QueueSpanProcessor(queue(exporter, "traces", node.name)))
+            span_processors.append(QueueSpanProcessor(queue(exporter, "traces", node.label)))
         else:
             span_processors.append(SyncSpanProcessor(exporter, stats))
     export: SpanProcessor = (
@@ -282,7 +282,7 @@ def _assemble(
             else:
                 readers.append(
                     PeriodicExportingMetricReader(
-                        CountingMetricExporter(made, stats, node.name),
+                        CountingMetricExporter(made, stats, node.label),
                         export_interval_millis=settings.metrics.export_interval_ms,
                         export_timeout_millis=settings.export_timeout_ms,
                     )
@@ -305,7 +305,7 @@ def _assemble(
             if "logs" in node.signals:
                 exporter = _create(node, "logs", context, plan.host)
                 logger_provider.add_log_record_processor(
-                    QueueLogProcessor(queue(exporter, "logs", node.name))
+                    QueueLogProcessor(queue(exporter, "logs", node.label))
                 )
     for notice in context.notices:
         plan.notices.append(notice)

@@ -68,10 +68,17 @@ class ExporterNode:
     options: BaseModel
     signals: frozenset[Signal]
     key: str
+    # What stats() and Telemetry.exporter() call it: its name, with "#2", "#3" ... for a
+    # second and third exporter of one type, so that each has its own counters.
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.name
 
     def __repr__(self) -> str:
         return (
-            f"ExporterNode(name={self.name!r}, options={_redacted(self.options)}, "
+            f"ExporterNode(name={self.name!r}, label={self.label!r}, "
+            f"options={_redacted(self.options)}, "
             f"signals={sorted(self.signals)!r}, key={self.key!r})"
         )
 
@@ -246,6 +253,11 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
                 ExporterNode(extra.type, plugin, options, asked & frozenset(wanted), key)
             )
 
+    seen: dict[str, int] = {}
+    for node in exporters:
+        seen[node.name] = count = seen.get(node.name, 0) + 1
+        if count > 1:
+            node.label = f"{node.name}#{count}"
     sampler = _resolve_sampler(host, sampler_spec(settings), "telemetry.sampler", templates)
     signals = frozenset(s for node in exporters for s in node.signals)
     return Plan(

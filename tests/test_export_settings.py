@@ -199,3 +199,26 @@ def test_an_exporter_that_always_raises_is_not_called_without_bound() -> None:
         exporter = telemetry.exporter(f"{__name__}:UnencodableExporter", "traces")
     assert stats["traces.dropped.export_failed"] == 512
     assert exporter.calls <= 2 * 32 + 1
+
+
+def test_two_exporters_of_one_type_keep_their_own_counters() -> None:
+    with sfumato.configure(
+        None,
+        backend="none",
+        logs={"enabled": False},
+        exporters=[{"type": RECORDER}, {"type": RECORDER}],
+    ) as telemetry:
+        first = telemetry.exporter(RECORDER, "traces")
+        second = telemetry.exporter(f"{RECORDER}#2", "traces")
+        assert first is not second
+        second.gate.clear()  # the second holds its first batch: its spans stay in flight
+        spans(telemetry, 3)
+        assert first.gate.is_set()
+        deadline = time.monotonic() + 5
+        while sum(first.sizes) < 3 and time.monotonic() < deadline:
+            telemetry.force_flush(0.1)
+        stats = telemetry.stats()
+        assert stats[f"exporters.{RECORDER}.traces.exported"] == 3
+        assert stats[f"exporters.{RECORDER}#2.traces.exported"] == 0
+        assert stats["traces.exported"] == 3
+        second.gate.set()

@@ -134,14 +134,14 @@ def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
         try:
             otlp = _otlp(node, settings, timeout)
         except ConfigError as exc:
-            results.append(Check("FAIL", f"{_label(node)}: {exc.message}", exporter=node.name))
+            results.append(Check("FAIL", f"{_label(node)}: {exc.message}", exporter=node.label))
             continue
         if otlp is not None:
             host, port, endpoint, targets = otlp
             if (host, port) not in connected:
                 connected[host, port] = _connect(host, port, f"{_label(node)} {endpoint}", timeout)
                 if not connected[host, port].ok:
-                    results.append(replace(connected[host, port], exporter=node.name))
+                    results.append(replace(connected[host, port], exporter=node.label))
             if not connected[host, port].ok:
                 continue  # one finding for the endpoint, not one per signal
             for target in targets:
@@ -151,8 +151,8 @@ def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
                     results.append(
                         Check(
                             answer.level,
-                            f"{node.name} ({target.signal}) {endpoint}: {answer.detail}",
-                            exporter=node.name,
+                            f"{node.label} ({target.signal}) {endpoint}: {answer.detail}",
+                            exporter=node.label,
                             signal=target.signal,
                             answer=answer.answer,
                         )
@@ -170,7 +170,7 @@ def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
 
 
 def _label(node: Any) -> str:
-    return f"{node.name} ({', '.join(s for s in SIGNALS if s in node.signals)})"
+    return f"{node.label} ({', '.join(s for s in SIGNALS if s in node.signals)})"
 
 
 def _otlp(

@@ -123,7 +123,7 @@ def _exporters_by_signal(settings: Settings) -> dict[str, list[str]]:
     for node in plan.exporters if plan is not None else []:
         for signal in SIGNALS:
             if signal in node.signals:
-                out[signal].append(node.name)
+                out[signal].append(node.label)
     return out
 
 
