@@ -37,7 +37,7 @@ from ._resolve import Plan, resolve
 from ._signals import install_sigterm, restore_sigterm
 from ._stats import Stats
 from ._tracer import follow_global
-from .plugin import DecidesAll
+from .plugin import TailControl
 from .settings import Settings, Signal
 
 __all__ = ["Telemetry", "active", "after_fork", "configure"]
@@ -228,15 +228,18 @@ class Telemetry:
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything queued; False when ``timeout`` seconds pass first, or when
-        anything a queue accepted since the last flush was lost (refused by the backend, or
-        failing past ``export_retry_ms``; what a full queue turned away is counted as
-        ``*.dropped.queue_full``, not here)."""
+        anything handed to a queue since the last flush was lost (a full queue, refused by
+        the backend, failing past ``export_retry_ms``). A tail sampler first decides its
+        units open past ``max_age_ms`` and lets go of what waited past its time."""
         if self._pipes is None or self._closed:
             return True
         deadline = time.monotonic() + (
             timeout if timeout is not None else self.settings.shutdown_timeout_ms / 1000
         )
         ok = True
+        tail = self._pipes.tail
+        if isinstance(tail, TailControl):
+            ok = _bounded(tail.expire, deadline)
         for q in self._pipes.queues:
             ok = q.force_flush(max(0.0, deadline - time.monotonic())) and ok
         meter_provider = self._pipes.meter_provider
@@ -288,7 +291,7 @@ class Telemetry:
         # provider instead would spend the budget waiting on an unreachable backend before
         # the exporters are told to stop.)
         tail = pipes.tail
-        if isinstance(tail, DecidesAll):
+        if isinstance(tail, TailControl):
             clean = _bounded(lambda: tail.decide_all("shutdown"), deadline) and clean
         clean = _shut_down_queues(pipes.queues, deadline) and clean
         if pipes.meter_provider is not None:

@@ -177,8 +177,12 @@ class TailStage(Protocol):
 
 
 @runtime_checkable
-class DecidesAll(Protocol):
-    """A tail stage's processor that can decide every trace still open (at shutdown, before
-    the export queues close, so that what it keeps is sent rather than dropped)."""
+class TailControl(Protocol):
+    """What the handle asks of a tail stage's processor: ``expire()`` at each flush
+    (decide the units open past their age, let go of what waits past its time), and
+    ``decide_all()`` at shutdown, before the export queues close, so that what it keeps is
+    sent rather than dropped."""
+
+    def expire(self) -> None: ...
 
     def decide_all(self, reason: str) -> None: ...

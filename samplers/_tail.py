@@ -41,6 +41,7 @@ log = logging.getLogger("sfumato")
 _ERROR = StatusCode.ERROR
 _SAMPLED = TraceFlags.SAMPLED
 _HEAD = "head"  # decision-cache value: follow each span's head flag
+_DROPPED = "dropped"  # decision: the head decision stands and sampled nothing
 _ALL = "all"  # in a verdict, not cached: the head decision stands and sampled every span
 
 
@@ -117,25 +118,41 @@ def forced_copy(span: ReadableSpan, policy: str) -> ReadableSpan:
     )
 
 
-# What _finish hands to _emit, for a trace with spans to forward: (spans, reason, decision,
-# path). reason: why the trace is kept whole (None: the head decision stands); decision: what
-# the cache remembers; path: under keep="error-path", the span ids kept with probability 1.
+# What _finish hands to _emit, for a unit with spans to forward: (spans, reason, decision,
+# path). reason: why the unit is kept whole (None: the head decision stands); decision: what
+# the unit remembers; path: under keep="error-path", the span ids kept with probability 1.
 _Verdict = tuple["list[ReadableSpan]", "str | None", str, "set[int] | None"]
 _new = object.__new__
 
 
 class _Trace:
-    """One open trace.
+    """One local unit: a local root span (a span with a remote parent, or a new root) and
+    its local descendants. Two entries of one trace into the process are two units.
 
     ``spans``: its ended spans in end order, None once decided. ``root``: the local root
-    span when sfumato's tracer opened the trace as that root started (``open_trace``); its
+    span when sfumato's tracer opened the unit as that root started (``open_trace``); its
     local descendants then append themselves to ``spans`` as they end, while ``len(spans) <
-    room``, without a call to ``on_end`` (see ``_Span.end`` in ``sfumato._tracer``).
-    ``closed_at``: how many spans the decision covered; a span that finds the trace decided
-    after appending itself asks ``included`` whether it was one of them.
+    room``, without a call to ``on_end`` (see ``_Span.end`` in ``sfumato._tracer``), and a
+    span that ends after the decision finds the unit through its ``_buffer``.
+    ``closed_at``: how many spans the decision covered; a span that finds the unit decided
+    after appending itself asks ``included`` whether it was one of them. ``decision``: None
+    while open. ``held``: after a head drop, the spans kept for ``decision_wait_ms`` (until
+    ``until``) in case a late error turns the unit to keep.
     """
 
-    __slots__ = ("closed_at", "first_ns", "lock", "owner", "room", "root", "spans")
+    __slots__ = (
+        "closed_at",
+        "decision",
+        "first_ns",
+        "held",
+        "key",
+        "lock",
+        "owner",
+        "room",
+        "root",
+        "spans",
+        "until",
+    )
 
     spans: list[ReadableSpan] | None
     root: ReadableSpan | None
@@ -144,9 +161,13 @@ class _Trace:
     closed_at: int
     lock: threading.Lock
     owner: TailProcessor
+    key: int
+    decision: str | None
+    held: list[ReadableSpan] | None
+    until: int
 
     def included(self, span: ReadableSpan, spans: list[ReadableSpan]) -> bool:
-        """Whether ``span``, appended to ``spans`` as the trace was being decided, was in the
+        """Whether ``span``, appended to ``spans`` as the unit was being decided, was in the
         decision (else it goes through ``on_end`` as a late span)."""
         with self.lock:
             return spans.index(span) < self.closed_at
@@ -178,12 +199,55 @@ def _scan(spans: list[ReadableSpan]) -> tuple[int, list[int] | None]:
     return sampled, errors
 
 
-class TailProcessor(SpanProcessor):
-    """Buffers per trace, decides at local-root end, forwards kept spans to ``downstream``.
+def _sampled(span: ReadableSpan) -> bool:
+    return bool(span.context.trace_flags.sampled)  # type: ignore[union-attr]
 
-    ``errors_only``: the policy keeps exactly the traces that hold an error (reason
+
+def _descendants(spans: list[ReadableSpan], root: ReadableSpan) -> list[ReadableSpan]:
+    """Those of ``spans`` (one trace's, buffered by ``on_end``) that descend from ``root``
+    through local parents; the rest belong to another local root of the trace."""
+    root_id = root.context.span_id  # type: ignore[union-attr]
+    parent_of: dict[int, int | None] = {}
+    for s in spans:
+        p = s.parent
+        parent_of[s.context.span_id] = p.span_id if p is not None and not p.is_remote else None  # type: ignore[union-attr]
+    mine: dict[int, bool] = {root_id: True}
+
+    def belongs(sid: int) -> bool:
+        path = []
+        current: int | None = sid
+        found = False
+        while current is not None:
+            known = mine.get(current)
+            if known is not None:
+                found = known
+                break
+            path.append(current)
+            current = parent_of.get(current)
+        for step in path:
+            mine[step] = found
+        return found
+
+    return [s for s in spans if belongs(s.context.span_id)]  # type: ignore[union-attr]
+
+
+# What ``_late`` hands back to forward outside the lock: (spans to forward as copies kept
+# with probability 1 under ``decision``, spans to forward as they are, the tail policy that
+# kept them (None: the head), decision).
+_Late = tuple["list[ReadableSpan]", "list[ReadableSpan]", "str | None", str]
+
+
+class TailProcessor(SpanProcessor):
+    """Buffers per local unit, decides at local-root end, forwards kept spans to
+    ``downstream``.
+
+    ``errors_only``: the policy keeps exactly the units that hold an error (reason
     ``error``), so it is not called. Everything is decided and counted under one lock (the
     counts are ``Tally`` objects it guards); spans are forwarded after it is released.
+
+    Units the tracer opened are keyed by their root's span id; spans that reach ``on_end``
+    without one (another tracer's, or ``on_end`` called directly) are grouped by trace id
+    (keyed ``-trace_id``), and a local root ending among them takes its own descendants.
     """
 
     def __init__(
@@ -198,6 +262,7 @@ class TailProcessor(SpanProcessor):
         max_spans_per_trace: int = 1_000,
         max_age_ms: int = 120_000,
         decision_cache_size: int = 100_000,
+        decision_wait_ms: int = 0,
         keep_late_errors: bool = True,
         errors_only: bool = False,
         clock: Callable[[], int] = time.monotonic_ns,
@@ -209,19 +274,28 @@ class TailProcessor(SpanProcessor):
         self.max_traces = max_traces
         self.max_spans = max_spans_per_trace
         self.max_age_ns = max_age_ms * 1_000_000
+        self.wait_ns = decision_wait_ms * 1_000_000
         self.cache_size = decision_cache_size
         self.keep_late_errors = keep_late_errors
         self.errors_only = errors_only
+        self._late_decision = f"{name}:late_error"
         self._clock = clock
-        self._traces: dict[int, _Trace] = {}  # insertion order: the oldest trace first
-        # The decision cache in two generations of plain dicts: a full newer generation
-        # replaces the older one. It remembers the last cache_size / 2 decisions at least,
-        # cache_size at most, at the cost of one dict store per trace.
+        # Open units, the oldest first: the tracer's by root span id, on_end's by -trace id.
+        self._traces: dict[int, _Trace] = {}
+        # Units dropped by the head whose spans are held for decision_wait_ms, by key.
+        self._held: dict[int, _Trace] = {}
+        # The decision cache of on_end's units (by trace id), in two generations of plain
+        # dicts: a full newer generation replaces the older one. It remembers the last
+        # cache_size / 2 decisions at least, cache_size at most. (The tracer's units carry
+        # their decision themselves.)
         self._generation = max(1, decision_cache_size // 2)
         self._decided: dict[int, str] = {}
         self._decided_before: dict[int, str] = {}
+        # Trace ids of on_end's units decided by a bound before their root ended: that root,
+        # when it comes, is a late span of the unit, not a new unit.
+        self._rootless: set[int] = set()
         self._lock = threading.Lock()
-        # Kept spans go downstream a local trace at a time (see ``UnitProcessor``).
+        # Kept spans go downstream a local unit at a time (see ``UnitProcessor``).
         self._forward_unit = unit_taker(downstream)
         self._new_traces = 0
         self._policy_failed = False
@@ -253,7 +327,7 @@ class TailProcessor(SpanProcessor):
     def _on_ending(self, span: Span) -> None:
         pass
 
-    def _new_trace(self, root: ReadableSpan | None) -> _Trace:
+    def _new_trace(self, root: ReadableSpan | None, key: int) -> _Trace:
         trace = _new(_Trace)
         trace.spans = []
         trace.root = root
@@ -262,22 +336,24 @@ class TailProcessor(SpanProcessor):
         trace.closed_at = -1
         trace.lock = self._lock
         trace.owner = self
+        trace.key = key
+        trace.decision = None
+        trace.held = None
         return trace
 
     def open_trace(self, root: ReadableSpan, tid: int) -> _Trace | None:
-        """Called by sfumato's tracer as a local root span starts: the trace its local
-        descendants append themselves to as they end. None (they go through ``on_end``) when
-        the trace is open or decided already, or when anything goes wrong."""
+        """Called by sfumato's tracer as a local root span starts: the unit its local
+        descendants append themselves to as they end. None (they go through ``on_end``)
+        when anything goes wrong."""
         try:
+            ctx: Any = root._context  # type: ignore[attr-defined]
+            key = ctx[1] if _TUPLE_LAYOUT else ctx.span_id
             lock = self._lock
-            lock.acquire()  # not ``with``: half the cost, once per trace on the span path
+            lock.acquire()  # not ``with``: half the cost, once per unit on the span path
             try:
-                traces = self._traces
-                if tid in traces or self._decided.get(tid) or self._decided_before.get(tid):
-                    return None
-                trace = self._new_trace(root)
+                trace = self._new_trace(root, key)
                 out = self._make_room(trace)
-                traces[tid] = trace
+                self._traces[key] = trace
             finally:
                 lock.release()
             for verdict in out:
@@ -288,22 +364,30 @@ class TailProcessor(SpanProcessor):
             return None
 
     def _make_room(self, trace: _Trace) -> list[_Verdict]:
-        """Before a new trace is opened (under the lock): the oldest open trace decided when
-        ``max_traces`` are open, and old ones every 32 new traces."""
+        """Before a new unit is opened (under the lock): the oldest held unit let go, or
+        else the oldest open unit decided, when ``max_traces`` are kept; old ones every 32
+        new units."""
         traces = self._traces
         out: list[_Verdict | None] = []
-        if len(traces) >= self.max_traces:
-            oldest = next(iter(traces))
-            out.append(self._finish(oldest, traces.pop(oldest), None, "max_traces"))
+        if len(traces) + len(self._held) >= self.max_traces:
+            if self._held:
+                self._release(next(iter(self._held.values())))
+            else:
+                oldest = next(iter(traces))
+                out.append(self._finish(traces.pop(oldest), None, "max_traces"))
         self._new_traces += 1
-        if self._new_traces >= 32:  # old traces are looked for every 32 new ones
+        if self._new_traces >= 32:  # old units are looked for every 32 new ones
             self._new_traces = 0
-            out.extend(self._expire(trace.first_ns - self.max_age_ns))
+            out.extend(self._expire(trace.first_ns))
         return [v for v in out if v is not None]
 
     def on_end(self, span: ReadableSpan) -> None:
         # One frame per span: the whole body inside the try (free in CPython 3.11+).
         try:
+            unit: _Trace | None = getattr(span, "_buffer", None)
+            if unit is not None and unit.owner is self:
+                self._unit_end(unit, span)
+                return
             try:  # a ReadableSpan's fields: no property calls (and no tuple copies) per span
                 ctx = span._context
                 parent = span._parent
@@ -319,50 +403,103 @@ class TailProcessor(SpanProcessor):
             else:  # pragma: no cover - a SpanContext of another shape
                 tid = ctx.trace_id
                 is_root = parent is None or parent.is_remote
-            late: str | None = None
+            late: _Late | None = None
+            out: list[_Verdict] = []
             lock = self._lock
-            lock.acquire()  # not ``with``: half the cost, once per trace on the span path
+            lock.acquire()
             try:
                 traces = self._traces
-                trace = traces.get(tid)  # an open trace: the common case, one lookup
+                key = -tid
+                trace = traces.get(key)
                 if trace is not None:
                     spans = trace.spans
-                    assert spans is not None  # an open trace's
+                    assert spans is not None  # an open unit's
                     spans.append(span)
                     if not is_root and len(spans) < self.max_spans:
                         return
-                    del traces[tid]
-                    verdict = self._finish(
-                        tid, trace, span if is_root else None, None if is_root else "max_spans"
-                    )
-                    if verdict is None:
-                        return  # the common end of a trace: nothing to forward
-                    out = [verdict]
-                else:
-                    late = self._decided.get(tid) or self._decided_before.get(tid)
-                    if late is not None:
-                        out = []
-                    else:  # the trace's first span
-                        trace = self._new_trace(None)
-                        out = self._make_room(trace)
-                        trace.spans.append(span)  # type: ignore[union-attr]
-                        if is_root:
-                            verdict = self._finish(tid, trace, span, None)
-                        elif self.max_spans <= 1:
-                            verdict = self._finish(tid, trace, None, "max_spans")
-                        else:
-                            traces[tid] = trace
-                            verdict = None
-                        if verdict is not None:
-                            out.append(verdict)
+                    if is_root:
+                        out = self._root_among(trace, span)
+                    else:
+                        del traces[key]
+                        verdict = self._finish(trace, None, "max_spans")
+                        out = [verdict] if verdict is not None else []
+                elif (not is_root or tid in self._rootless) and (
+                    decided := self._decided_of(tid)
+                ) is not None:
+                    # A span of a unit decided already; its root too, when a bound decided
+                    # the unit before the root ended. (Any other root is a new unit.)
+                    if is_root:
+                        self._rootless.discard(tid)
+                    late = self._follow(span, decided, self._held.get(key), tid)
+                else:  # the first span of a unit
+                    trace = self._new_trace(None, key)
+                    out = self._make_room(trace)
+                    trace.spans.append(span)  # type: ignore[union-attr]
+                    if is_root:
+                        verdict = self._finish(trace, span, None)
+                    elif self.max_spans <= 1:
+                        verdict = self._finish(trace, None, "max_spans")
+                    else:
+                        traces[key] = trace
+                        verdict = None
+                    if verdict is not None:
+                        out.append(verdict)
             finally:
                 lock.release()
             if late is not None:
-                self._follow(span, late)
+                self._forward_late(late)
             for verdict in out:
                 self._emit(verdict)
         except Exception:
             self._failed()
+
+    def _unit_end(self, unit: _Trace, span: ReadableSpan) -> None:
+        """A span of a unit the tracer opened reaches ``on_end``: its root, a descendant
+        the unit had no room for, or a span ending after the decision."""
+        late: _Late | None = None
+        verdict: _Verdict | None = None
+        lock = self._lock
+        lock.acquire()
+        try:
+            decision = unit.decision
+            if decision is None:
+                spans = unit.spans
+                assert spans is not None  # an open unit's
+                spans.append(span)
+                self._traces.pop(unit.key, None)
+                if span is unit.root:
+                    verdict = self._finish(unit, span, None)
+                else:
+                    verdict = self._finish(unit, None, "max_spans")
+            else:
+                late = self._follow(span, decision, unit, None)
+        finally:
+            lock.release()
+        if late is not None:
+            self._forward_late(late)
+        if verdict is not None:
+            self._emit(verdict)
+
+    def _root_among(self, trace: _Trace, root: ReadableSpan) -> list[_Verdict]:
+        """A local root ends among the spans ``on_end`` grouped by its trace (under the
+        lock): it takes its own descendants; the rest stay for their own roots."""
+        spans = trace.spans
+        assert spans is not None
+        mine = _descendants(spans, root)
+        if len(mine) == len(spans):
+            del self._traces[trace.key]
+            verdict = self._finish(trace, root, None)
+        else:
+            taken = set(map(id, mine))
+            trace.spans = [s for s in spans if id(s) not in taken]
+            unit = self._new_trace(None, trace.key)
+            assert unit.spans is not None
+            unit.spans.extend(mine)
+            verdict = self._finish(unit, root, None, cache=False)
+        return [verdict] if verdict is not None else []
+
+    def _decided_of(self, tid: int) -> str | None:
+        return self._decided.get(tid) or self._decided_before.get(tid)
 
     def _failed(self) -> None:
         # Never into the application: count, log once, and move on.
@@ -372,15 +509,15 @@ class TailProcessor(SpanProcessor):
             log.warning("sfumato: the tail-decision processor raised", exc_info=True)
 
     def _finish(
-        self, tid: int, trace: _Trace, root: ReadableSpan | None, early: str | None
+        self, trace: _Trace, root: ReadableSpan | None, early: str | None, cache: bool = True
     ) -> _Verdict | None:
-        """Decide ``trace`` and count it (under the lock, so the decision is cached before any
-        other thread can look: a span of this trace ending right now follows it, never
+        """Decide ``trace`` and count it (under the lock, so the decision is recorded before
+        any other thread can look: a span of this unit ending right now follows it, never
         re-buffers). None when there is nothing to forward."""
         open_spans = trace.spans
         assert open_spans is not None
         spans = open_spans[:]  # what the decision covers; late appends stay out of it
-        trace.spans = None  # the spans and the root point at the trace: no cycle left
+        trace.spans = None  # the spans and the root point at the unit: no cycle left
         trace.root = None
         trace.closed_at = len(spans)
         sampled, error_ids = _scan(spans)
@@ -399,21 +536,38 @@ class TailProcessor(SpanProcessor):
                         exc_info=True,
                     )
                 reason = None
-        decision = f"{self.name}:{reason}" if reason is not None else _HEAD
-        cache = self._decided
-        cache[tid] = decision
-        if len(cache) >= self._generation:
-            self._decided_before = cache
-            self._decided = {}
         n = len(spans)
+        decision = (_HEAD if sampled else _DROPPED) if reason is None else f"{self.name}:{reason}"
+        trace.decision = decision
+        if trace.key < 0 and cache:  # a unit grouped by trace id: its late spans look here
+            tid = -trace.key
+            generation = self._decided
+            generation[tid] = decision
+            if len(generation) >= self._generation:
+                self._decided_before = generation
+                self._decided = {}
+                self._rootless.clear()
+            if root is None:
+                self._rootless.add(tid)
         self._seen.n += n
         if early is not None:
             self._tally(f"tail.early.{early}").n += 1
         if reason is None:  # the head decision stands: its sampled spans go on
             self._kept_spans.n += sampled
-            self._dropped_spans.n += n - sampled
+            if sampled < n and self.wait_ns:
+                # Held for decision_wait_ms: a late error turns the unit to keep.
+                held = [s for s in spans if not _sampled(s)] if sampled else spans
+                for s in held:
+                    if getattr(s, "_buffer", None) is trace:
+                        s._buffer = None  # type: ignore[attr-defined]  # no cycle via held
+                trace.held = held
+                trace.until = self._clock() + self.wait_ns
+                self._held[trace.key] = trace
+            else:
+                self._dropped_spans.n += n - sampled
+                if not sampled:
+                    self._traces_dropped.n += 1
             if not sampled:
-                self._traces_dropped.n += 1
                 return None
             self._traces_kept_head.n += 1
             return spans, None, _ALL if sampled == n else decision, None
@@ -432,20 +586,41 @@ class TailProcessor(SpanProcessor):
         self._dropped_spans.n += n - kept
         return spans, reason, decision, path
 
+    def _release(self, trace: _Trace) -> None:
+        """Let go of the spans a head-dropped unit held for decision_wait_ms (under the
+        lock): they are dropped, and counted so now."""
+        held = trace.held
+        self._held.pop(trace.key, None)
+        if held is None:
+            return
+        trace.held = None
+        self._dropped_spans.n += len(held)
+        if trace.decision == _DROPPED:
+            self._traces_dropped.n += 1
+
     def remembered(self) -> int:
-        """Decided traces in the decision cache."""
+        """Decided units in the decision cache."""
         return len(self._decided) + len(self._decided_before)
 
-    def _expire(self, cutoff: int) -> list[_Verdict]:
+    def _expire(self, now: int) -> list[_Verdict]:
+        """Decide the units open longer than max_age_ms and let go of the held units whose
+        wait is over (under the lock)."""
+        held = self._held
+        while held:
+            trace = next(iter(held.values()))
+            if trace.until > now:
+                break
+            self._release(trace)
         out: list[_Verdict] = []
         traces = self._traces
+        cutoff = now - self.max_age_ns
         while traces:
-            tid = next(iter(traces))
-            trace = traces[tid]
+            key = next(iter(traces))
+            trace = traces[key]
             if trace.first_ns > cutoff:
                 break
-            del traces[tid]
-            verdict = self._finish(tid, trace, None, "max_age")
+            del traces[key]
+            verdict = self._finish(trace, None, "max_age")
             if verdict is not None:
                 out.append(verdict)
         return out
@@ -478,52 +653,95 @@ class TailProcessor(SpanProcessor):
         if kept:
             self._forward_unit(kept, reason)
 
-    def _follow(self, span: ReadableSpan, decision: str) -> None:
-        """A span of a trace decided already: it follows the decision."""
-        late_error = False
-        policy: str | None = None
-        if decision != _HEAD and self.keep == "trace":
-            copy: ReadableSpan | None = forced_copy(span, decision)
-            policy = decision.partition(":")[2]
-        elif span.context.trace_flags.sampled:  # type: ignore[union-attr]
-            copy = span
-        elif self.keep_late_errors and span_has_error(span):
-            copy = forced_copy(span, f"{self.name}:late_error")
-            late_error = True
-            policy = "late_error"
-        else:
-            copy = None
-        with self._lock:
-            self._seen.n += 1
-            self._late.n += 1
-            if copy is None:
+    def _follow(
+        self, span: ReadableSpan, decision: str, unit: _Trace | None, tid: int | None
+    ) -> _Late | None:
+        """A span of a unit decided already (under the lock): it follows the decision. A
+        late error turns a unit the head decided to keep, with probability 1: it and what
+        the unit still holds are kept, as are its ancestors that end after it. Weights stay
+        exact: an error is always kept, and always weighs 1."""
+        self._seen.n += 1
+        self._late.n += 1
+        if unit is not None and unit.held is not None and unit.until < self._clock():
+            self._release(unit)
+        error = self.keep_late_errors and span_has_error(span)
+        if decision in (_HEAD, _DROPPED):
+            if not error:
+                if unit is not None and unit.held is not None and not _sampled(span):
+                    if len(unit.held) < self.max_spans:
+                        unit.held.append(span)
+                        if getattr(span, "_buffer", None) is unit:
+                            span._buffer = None  # type: ignore[attr-defined]
+                    else:
+                        self._dropped_spans.n += 1
+                    return None
+                if _sampled(span):
+                    self._kept_spans.n += 1
+                    return [], [span], None, decision
                 self._dropped_spans.n += 1
-            else:
-                self._kept_spans.n += 1
-                if late_error:
-                    self._late_error.n += 1
-        if copy is not None:
-            self._forward_unit([copy], policy)
+                return None
+            # A late error: the unit is kept from now on.
+            late = self._late_decision
+            if unit is not None:
+                unit.decision = late
+            if tid is not None:
+                self._decided[tid] = late
+            copies = [span]
+            held = unit.held if unit is not None else None
+            if held:
+                self._held.pop(unit.key, None)  # type: ignore[union-attr]
+                unit.held = None  # type: ignore[union-attr]
+                copies = held + copies
+                if decision == _DROPPED:
+                    self._tally("tail.traces.kept.late_error").n += 1
+            elif decision == _DROPPED:
+                self._tally("tail.traces.partial.late_error").n += 1
+            self._kept_spans.n += len(copies)
+            self._late_error.n += 1
+            return copies, [], "late_error", late
+        # Kept with probability 1 by a policy.
+        policy = decision.partition(":")[2]
+        if self.keep == "trace" or error:
+            self._kept_spans.n += 1
+            return [span], [], policy, decision
+        if _sampled(span):
+            self._kept_spans.n += 1
+            return [], [span], None, decision
+        self._dropped_spans.n += 1
+        return None
+
+    def _forward_late(self, late: _Late) -> None:
+        copies, plain, policy, decision = late
+        kept = [forced_copy(s, decision) for s in copies] + plain
+        self._forward_unit(kept, policy)
 
     # -- flushing ----------------------------------------------------------------------------
 
     def open_traces(self) -> int:
-        return len(self._traces)
+        """Units open, and held for decision_wait_ms."""
+        return len(self._traces) + len(self._held)
 
     def decide_all(self, reason: str) -> None:
-        """Decide every open trace now (shutdown) as if a bound had been hit."""
+        """Decide every open unit now (shutdown) as if a bound had been hit, and let go of
+        what is held."""
         with self._lock:
-            pending = [self._finish(tid, t, None, reason) for tid, t in self._traces.items()]
+            pending = [self._finish(t, None, reason) for t in self._traces.values()]
             self._traces.clear()
+            for trace in list(self._held.values()):
+                self._release(trace)
         for verdict in pending:
             if verdict is not None:
                 self._emit(verdict)
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
+    def expire(self) -> None:
+        """Decide the units open past max_age_ms, let go of what was held past its wait."""
         with self._lock:
-            expired = self._expire(self._clock() - self.max_age_ns)
+            expired = self._expire(self._clock())
         for verdict in expired:
             self._emit(verdict)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.expire()
         return self.downstream.force_flush(timeout_millis)
 
     def shutdown(self) -> None:

@@ -45,6 +45,13 @@ class ErrorAlwaysOptions(BaseModel):
     max_traces: int = Field(default=10_000, ge=1, description="Open traces buffered at most.")
     max_spans_per_trace: int = Field(default=1_000, ge=1, description="Spans buffered per trace.")
     max_age_ms: int = Field(default=120_000, ge=1, description="A trace open longer is decided.")
+    decision_wait_ms: int = Field(
+        default=1_000,
+        ge=0,
+        le=600_000,
+        description="How long a unit dropped at its root's end keeps its spans, so that a "
+        "late error keeps it whole (0: let them go at once).",
+    )
     decision_cache_size: int = Field(
         default=100_000,
         ge=1,
@@ -123,6 +130,7 @@ class ErrorAlwaysSampler(ParentFirstSampler):
             max_spans_per_trace=o.max_spans_per_trace,
             max_age_ms=o.max_age_ms,
             decision_cache_size=o.decision_cache_size,
+            decision_wait_ms=o.decision_wait_ms,
             # keep_reason without slow_ms keeps exactly the traces with an error
             errors_only=self._slow_ns is None and type(self).keep_reason is _KEEP_REASON,
         )

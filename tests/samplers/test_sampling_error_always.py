@@ -54,6 +54,8 @@ def processor(
 ) -> tuple[TailProcessor, Recorder, Stats]:
     stats = Stats()
     rec = Recorder()
+    # decision_wait_ms 0 unless asked: each span's fate is known as soon as it arrives.
+    options = {"decision_wait_ms": 0, **options}
     sampler = policy_sampler or ErrorAlwaysSampler(RatioSampler(0.5), ErrorAlwaysOptions(**options))
     tail = sampler.tail_processor(rec, stats)
     assert isinstance(tail, TailProcessor)

@@ -9,6 +9,7 @@ import contextlib
 import random
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ PRODUCTION = {
     },
     "max_spans_per_trace": 12,
     "max_traces": 50,
+    "decision_wait_ms": 50,
 }
 
 
@@ -73,6 +75,7 @@ def _run(buffered: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], di
     monkeypatch.setattr(TailProcessor, "on_end", counted)
     with memory_telemetry(PRODUCTION, seed=77) as (telemetry, memory):
         _workload(telemetry, random.Random(3))
+        time.sleep(0.1)  # past decision_wait_ms: the flush lets go of what units held
         telemetry.force_flush()
         exported = sorted(
             (s.context.trace_id, s.context.span_id, s.name, s.attributes.get(POLICY))
@@ -182,6 +185,7 @@ def test_a_decided_trace_leaves_no_reference_cycle() -> None:
                     refs.append(weakref.ref(plain))
                     plain.end()
             del run, step, plain  # the last handles
+            time.sleep(0.1)  # past decision_wait_ms: held spans are let go at the flush
             telemetry.force_flush()
             telemetry.exporter("memory", "traces").clear()
             alive = [r for r in refs if r() is not None]
