@@ -497,11 +497,12 @@ class Delegate:
     has one (the parent span context handed on), else through ``should_sample``.
     ``record_only`` turns its DROP into RECORD_ONLY with the span's own attributes."""
 
-    __slots__ = ("fast", "record_only", "sampler", "slow")
+    __slots__ = ("fast", "label", "record_only", "sampler", "slow")
 
-    def __init__(self, sampler: Any, record_only: bool = False) -> None:
+    def __init__(self, sampler: Any, record_only: bool = False, label: str | None = None) -> None:
         self.sampler = sampler
         self.record_only = record_only
+        self.label = label  # recorded before the nested policy: "<label>/<policy>"
         self.fast = getattr(sampler, "sample_span", None)
         self.slow = sampler.should_sample
 
@@ -528,13 +529,22 @@ class Delegate:
             result = self.slow(parent_context, trace_id, name, kind, attributes, links)
         if self.record_only and result.decision is _DROP:
             return drop_result(result.trace_state, _RECORD_ONLY, attributes)
+        label = self.label
+        if label is not None and result.attributes:
+            policy = result.attributes.get(POLICY)
+            if policy is not None and not str(policy).startswith(label):
+                labelled = dict(result.attributes)
+                labelled[POLICY] = f"{label}/{policy}"
+                return SamplingResult(result.decision, labelled, result.trace_state)
         return result
 
     def marked(self) -> Delegate:
         """RECORD_ONLY where it would drop: the sampler's own marked form when it has one."""
         mark = getattr(self.sampler, "marked", None)
         inner = mark() if mark is not None else None
-        return Delegate(inner) if inner is not None else Delegate(self.sampler, record_only=True)
+        if inner is not None:
+            return Delegate(inner, label=self.label)
+        return Delegate(self.sampler, record_only=True, label=self.label)
 
 
 def consistent(

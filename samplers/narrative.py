@@ -95,6 +95,18 @@ def resolve_type(
     return None
 
 
+def _type_of(
+    attribute: str, attributes: Attributes, parent_context: Context | None, use_baggage: bool
+) -> Any:
+    """A local root's type: its attributes, the context variable, then baggage."""
+    value = attributes.get(attribute) if attributes else None
+    if value is None and attribute == NARRATIVE_TYPE:
+        value = narrative_type.get()
+    if value is None and use_baggage:
+        value = baggage.get_baggage(attribute, parent_context)
+    return value
+
+
 # -- options -------------------------------------------------------------------------------
 
 Scalar = str | int | float | bool
@@ -117,6 +129,12 @@ class Rule(BaseModel):
     )
     rate: float | None = Field(default=None, ge=0.0, le=1.0, description="Keep probability.")
     sampler: SamplerSpec | None = Field(default=None, description="Or a nested sampler.")
+    scope: Literal["root", "span"] = Field(
+        default="root",
+        description="'root': the rule decides local roots, their children follow them (a "
+        "trace is never split). 'span': it decides every span it matches, a child too, "
+        "apart from its parent.",
+    )
 
     @model_validator(mode="after")
     def _one_action(self) -> Rule:
@@ -163,7 +181,7 @@ _Choice = Consistent | Delegate
 
 
 class _CompiledRule:
-    __slots__ = ("attributes", "choice", "kind", "name")
+    __slots__ = ("attributes", "choice", "kind", "name", "span_scope")
 
     def __init__(self, rule: Rule, choice: _Choice) -> None:
         self.name = re.compile(fnmatch.translate(rule.name)).match if rule.name else None
@@ -173,10 +191,12 @@ class _CompiledRule:
             for key, value in rule.attributes.items()
         )
         self.choice = choice
+        self.span_scope = rule.scope == "span"
 
     def marked(self) -> _CompiledRule:
         copy = _CompiledRule.__new__(_CompiledRule)
         copy.name, copy.kind, copy.attributes = self.name, self.kind, self.attributes
+        copy.span_scope = self.span_scope
         copy.choice = self.choice.marked()
         return copy
 
@@ -222,6 +242,8 @@ class PerNarrativeTypeSampler(ParentFirstSampler):
         self.rates = dict(rates)
         self.default = default
         self.rules = tuple(rules)
+        # Rules with scope = "span": the only ones a local child is checked against.
+        self.span_rules = tuple(rule for rule in self.rules if rule.span_scope)
         self.use_baggage = use_baggage
         self.record_only = record_only
         self._stats = stats
@@ -270,29 +292,30 @@ class PerNarrativeTypeSampler(ParentFirstSampler):
         sfumato's tracer has it at hand."""
         try:
             attr = self.attribute
-            value: Any = attributes.get(attr) if attributes else None
-            if value is None:
-                if attr == NARRATIVE_TYPE:
-                    value = narrative_type.get()
-                if value is None and self.use_baggage and self.rules:
-                    value = baggage.get_baggage(attr, parent_context)
+            if parent is not None and not (parent[2] if _TUPLE_LAYOUT else parent.is_remote):
+                # A local child follows its local parent, which was decided at the local
+                # root with the narrative's type and the rules: a trace is never split.
+                # Only a rule with scope = "span" decides a child on its own.
+                rules = self.span_rules
+                if rules:
+                    value = _type_of(attr, attributes, parent_context, self.use_baggage)
+                    for rule in rules:
+                        if rule.matches(name, kind, attributes or {}, attr, value):
+                            return rule.choice.decide_parent(
+                                parent, parent_context, trace_id, name, kind, attributes, links
+                            )
+                result = follow_parent(
+                    parent, attributes, self.policy, get_current_span(parent_context)
+                )
+                if self.record_only and result.decision is _DROP:
+                    return drop_result(result.trace_state, _RECORD_ONLY, attributes)
+                return result
+            value = _type_of(attr, attributes, parent_context, self.use_baggage)
             for rule in self.rules:
                 if rule.matches(name, kind, attributes or {}, attr, value):
                     return rule.choice.decide_parent(
                         parent, parent_context, trace_id, name, kind, attributes, links
                     )
-            if value is None:
-                if parent is not None and not parent.is_remote:
-                    # A child without a type of its own follows its local parent, which was
-                    # decided with the narrative's type: a narrative is never split.
-                    result = follow_parent(
-                        parent, attributes, self.policy, get_current_span(parent_context)
-                    )
-                    if self.record_only and result.decision is _DROP:
-                        return drop_result(result.trace_state, _RECORD_ONLY, attributes)
-                    return result
-                if self.use_baggage and not self.rules:
-                    value = baggage.get_baggage(attr, parent_context)
             choice = self.rates.get(value, self.default) if value is not None else self.default
             if type(choice) is not Consistent:
                 return choice.decide_parent(
@@ -344,7 +367,9 @@ class PerNarrativeType(SamplerPlugin):
 
         def choice(value: float | SamplerSpec, label: str) -> _Choice:
             if isinstance(value, SamplerSpec):
-                return Delegate(context.build(value))
+                # A nested sampler's policy is recorded under this one's label:
+                # per-narrative-type:curation/ratio.
+                return Delegate(context.build(value), label=f"{base}:{label}")
             return _fixed(value, f"{base}:{label}")
 
         rules = [

@@ -304,7 +304,7 @@ def test_a_span_never_shares_its_attributes_with_a_sampler_or_another_span() -> 
 
 def test_per_narrative_type_decides_as_its_rates_do() -> None:
     """per-narrative-type decides a fixed rate's unkept spans itself (one call less per
-    span): the same results as the rate's own Consistent.decide_parent, marked or not."""
+    span) at a local root: the same results as the rate's own decide_parent, marked or not."""
     from sfumato.samplers.narrative import PerNarrativeTypeSampler
 
     plain = PerNarrativeTypeSampler.from_rates({"curation": 0.25, "posting": 0.0}, 0.1)
@@ -318,7 +318,7 @@ def test_per_narrative_type_decides_as_its_rates_do() -> None:
     for sampler in (plain, plain.marked()):
         for trace_id in trace_ids(21, 150):
             for ts in states:
-                for parent in (None, SpanContext(trace_id, 7, False, TraceFlags(1), ts)):
+                for parent in (None, SpanContext(trace_id, 7, True, TraceFlags(1), ts)):
                     for kind in ("curation", "posting", "other"):
                         attributes = {"narrative.type": kind}
                         choice = sampler.rates.get(kind, sampler.default)

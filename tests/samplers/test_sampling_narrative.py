@@ -84,7 +84,7 @@ def test_rules_match_first_by_name_kind_and_attributes() -> None:
         kept = [(s.name, s.kind, s.attributes[POLICY]) for s in mem.get_finished_spans()]
     assert kept == [
         ("GET", SpanKind.SERVER, "per-narrative-type:rule1"),
-        ("post", SpanKind.INTERNAL, "always_on"),
+        ("post", SpanKind.INTERNAL, "per-narrative-type:rule2/always_on"),
         ("curate", SpanKind.INTERNAL, "per-narrative-type:curation"),
     ]
 
@@ -149,3 +149,64 @@ def test_10k_narratives_with_2_percent_failures_under_error_always() -> None:
     # Nothing sampled out leaves as sampled; every exported span has a weight.
     assert all(s.context.trace_flags.sampled and ADJUSTED_COUNT in s.attributes for s in spans)
     assert len(spans) == 2 * len(roots)
+
+
+def test_rules_apply_at_local_roots_and_never_split_a_trace() -> None:
+    """A rule matching a child span does not decide it alone: the child follows its local
+    parent (kept or dropped with it)."""
+    settings = {
+        "type": "per-narrative-type",
+        "default": 0.1,
+        "rules": [{"kind": "client", "rate": 1.0}, {"name": "health*", "rate": 0.0}],
+    }
+    with memory_telemetry(settings, seed=11) as (t, mem):
+        tracer = t.tracer()
+        for _ in range(1000):
+            with tracer.start_as_current_span("narrative"):
+                tracer.start_span("call", kind=SpanKind.CLIENT).end()
+                tracer.start_span("healthcheck").end()
+        spans = mem.get_finished_spans()
+    ids = {s.context.span_id for s in spans}
+    orphans = [s for s in spans if s.parent is not None and s.parent.span_id not in ids]
+    assert orphans == []
+    roots = sum(1 for s in spans if s.name == "narrative")
+    assert_binomial(roots, 1000, 0.1, "roots at the default rate")
+    # Children go with their root: every kept root has its client call and its health
+    # check, though the rules alone would keep every call and no health check.
+    assert Counter(s.name for s in spans) == {
+        "narrative": roots,
+        "call": roots,
+        "healthcheck": roots,
+    }
+
+
+def test_a_span_scoped_rule_decides_children_too_and_says_so() -> None:
+    settings = {
+        "type": "per-narrative-type",
+        "default": 0.0,
+        "rules": [{"name": "audit*", "rate": 1.0, "scope": "span"}],
+    }
+    with memory_telemetry(settings) as (t, mem):
+        tracer = t.tracer()
+        with tracer.start_as_current_span("narrative"):
+            tracer.start_span("audit.write").end()
+            tracer.start_span("other").end()
+        kept = [(s.name, s.attributes[POLICY]) for s in mem.get_finished_spans()]
+    assert kept == [("audit.write", "per-narrative-type:rule0")]
+
+
+def test_a_nested_sampler_keeps_its_parent_label() -> None:
+    settings = {
+        "type": "per-narrative-type",
+        "default": 0.0,
+        "rates": {"curation": {"type": "ratio", "rate": 1.0}},
+    }
+    with memory_telemetry(settings) as (t, mem):
+        tracer = t.tracer()
+        with tracer.start_as_current_span("curate", attributes={"narrative.type": "curation"}):
+            tracer.start_span("act").end()
+        labels = sorted((s.name, s.attributes[POLICY]) for s in mem.get_finished_spans())
+    assert labels == [
+        ("act", "per-narrative-type:curation/ratio"),
+        ("curate", "per-narrative-type:curation/ratio"),
+    ]
