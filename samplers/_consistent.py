@@ -161,14 +161,32 @@ def randomness(trace_id: int, trace_state: TraceState | None) -> int:
 
 
 @lru_cache(maxsize=4096)
-def weight_attributes(policy: str, t: int) -> Mapping[str, Any]:
-    """The weight attributes of a span kept at threshold ``t`` by ``policy``."""
+def _weights(policy: str, t: int) -> tuple[Mapping[str, Any], Mapping[str, Any], int]:
+    """The weight attributes of a span kept at threshold ``t`` by ``policy``: with
+    ``SampleRate`` rounded down, rounded up, and the randomness below which it is rounded up.
+
+    ``SampleRate`` is an integer, and 1/p often is not (p = 0.4: 2.5). Rounding it the same way
+    for every span sums 20-30% off; rounding up with probability equal to the fraction is
+    right on average. The draw is the trace's own randomness R: a kept span has R uniform in
+    [t, 2**56), so R < t + frac * (2**56 - t) happens with probability frac. Every span of a
+    trace (same R, same t) carries the same SampleRate.
+    """
     count = adjusted_count(t)
-    return {
-        ADJUSTED_COUNT: count,
-        POLICY: policy,
-        SAMPLE_RATE: max(1, round(count)),
-    }
+    low = int(count)
+    fraction = count - low
+    if fraction < 1e-9 or fraction > 1 - 1e-9:  # an integer, up to float rounding
+        exact = {ADJUSTED_COUNT: count, POLICY: policy, SAMPLE_RATE: max(1, round(count))}
+        return exact, exact, t
+    down = {ADJUSTED_COUNT: count, POLICY: policy, SAMPLE_RATE: max(1, low)}
+    up = {ADJUSTED_COUNT: count, POLICY: policy, SAMPLE_RATE: low + 1}
+    return down, up, t + int(fraction * (MAX_THRESHOLD - t))
+
+
+def weight_attributes(policy: str, t: int, r: int = MAX_THRESHOLD) -> Mapping[str, Any]:
+    """The weight attributes of a span kept at threshold ``t`` by ``policy``, for a trace of
+    randomness ``r`` (which rounds ``SampleRate``; see ``_weights``)."""
+    down, up, cut = _weights(policy, t)
+    return up if r < cut else down
 
 
 @lru_cache(maxsize=256)
@@ -277,8 +295,10 @@ def state_without_th(trace_state: TraceState | None) -> TraceState | None:
 
 
 @lru_cache(maxsize=4096)
-def _cached_keep(policy: str, t: int) -> SamplingResult:
-    return SamplingResult(Decision.RECORD_AND_SAMPLE, weight_attributes(policy, t), _root_state(t))
+def _cached_keep(policy: str, t: int, up: bool = False) -> SamplingResult:
+    down, rounded_up, _ = _weights(policy, t)
+    weights = rounded_up if up else down
+    return SamplingResult(Decision.RECORD_AND_SAMPLE, weights, _root_state(t))
 
 
 def keep_result(
@@ -286,14 +306,16 @@ def keep_result(
     t: int,
     attributes: Mapping[str, Any] | None,
     trace_state: TraceState | None,
+    r: int = MAX_THRESHOLD,
 ) -> SamplingResult:
-    """RECORD_AND_SAMPLE at threshold ``t``: th in tracestate, weight attributes merged in.
+    """RECORD_AND_SAMPLE at threshold ``t``: th in tracestate, weight attributes merged in
+    (``r``: the trace's randomness, which rounds ``SampleRate``).
 
     The common case (no caller attributes, no incoming tracestate) is one cached object.
     """
     if not attributes and (trace_state is None or facts_of(trace_state).empty):
-        return _cached_keep(policy, t)
-    weights = weight_attributes(policy, t)
+        return _cached_keep(policy, t, r < _weights(policy, t)[2])
+    weights = weight_attributes(policy, t, r)
     # Built field by field, as in drop_result: no read-only proxy the tracer copies anyway.
     result = _new_result(SamplingResult)
     result.decision = _SAMPLE
@@ -363,12 +385,15 @@ def follow_parent(
     if not sampled:
         return drop_result(ts)
     t = 0
+    r = (parent[0] if _TUPLE_LAYOUT else parent.trace_id) & RANDOM_MASK
     if ts is not None:
         facts = _FACTS.get(id(ts))
         if facts is None or facts.state is not ts:
             facts = _learn(ts)
         if facts.th >= 0:
             t = facts.th
+        if facts.rv >= 0:
+            r = facts.rv
     if parent_span is not None and not remote:
         # A local parent's recorded policy carries over; looked up for kept spans only.
         try:  # an SDK span's attributes (BoundedAttributes), read without a proxy
@@ -378,7 +403,7 @@ def follow_parent(
             recorded = attrs.get(POLICY) if attrs else None
         if type(recorded) is str:
             policy = recorded
-    weights = weight_attributes(policy, t)
+    weights = weight_attributes(policy, t, r)
     result = _new_result(SamplingResult)
     result.decision = _SAMPLE
     merged: Any = {**attributes, **weights} if attributes else MappingProxyType(weights)
@@ -406,7 +431,7 @@ class Consistent:
     RECORD_ONLY with its own attributes instead of DROP, so the tail still sees it.
     """
 
-    __slots__ = ("policy", "record_only", "root_keep", "t", "weights")
+    __slots__ = ("cut", "policy", "record_only", "root_keep", "root_keep_up", "t", "weights")
 
     plain_attributes = True  # see SfumatoTracer._prepare
 
@@ -414,8 +439,10 @@ class Consistent:
         self.t = t
         self.policy = policy
         self.record_only = record_only
-        self.weights = weight_attributes(policy, t)
+        down, up, self.cut = _weights(policy, t)
+        self.weights = (down, up)  # SampleRate rounded down, up (R < cut)
         self.root_keep = _cached_keep(policy, t)  # kept root, no attributes of its own
+        self.root_keep_up = _cached_keep(policy, t, True)
 
     def marked(self) -> Consistent:
         """The same threshold, RECORD_ONLY where it does not keep."""
@@ -463,9 +490,10 @@ class Consistent:
             r = trace_id & RANDOM_MASK
         if r >= t:  # r < 2**56 = MAX_THRESHOLD: never true at the threshold that keeps nothing
             state: TraceState | None
+            up = r < self.cut
             if facts is None or facts.empty:
                 if not attributes:
-                    return self.root_keep
+                    return self.root_keep_up if up else self.root_keep
                 state = _root_state(t)
             else:
                 state = facts.with_th.get(t)
@@ -473,9 +501,8 @@ class Consistent:
                     state = facts.with_th[t] = _with_th(facts.state, t)
             result = _new_result(SamplingResult)
             result.decision = _SAMPLE
-            merged: Any = (
-                {**attributes, **self.weights} if attributes else MappingProxyType(self.weights)
-            )
+            weights = self.weights[up]
+            merged: Any = {**attributes, **weights} if attributes else MappingProxyType(weights)
             result.attributes = merged
             result.trace_state = state
             return result
@@ -556,5 +583,5 @@ def consistent(
 ) -> SamplingResult:
     """Keep when R >= t, recording th and the weight; drop otherwise."""
     if t < MAX_THRESHOLD and randomness(trace_id, trace_state) >= t:
-        return keep_result(policy, t, attributes, trace_state)
+        return keep_result(policy, t, attributes, trace_state, randomness(trace_id, trace_state))
     return drop_result(trace_state)

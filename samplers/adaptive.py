@@ -177,9 +177,10 @@ class AdaptiveSampler(Sampler):
                 self._check_burst(state, now)
             t = state.t
             ts = parent.trace_state if parent is not None else None
-            if randomness(trace_id, ts) >= t:
+            r = randomness(trace_id, ts)
+            if r >= t:
                 self._kept()
-                return keep_result(self.policy, t, attributes, ts)
+                return keep_result(self.policy, t, attributes, ts, r)
             self._dropped()
             return drop_result(ts)
         except Exception:

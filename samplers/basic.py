@@ -148,9 +148,10 @@ class RatioSampler(Sampler):
         try:
             ts = get_current_span(parent_context).get_span_context().trace_state
             t = self.threshold
-            if t < MAX_THRESHOLD and randomness(trace_id, ts) >= t:
+            r = randomness(trace_id, ts)
+            if t < MAX_THRESHOLD and r >= t:
                 self._kept()
-                return keep_result(self.policy, t, attributes, ts)
+                return keep_result(self.policy, t, attributes, ts, r)
             self._dropped()
             return drop_result(ts)
         except Exception:

@@ -96,8 +96,9 @@ class HeadSampler(Sampler):
                     parent_context,
                 )
                 t = threshold(float(self.probability(start)))
-                if t < MAX_THRESHOLD and randomness(trace_id, ts) >= t:
-                    return keep_result(self.policy, t, attributes, ts)
+                r = randomness(trace_id, ts)
+                if t < MAX_THRESHOLD and r >= t:
+                    return keep_result(self.policy, t, attributes, ts, r)
                 result = drop_result(ts)
             if self._record_drops and result.decision is Decision.DROP:
                 return drop_result(result.trace_state, Decision.RECORD_ONLY, attributes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -327,3 +328,28 @@ def test_per_narrative_type_decides_as_its_rates_do() -> None:
                         _same(got, choice.decide_parent(parent, context_api.Context(), *args))
                         seen.add(got.decision)
     assert seen == {Decision.RECORD_AND_SAMPLE, Decision.DROP, Decision.RECORD_ONLY}
+
+
+@pytest.mark.parametrize("p", [0.4, 0.6, 0.7, 0.9])
+def test_sample_rate_sums_to_the_adjusted_count_without_bias(p: float) -> None:
+    """SampleRate is an integer; 1/p at these p is not. Rounded up with probability equal to
+    the fraction (drawn from the trace's randomness), its sum over the kept spans estimates
+    the number of spans as sampling.adjusted_count does: 100k spans, three standard errors."""
+    from sfumato.samplers.basic import RatioSampler
+
+    sampler = RatioSampler(p)
+    n = 100_000
+    total_rate = total_count = kept = 0
+    for trace_id in trace_ids(1000 + int(p * 10), n):
+        result = sampler.should_sample(None, trace_id, "s")
+        if result.decision is Decision.RECORD_AND_SAMPLE:
+            kept += 1
+            total_rate += result.attributes[SAMPLE_RATE]
+            total_count += result.attributes[ADJUSTED_COUNT]
+    # The sum of adjusted counts estimates n with variance n (1 - p) / p; rounding adds at
+    # most a quarter per kept span.
+    sd = math.sqrt(n * (1 - p) / p + kept / 4)
+    assert abs(total_rate - n) < 4 * sd, (total_rate, n, sd)
+    assert abs(total_rate - total_count) < 4 * math.sqrt(kept / 4) + 1, (total_rate, total_count)
+    # rounded one way for every span it would be off by 20-30%
+    assert abs(total_rate - n) < 0.02 * n
