@@ -86,6 +86,11 @@ class Stats:
                 raise TypeError(f"{name} is a tally, not a counter")
             return counter
 
+    def adopt(self, name: str, counter: Counter) -> None:
+        """Show ``counter`` (one kept elsewhere, e.g. for the whole process) as ``name``."""
+        with self._lock:
+            self._counters.setdefault(name, counter)
+
     def tally(self, name: str) -> Tally:
         """A ``Tally`` under ``name`` (one owner: it must not also be a ``counter``)."""
         with self._lock:

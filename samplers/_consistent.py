@@ -12,6 +12,9 @@ attributes and the whole ``SamplingResult`` for a (policy, threshold) pair are b
 
 from __future__ import annotations
 
+import logging
+import math
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
@@ -22,6 +25,7 @@ from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.trace import Span, SpanContext, get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
+from sfumato._stats import Counter
 from sfumato._tracer import _TUPLE_LAYOUT, _get_current
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "adjusted_count",
     "consistent",
     "drop_result",
+    "facts_of",
     "follow_parent",
     "keep_result",
     "parent_policy",
@@ -48,6 +53,7 @@ __all__ = [
     "state_without_th",
     "th_hex",
     "threshold",
+    "unflagged",
     "weight_attributes",
 ]
 
@@ -70,13 +76,24 @@ _RECORD_ONLY = Decision.RECORD_ONLY
 _DROP = Decision.DROP
 
 
-def threshold(p: float) -> int:
-    """The rejection threshold for probability ``p`` (clamped to [0, 1])."""
+# Hex digits of precision a threshold is written with: the spec recommends 4 by default, more
+# for probabilities near 0 (one more per leading "f"). Set by [telemetry.sampling] precision.
+PRECISION = 4
+
+
+def threshold(p: float, precision: int | None = None) -> int:
+    """The rejection threshold for probability ``p`` (clamped to [0, 1]), rounded to
+    ``precision`` hex digits (default ``PRECISION``) as the tracestate probability sampling
+    spec does, so that the threshold a span is decided at is the one its ``th`` says."""
     if p >= 1.0:
         return 0
     if p <= 0.0:
         return MAX_THRESHOLD
-    return MAX_THRESHOLD - round(p * _SCALE)
+    exact = MAX_THRESHOLD - round(p * _SCALE)
+    _, exponent = math.frexp(p)
+    digits = max(1, min(14, (PRECISION if precision is None else precision) + exponent // -4))
+    quantum = 1 << (4 * (14 - digits))
+    return min((exact + quantum // 2) // quantum * quantum, MAX_THRESHOLD - quantum)
 
 
 def probability(t: int) -> float:
@@ -97,29 +114,45 @@ def th_hex(t: int) -> str:
     return f"{t:014x}".rstrip("0") or "0"
 
 
+# The spec's forms: th is 1-14 lowercase hex digits, rv exactly 14. (int(x, 16) alone would
+# also read "+c", "0xc", "f_f" and " c", each as some other threshold.)
+_TH = re.compile(r"[0-9a-f]{1,14}")
+_RV = re.compile(r"[0-9a-f]{14}")
+
+
 @lru_cache(maxsize=1024)
 def parse_ot(value: str) -> tuple[int, int, tuple[str, ...]]:
-    """(th, rv, other members) of an ``ot`` tracestate value; -1 where absent or invalid."""
+    """(th, rv, other members) of an ``ot`` tracestate value; -1 where absent or invalid.
+    An invalid th or rv is left out of the other members too: it is erased on output."""
     th = rv = -1
     rest: list[str] = []
     for member in value.split(";"):
         if member.startswith("th:"):
             digits = member[3:]
-            if 0 < len(digits) <= 14:
-                try:
-                    th = int(digits, 16) << (4 * (14 - len(digits)))
-                except ValueError:
-                    th = -1
+            if _TH.fullmatch(digits):
+                th = int(digits, 16) << (4 * (14 - len(digits)))
         elif member.startswith("rv:"):
             digits = member[3:]
-            if len(digits) == 14:
-                try:
-                    rv = int(digits, 16)
-                except ValueError:
-                    rv = -1
+            if _RV.fullmatch(digits):
+                rv = int(digits, 16)
         elif member:
             rest.append(member)
     return th, rv, tuple(rest)
+
+
+def _malformed(value: str) -> bool:
+    """Whether an ``ot`` value carries a th or rv that is not in the spec's form."""
+    for member in value.split(";"):
+        if member.startswith("th:") and not _TH.fullmatch(member[3:]):
+            return True
+        if member.startswith("rv:") and not _RV.fullmatch(member[3:]):
+            return True
+    return False
+
+
+# Trace states that arrived with a malformed th or rv (erased on output): counted once per
+# trace state, as stats()' sampling.tracestate.invalid.
+MALFORMED = Counter()
 
 
 def parent_trace_state(parent_context: Context | None) -> TraceState | None:
@@ -147,6 +180,29 @@ def parent_span_context(parent_context: Context | None) -> SpanContext | None:
     if type(sc) is not SpanContext:
         sc = get_current_span(parent_context).get_span_context()
     return sc if sc.is_valid else None
+
+
+_log = logging.getLogger("sfumato")
+_unflagged_warned = False
+
+
+def unflagged(parent: SpanContext | None) -> None:
+    """A decision is about to use the trace id's bits as its randomness: warn, once per
+    process, when the trace's W3C random flag is not set (the id may not be random, and two
+    services may then disagree), as the SDK specification asks."""
+    global _unflagged_warned
+    if _unflagged_warned or parent is None:
+        return
+    flags = parent[3] if _TUPLE_LAYOUT else parent.trace_flags
+    if flags & 2:
+        return
+    _unflagged_warned = True
+    _log.warning(
+        "sfumato: a sampling decision took its randomness from a trace id without the W3C "
+        "random flag (trace %032x); services whose trace ids are not random may decide "
+        "differently for the same trace. Logged once.",
+        parent[0] if _TUPLE_LAYOUT else parent.trace_id,
+    )
 
 
 def randomness(trace_id: int, trace_state: TraceState | None) -> int:
@@ -197,7 +253,7 @@ def _root_state(t: int) -> TraceState:
 class _Facts:
     """What the hot path asks of one (immutable) TraceState, worked out once."""
 
-    __slots__ = ("drop", "empty", "rv", "state", "th", "with_th", "without_th")
+    __slots__ = ("clean", "drop", "empty", "rv", "state", "th", "with_th", "without_th")
 
     state: TraceState
     empty: bool
@@ -206,6 +262,7 @@ class _Facts:
     drop: SamplingResult
     without_th: TraceState | None
     with_th: dict[int, TraceState]
+    clean: TraceState  # the state with a malformed th or rv erased (itself when none)
 
 
 # id(state) -> facts. Trace states are shared between the spans of a trace (and the kept
@@ -220,9 +277,15 @@ def _learn(trace_state: TraceState) -> _Facts:
     facts.state = trace_state
     facts.empty = not trace_state
     ot = None if facts.empty else trace_state.get(_OT)
-    th, rv, _ = parse_ot(ot) if ot else (-1, -1, ())
+    th, rv, rest = parse_ot(ot) if ot else (-1, -1, ())
     facts.rv = rv
     facts.th = th
+    facts.clean = trace_state
+    if ot and _malformed(ot):
+        MALFORMED.incr()
+        kept = ([f"th:{th_hex(th)}"] if th >= 0 else []) + ([f"rv:{rv:014x}"] if rv >= 0 else [])
+        value = ";".join([*kept, *rest])
+        facts.clean = trace_state.update(_OT, value) if value else trace_state.delete(_OT)
     facts.without_th = state_without_th(trace_state)
     facts.drop = SamplingResult(Decision.DROP, None, facts.without_th) if not facts.empty else DROP
     facts.with_th = {}
@@ -375,7 +438,7 @@ def follow_parent(
     if _TUPLE_LAYOUT:
         # A SpanContext (or subclass) is (trace_id, span_id, is_remote, flags, state,
         # is_valid): no property calls.
-        ts = parent[4]
+        ts: TraceState | None = parent[4]
         sampled = parent[3] & 1
         remote = parent[2]
     else:  # pragma: no cover - a SpanContext of another shape
@@ -390,10 +453,19 @@ def follow_parent(
         facts = _FACTS.get(id(ts))
         if facts is None or facts.state is not ts:
             facts = _learn(ts)
-        if facts.th >= 0:
-            t = facts.th
         if facts.rv >= 0:
             r = facts.rv
+        if facts.th >= 0:
+            if r >= facts.th:
+                t = facts.th
+                ts = facts.clean
+            else:
+                # Sampled, yet its randomness is below its threshold: the th is not what it
+                # was kept at. Erased; the probability is unknown, and weight 1 never
+                # over-counts.
+                ts = facts.without_th
+        else:
+            ts = facts.clean
     if parent_span is not None and not remote:
         # A local parent's recorded policy carries over; looked up for kept spans only.
         try:  # an SDK span's attributes (BoundedAttributes), read without a proxy
@@ -488,6 +560,8 @@ class Consistent:
             r = facts.rv if facts.rv >= 0 else trace_id & RANDOM_MASK
         else:
             r = trace_id & RANDOM_MASK
+        if parent is not None and not _unflagged_warned and (facts is None or facts.rv < 0):
+            unflagged(parent)
         if r >= t:  # r < 2**56 = MAX_THRESHOLD: never true at the threshold that keeps nothing
             state: TraceState | None
             up = r < self.cut

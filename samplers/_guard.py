@@ -13,7 +13,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
-from ._consistent import drop_result, follow_parent, parent_span_context
+from ._consistent import MALFORMED, drop_result, follow_parent, parent_span_context
 
 if TYPE_CHECKING:
     from sfumato._stats import Stats
@@ -44,6 +44,7 @@ class Guard:
         # SFUMATO_STRICT=1 (CI): the sampler's exception reaches the caller, once counted.
         self._strict = strict()
         if stats is not None:
+            stats.adopt("sampling.tracestate.invalid", MALFORMED)
             self._errors: Any = stats.counter("sampler.errors")
             self._policy_errors: Any = stats.counter(f"sampler.{policy}.errors")
         else:

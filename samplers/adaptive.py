@@ -117,9 +117,11 @@ class AdaptiveSampler(Sampler):
         burst_factor: float = 2.0,
         policy: str = "load-adaptive",
         stats: Stats | None = None,
+        precision: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.target = target_per_second
+        self.precision = precision
         self.key = key or key_function(("name", NARRATIVE_TYPE))
         self.interval = interval_s
         self.weight = ema_weight
@@ -206,7 +208,7 @@ class AdaptiveSampler(Sampler):
             p = max(self.floor, self.target / projected)
             if p < state.p:
                 state.p = p
-                state.t = threshold(p)
+                state.t = threshold(p, self.precision)
 
     def roll(self, now: float) -> None:
         """Close the interval: update every key's average and probability."""
@@ -239,7 +241,7 @@ class AdaptiveSampler(Sampler):
                 desired = max(desired, self.floor)
                 p = desired if desired < state.p else min(desired, state.p * self.max_increase)
                 state.p = p
-                state.t = threshold(p)
+                state.t = threshold(p, self.precision)
             for key in forget:
                 self.keys.pop(key, None)
         finally:
@@ -268,6 +270,13 @@ class LoadAdaptiveOptions(BaseModel):
     )
     floor: float = Field(default=0.001, ge=0, le=1, description="Lowest keep probability of a key.")
     max_keys: int = Field(default=1000, ge=1, description="Keys tracked; others share one key.")
+    precision: int = Field(
+        default=4,
+        ge=1,
+        le=14,
+        description="Hex digits of the thresholds written to tracestate (th), 4 as the "
+        "specification recommends (more near probability 0).",
+    )
 
 
 class LoadAdaptive(SamplerPlugin):
@@ -283,6 +292,7 @@ class LoadAdaptive(SamplerPlugin):
             floor=options.floor,
             max_keys=options.max_keys,
             stats=context.stats,
+            precision=options.precision,
         )
 
 

@@ -23,10 +23,12 @@ from ._consistent import (
     MAX_THRESHOLD,
     Delegate,
     drop_result,
+    facts_of,
     follow_parent,
     keep_result,
     randomness,
     threshold,
+    unflagged,
 )
 from ._guard import Guard, ParentFirstSampler
 
@@ -126,10 +128,16 @@ class RatioSampler(Sampler):
     guarded = True
     plain_attributes = True
 
-    def __init__(self, rate: float, policy: str = "ratio", stats: Stats | None = None) -> None:
+    def __init__(
+        self,
+        rate: float,
+        policy: str = "ratio",
+        stats: Stats | None = None,
+        precision: int | None = None,
+    ) -> None:
         self.rate = rate
         self.policy = policy
-        self.threshold = threshold(rate)
+        self.threshold = threshold(rate, precision)
         self._guard = Guard(policy, stats)
         kept, dropped = counters(stats, policy)
         self._kept = kept.incr
@@ -146,9 +154,12 @@ class RatioSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            ts = get_current_span(parent_context).get_span_context().trace_state
+            parent = get_current_span(parent_context).get_span_context()
+            ts = parent.trace_state
             t = self.threshold
             r = randomness(trace_id, ts)
+            if parent.is_valid and (not ts or facts_of(ts).rv < 0):
+                unflagged(parent)
             if t < MAX_THRESHOLD and r >= t:
                 self._kept()
                 return keep_result(self.policy, t, attributes, ts, r)
@@ -247,13 +258,20 @@ class AlwaysOff(SamplerPlugin):
 class RatioOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rate: float = Field(ge=0.0, le=1.0, description="Probability of keeping a trace.")
+    precision: int = Field(
+        default=4,
+        ge=1,
+        le=14,
+        description="Hex digits of the thresholds written to tracestate (th), 4 as the "
+        "specification recommends (more near probability 0).",
+    )
 
 
 class Ratio(SamplerPlugin):
     Options: ClassVar[type[BaseModel]] = RatioOptions
 
     def build(self, options: Any, context: SamplerContext) -> Sampler:
-        return RatioSampler(options.rate, stats=context.stats)
+        return RatioSampler(options.rate, stats=context.stats, precision=options.precision)
 
 
 class ParentBasedOptions(BaseModel):

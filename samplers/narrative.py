@@ -36,6 +36,7 @@ from ._consistent import (
     drop_result,
     follow_parent,
     threshold,
+    unflagged,
 )
 from ._guard import Guard, ParentFirstSampler
 
@@ -99,7 +100,7 @@ def _type_of(
     attribute: str, attributes: Attributes, parent_context: Context | None, use_baggage: bool
 ) -> Any:
     """A local root's type: its attributes, the context variable, then baggage."""
-    value = attributes.get(attribute) if attributes else None
+    value: Any = attributes.get(attribute) if attributes else None
     if value is None and attribute == NARRATIVE_TYPE:
         value = narrative_type.get()
     if value is None and use_baggage:
@@ -155,6 +156,13 @@ class PerNarrativeTypeOptions(BaseModel):
     )
     rules: list[Rule] = Field(default_factory=list, description="First match wins, before 'rates'.")
     baggage: bool = Field(default=True, description="Also read the type from W3C baggage.")
+    precision: int = Field(
+        default=4,
+        ge=1,
+        le=14,
+        description="Hex digits of the thresholds written to tracestate (th), 4 as the "
+        "specification recommends (more near probability 0).",
+    )
 
     @model_validator(mode="after")
     def _rates_in_range(self) -> PerNarrativeTypeOptions:
@@ -167,9 +175,9 @@ class PerNarrativeTypeOptions(BaseModel):
 # -- the sampler ---------------------------------------------------------------------------
 
 
-def _fixed(rate: float, policy: str) -> Consistent:
+def _fixed(rate: float, policy: str, precision: int | None = None) -> Consistent:
     """A fixed keep probability, decided consistently from the trace's randomness."""
-    return Consistent(threshold(rate), policy)
+    return Consistent(threshold(rate, precision), policy)
 
 
 _DROP = Decision.DROP
@@ -336,6 +344,8 @@ class PerNarrativeTypeSampler(ParentFirstSampler):
                     if facts is None or facts.state is not ts:
                         facts = _learn(ts)
                     r = facts.rv if facts.rv >= 0 else trace_id & RANDOM_MASK
+                if facts is None or facts.rv < 0:
+                    unflagged(parent)
             if r >= choice.t:
                 return choice.decide_parent(
                     parent, parent_context, trace_id, name, kind, attributes, links
@@ -370,7 +380,7 @@ class PerNarrativeType(SamplerPlugin):
                 # A nested sampler's policy is recorded under this one's label:
                 # per-narrative-type:curation/ratio.
                 return Delegate(context.build(value), label=f"{base}:{label}")
-            return _fixed(value, f"{base}:{label}")
+            return _fixed(value, f"{base}:{label}", options.precision)
 
         rules = [
             _CompiledRule(

@@ -60,7 +60,7 @@ def test_show_sources_and_plan(
     assert lines["max_queue_size"].endswith("# env:SFUMATO_MAX_QUEUE_SIZE")
     assert lines["headers.authorization"].split("#")[0].strip().endswith('"***"')
     assert lines["headers.x-env"].endswith("# env:OTEL_EXPORTER_OTLP_HEADERS")
-    assert "ratio(rate=0.25)" in out
+    assert "ratio(rate=0.25, precision=4)" in out
     assert "traces: otlp-grpc, otlp-http" in out
     assert "metrics: otlp-grpc" in out
     assert "batch_size=64 batch_timeout_ms=5000 max_queue_size=100" in out
@@ -84,7 +84,7 @@ def test_show_json(
     assert settings["protocol"] == {"value": "grpc", "source": "default"}
     assert doc["sampler"]["type"] == "parent_based"
     assert doc["sampler"]["children"][0]["type"] == "ratio"
-    assert doc["sampler"]["children"][0]["options"] == {"rate": 0.25}
+    assert doc["sampler"]["children"][0]["options"] == {"rate": 0.25, "precision": 4}
     assert doc["exporters"]["traces"] == ["otlp-grpc", "otlp-http"]
     assert doc["exporters"]["logs"] == ["otlp-grpc"]
     assert doc["batch"] == {

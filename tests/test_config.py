@@ -79,7 +79,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     assert s.plugins.disable == ["prometheus"]
     assert [e.type for e in s.exporters] == ["memory"] and s.exporters[0].signals == ["traces"]
     # The plan was resolved: the sampler tree and the extra exporter are there.
-    assert s._plan.sampler.describe()[1].strip() == "ratio(rate=0.25)"
+    assert s._plan.sampler.describe()[1].strip() == "ratio(rate=0.25, precision=4)"
     assert any(node.name == "memory" for node in s._plan.exporters)
     assert s.source_of("batch_size") == "file"
     assert s.source_of("compression") == "default"
@@ -89,7 +89,7 @@ def test_sampling_rate_shorthand(tmp_path: Path) -> None:
     s = load_settings(write(tmp_path, "[telemetry]\nsampling_rate = 0.5\n"), env={})
     assert s.sampling_rate == 0.5
     lines = [line.strip() for line in s._plan.sampler.describe()]
-    assert lines[0].startswith("parent_based") and lines[1] == "ratio(rate=0.5)"
+    assert lines[0].startswith("parent_based") and lines[1] == "ratio(rate=0.5, precision=4)"
 
 
 def test_defaults_when_table_is_empty(tmp_path: Path) -> None:

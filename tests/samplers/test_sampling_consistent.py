@@ -47,10 +47,11 @@ def test_threshold_encoding_matches_the_specification() -> None:
     assert th_hex(threshold(1.0)) == "0"
     assert th_hex(threshold(0.5)) == "8"
     assert th_hex(threshold(0.25)) == "c"
-    assert th_hex(threshold(0.01)).startswith("fd70a3d70a3d7")
+    assert th_hex(threshold(0.01)) == "fd70a"  # 4 digits, and one for the leading f
+    assert th_hex(threshold(0.01, precision=14)).startswith("fd70a3d70a3d7")
     assert parse_ot("th:8")[0] == 1 << 55
     assert parse_ot("rv:00000000000001;th:c;x:y") == (0xC << 52, 1, ("x:y",))
-    assert adjusted_count(threshold(0.1)) == pytest.approx(10.0)
+    assert adjusted_count(threshold(0.1)) == pytest.approx(10.0, rel=1e-4)  # th:e666
     assert threshold(0.0) == MAX_THRESHOLD
 
 
@@ -65,7 +66,7 @@ def test_ratio_keeps_its_rate_over_100k_roots_and_the_weights_estimate_the_count
             kept += 1
             weight += result.attributes[ADJUSTED_COUNT]
             assert result.trace_state.get("ot") == f"th:{th_hex(threshold(p))}"
-            assert result.attributes[SAMPLE_RATE] == 10
+            assert result.attributes[SAMPLE_RATE] in (9, 10)  # 9.9994, rounded either way
             assert result.attributes[POLICY] == "ratio"
         else:
             assert result.decision is Decision.DROP
@@ -105,7 +106,8 @@ def test_a_dropped_span_does_not_claim_a_threshold() -> None:
 def test_parent_based_children_follow_and_carry_the_parents_weight() -> None:
     sampler = ParentBasedSfumato(RatioSampler(0.1))
     ts = TraceState([("ot", "th:c")])  # parent kept at p = 1/4
-    child = sampler.should_sample(_parent(3, True, ts), 3, "child", attributes={"a": 1})
+    tid = 0xD0000000000003  # R >= th: consistent with being kept at th:c
+    child = sampler.should_sample(_parent(tid, True, ts), tid, "child", attributes={"a": 1})
     assert child.decision is Decision.RECORD_AND_SAMPLE
     assert child.attributes[ADJUSTED_COUNT] == pytest.approx(4.0)
     assert child.attributes["a"] == 1
@@ -353,3 +355,93 @@ def test_sample_rate_sums_to_the_adjusted_count_without_bias(p: float) -> None:
     assert abs(total_rate - total_count) < 4 * math.sqrt(kept / 4) + 1, (total_rate, total_count)
     # rounded one way for every span it would be off by 20-30%
     assert abs(total_rate - n) < 0.02 * n
+
+
+# -- spec-exact ot handling ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["th:+c", "th:0xc", "th:f_f", "th: c", "th:C", "th:", "th:123456789abcdef"],
+)
+def test_a_malformed_th_is_not_read(value: str) -> None:
+    from sfumato.samplers._consistent import parse_ot
+
+    assert parse_ot(value)[0] == -1
+
+
+@pytest.mark.parametrize(
+    "value", ["rv:+0000000000001", "rv:0000000000_001", "rv:00000000000001f", "rv:ABCDEF01234567"]
+)
+def test_a_malformed_rv_is_not_read(value: str) -> None:
+    from sfumato.samplers._consistent import parse_ot
+
+    assert parse_ot(value)[1] == -1
+
+
+def test_parent_based_erases_a_threshold_inconsistent_with_the_randomness() -> None:
+    """A sampled parent whose th the trace's randomness does not reach (rv < th) was not
+    kept at that threshold: the th is erased, and the weight is the unknown-probability 1."""
+    sampler = ParentBasedSfumato(RatioSampler(0.5))
+    state = TraceState([("ot", "rv:10000000000000;th:c")])  # rv < th: inconsistent
+    parent = SpanContext(7, 8, True, TraceFlags(1), state)
+    ctx = trace.set_span_in_context(NonRecordingSpan(parent))
+    result = sampler.should_sample(ctx, 7, "child")
+    assert result.decision is Decision.RECORD_AND_SAMPLE
+    assert "th:" not in (result.trace_state or TraceState()).get("ot", "")
+    assert result.attributes[ADJUSTED_COUNT] == 1.0
+    # consistent: forwarded as it came
+    good = TraceState([("ot", "rv:d0000000000000;th:c")])
+    ctx = trace.set_span_in_context(NonRecordingSpan(SpanContext(7, 8, True, TraceFlags(1), good)))
+    result = sampler.should_sample(ctx, 7, "child")
+    assert result.trace_state.get("ot") == "rv:d0000000000000;th:c"
+    assert result.attributes[ADJUSTED_COUNT] == 4.0
+
+
+def test_malformed_members_are_erased_on_output() -> None:
+    sampler = ParentBasedSfumato(RatioSampler(0.5))
+    state = TraceState([("ot", "th:0xc;rv:+0000000000001;x:1")])
+    parent = SpanContext(7, 8, True, TraceFlags(1), state)
+    result = sampler.should_sample(trace.set_span_in_context(NonRecordingSpan(parent)), 7, "c")
+    assert result.trace_state.get("ot") == "x:1"
+
+
+def test_thresholds_carry_four_hex_digits_as_the_spec_recommends() -> None:
+    from sfumato.samplers._consistent import th_hex, threshold
+
+    # The spec's table for precision 4 (1-in-N sampling).
+    for p, th in [(1.0, "0"), (0.5, "8"), (1 / 3, "aaab"), (0.2, "cccd"), (0.1, "e666"),
+                  (0.01, "fd70a"), (0.001, "ffbe77"), (0.0001, "fff9724")]:  # fmt: skip
+        assert th_hex(threshold(p)) == th, p
+    assert th_hex(threshold(0.1, precision=6)) == "e66666"
+
+
+def test_randomness_from_a_trace_id_without_the_random_flag_is_warned_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sfumato.samplers import _consistent
+
+    monkeypatch.setattr(_consistent, "_unflagged_warned", False)
+    sampler = RatioSampler(0.5)
+    random_flag = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+    flagged = SpanContext(5, 6, True, random_flag)
+    with caplog.at_level("WARNING", logger="sfumato"):
+        sampler.should_sample(trace.set_span_in_context(NonRecordingSpan(flagged)), 5, "x")
+        assert not caplog.records
+        for tid in (7, 8, 9):
+            sampler.should_sample(_parent(tid, True), tid, "x")
+    warned = [r for r in caplog.records if "random flag" in r.getMessage()]
+    assert len(warned) == 1
+
+
+def test_malformed_trace_states_are_counted() -> None:
+    with memory_telemetry({"type": "parent_based", "root": {"type": "ratio", "rate": 1.0}}) as (
+        telemetry,
+        _,
+    ):
+        before = telemetry.stats()["sampling.tracestate.invalid"]
+        state = TraceState([("ot", "th:0xc")])
+        parent = SpanContext(0xD0000000000003, 8, True, TraceFlags(3), state)
+        ctx = trace.set_span_in_context(NonRecordingSpan(parent))
+        telemetry.tracer().start_span("child", context=ctx).end()
+        assert telemetry.stats()["sampling.tracestate.invalid"] == before + 1
