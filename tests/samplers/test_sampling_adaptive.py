@@ -79,13 +79,32 @@ def test_reconverges_after_a_10x_burst_and_recovers_at_a_capped_pace() -> None:
     assert kept < 3 * TARGET
     run_interval(sampler, clock, ids, {"busy": 5000})
     assert abs(sampler.probability(("busy",)) * 5000 - TARGET) <= 0.1 * TARGET
-    # Back to normal: p rises by at most 1.5x per interval (6 intervals for 10x).
-    before = sampler.probability(("busy",))
-    run_interval(sampler, clock, ids, {"busy": 500})
-    assert sampler.probability(("busy",)) <= before * 1.5 + 1e-12
-    for _ in range(6):
+    # Back to normal: p rises by at most 1.5x per interval, and is within +-10% of the
+    # target after 7 intervals, as docs/samplers.md says (not before).
+    recovered = None
+    for n in range(1, 12):
+        before = sampler.probability(("busy",))
         run_interval(sampler, clock, ids, {"busy": 500})
-    assert abs(sampler.probability(("busy",)) * 500 - TARGET) <= 0.1 * TARGET
+        p = sampler.probability(("busy",))
+        assert p <= before * 1.5 + 1e-12
+        if recovered is None and abs(p * 500 - TARGET) <= 0.1 * TARGET:
+            recovered = n
+    assert recovered == 7
+
+
+def test_a_new_key_is_cut_back_at_its_first_in_interval_check() -> None:
+    """A new key starts at probability 1; arriving at 20x the target, it is cut back at
+    its 64th arrival (the first in-interval check), 6% into its first interval."""
+    sampler, clock = make()
+    ids = iter(trace_ids(5, 10**6))
+    kept_at_p1 = 0
+    for i in range(1000):
+        clock.now = INTERVAL * i / 1000
+        sampler.should_sample(None, next(ids), "new")
+        if sampler.probability(("new",)) < 1:
+            break
+        kept_at_p1 += 1
+    assert kept_at_p1 == 63
 
 
 def test_never_starves_a_rare_key_and_keeps_new_keys() -> None:
