@@ -29,7 +29,7 @@ from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
 from sfumato._processors import unit_taker
 from sfumato._tracer import _TUPLE_LAYOUT
 
-from ._consistent import state_with_th, weight_attributes
+from ._consistent import ADJUSTED_COUNT, state_with_th, weight_attributes
 
 if TYPE_CHECKING:
     from sfumato._stats import Stats, Tally
@@ -143,6 +143,7 @@ class _Trace:
     __slots__ = (
         "closed_at",
         "decision",
+        "deferred",
         "first_ns",
         "held",
         "key",
@@ -165,6 +166,7 @@ class _Trace:
     decision: str | None
     held: list[ReadableSpan] | None
     until: int
+    deferred: bool  # held whole, head-sampled spans included (see TailProcessor._finish)
 
     def included(self, span: ReadableSpan, spans: list[ReadableSpan]) -> bool:
         """Whether ``span``, appended to ``spans`` as the unit was being decided, was in the
@@ -201,6 +203,16 @@ def _scan(spans: list[ReadableSpan]) -> tuple[int, list[int] | None]:
 
 def _sampled(span: ReadableSpan) -> bool:
     return bool(span.context.trace_flags.sampled)  # type: ignore[union-attr]
+
+
+def _weighted(spans: list[ReadableSpan]) -> bool:
+    """Whether the head kept ``spans`` (one unit's) at a weight other than 1."""
+    for s in spans:
+        if _sampled(s):
+            attributes = s.attributes
+            count = attributes.get(ADJUSTED_COUNT) if attributes else None
+            return count is not None and count != 1.0
+    return False
 
 
 def _descendants(spans: list[ReadableSpan], root: ReadableSpan) -> list[ReadableSpan]:
@@ -295,6 +307,8 @@ class TailProcessor(SpanProcessor):
         # when it comes, is a late span of the unit, not a new unit.
         self._rootless: set[int] = set()
         self._lock = threading.Lock()
+        self._sweeper: threading.Thread | None = None
+        self._stopping = threading.Event()
         # Kept spans go downstream a local unit at a time (see ``UnitProcessor``).
         self._forward_unit = unit_taker(downstream)
         self._new_traces = 0
@@ -339,6 +353,7 @@ class TailProcessor(SpanProcessor):
         trace.key = key
         trace.decision = None
         trace.held = None
+        trace.deferred = False
         return trace
 
     def open_trace(self, root: ReadableSpan, tid: int) -> _Trace | None:
@@ -371,7 +386,7 @@ class TailProcessor(SpanProcessor):
         out: list[_Verdict | None] = []
         if len(traces) + len(self._held) >= self.max_traces:
             if self._held:
-                self._release(next(iter(self._held.values())))
+                out.append(self._release(next(iter(self._held.values()))))
             else:
                 oldest = next(iter(traces))
                 out.append(self._finish(traces.pop(oldest), None, "max_traces"))
@@ -430,7 +445,7 @@ class TailProcessor(SpanProcessor):
                     # the unit before the root ended. (Any other root is a new unit.)
                     if is_root:
                         self._rootless.discard(tid)
-                    late = self._follow(span, decided, self._held.get(key), tid)
+                    late = self._follow(span, decided, self._held.get(key), tid, out)
                 else:  # the first span of a unit
                     trace = self._new_trace(None, key)
                     out = self._make_room(trace)
@@ -458,6 +473,7 @@ class TailProcessor(SpanProcessor):
         the unit had no room for, or a span ending after the decision."""
         late: _Late | None = None
         verdict: _Verdict | None = None
+        out: list[_Verdict] = []
         lock = self._lock
         lock.acquire()
         try:
@@ -472,13 +488,15 @@ class TailProcessor(SpanProcessor):
                 else:
                     verdict = self._finish(unit, None, "max_spans")
             else:
-                late = self._follow(span, decision, unit, None)
+                late = self._follow(span, decision, unit, None, out)
         finally:
             lock.release()
         if late is not None:
             self._forward_late(late)
         if verdict is not None:
             self._emit(verdict)
+        for released in out:
+            self._emit(released)
 
     def _root_among(self, trace: _Trace, root: ReadableSpan) -> list[_Verdict]:
         """A local root ends among the spans ``on_end`` grouped by its trace (under the
@@ -553,22 +571,31 @@ class TailProcessor(SpanProcessor):
         if early is not None:
             self._tally(f"tail.early.{early}").n += 1
         if reason is None:  # the head decision stands: its sampled spans go on
-            self._kept_spans.n += sampled
-            if sampled < n and self.wait_ns:
-                # Held for decision_wait_ms: a late error turns the unit to keep.
-                held = [s for s in spans if not _sampled(s)] if sampled else spans
+            # With decision_wait_ms, a unit is held so that a late error can keep it whole
+            # at weight 1: what the head dropped, and, when the head kept it at a weight
+            # other than 1, the whole unit, sent at the end of the wait. (Sent now at 1/p and
+            # then kept whole for a late error, its spans would weigh 1/p or 1 depending on
+            # when the error came: no weight at all would be exact.)
+            deferred = bool(self.wait_ns) and sampled > 0 and _weighted(spans)
+            if self.wait_ns and (sampled < n or deferred):
+                held = spans if deferred or not sampled else [s for s in spans if not _sampled(s)]
                 for s in held:
                     if getattr(s, "_buffer", None) is trace:
                         s._buffer = None  # type: ignore[attr-defined]  # no cycle via held
                 trace.held = held
+                trace.deferred = deferred
                 trace.until = self._clock() + self.wait_ns
                 self._held[trace.key] = trace
+                self._start_sweeper()
+                if deferred:
+                    return None  # counted and sent when the wait ends
             else:
                 self._dropped_spans.n += n - sampled
                 if not sampled:
                     self._traces_dropped.n += 1
             if not sampled:
                 return None
+            self._kept_spans.n += sampled
             self._traces_kept_head.n += 1
             return spans, None, _ALL if sampled == n else decision, None
         self._tally(f"tail.traces.kept.{reason}").n += 1
@@ -586,32 +613,64 @@ class TailProcessor(SpanProcessor):
         self._dropped_spans.n += n - kept
         return spans, reason, decision, path
 
-    def _release(self, trace: _Trace) -> None:
-        """Let go of the spans a head-dropped unit held for decision_wait_ms (under the
-        lock): they are dropped, and counted so now."""
+    def _start_sweeper(self) -> None:
+        """A thread that ends the waits of held units on time, however quiet the service
+        (under the lock; started with the first held unit)."""
+        if self._sweeper is not None or self._stopping.is_set():
+            return
+        wait_s = self.wait_ns / 1e9
+
+        def sweep() -> None:
+            while not self._stopping.wait(max(wait_s / 2, 0.01)):
+                try:
+                    self.expire(flush=False)
+                except Exception:
+                    log.debug("sfumato: tail sweep raised", exc_info=True)
+
+        self._sweeper = threading.Thread(target=sweep, name="sfumato-tail-wait", daemon=True)
+        self._sweeper.start()
+
+    def _release(self, trace: _Trace) -> _Verdict | None:
+        """The end of a held unit's wait (under the lock): what the head sampled of it goes
+        on at its head weight, the rest is dropped; counted now."""
         held = trace.held
         self._held.pop(trace.key, None)
         if held is None:
-            return
+            return None
         trace.held = None
-        self._dropped_spans.n += len(held)
+        sampled = sum(1 for s in held if _sampled(s)) if trace.deferred else 0
+        self._dropped_spans.n += len(held) - sampled
+        if trace.deferred:
+            trace.deferred = False
+            self._kept_spans.n += sampled
+            self._traces_kept_head.n += 1
+            return held, None, _HEAD, None
         if trace.decision == _DROPPED:
             self._traces_dropped.n += 1
+        return None
 
     def remembered(self) -> int:
         """Decided units in the decision cache."""
         return len(self._decided) + len(self._decided_before)
 
-    def _expire(self, now: int) -> list[_Verdict]:
+    def _expire(self, now: int, flush: bool = False) -> list[_Verdict]:
         """Decide the units open longer than max_age_ms and let go of the held units whose
-        wait is over (under the lock)."""
+        wait is over (under the lock); ``flush``: also end the wait of every held unit that
+        has spans to send."""
+        out: list[_Verdict] = []
         held = self._held
         while held:
             trace = next(iter(held.values()))
             if trace.until > now:
                 break
-            self._release(trace)
-        out: list[_Verdict] = []
+            released = self._release(trace)
+            if released is not None:
+                out.append(released)
+        if flush:
+            for trace in [t for t in held.values() if t.deferred]:
+                released = self._release(trace)
+                if released is not None:
+                    out.append(released)
         traces = self._traces
         cutoff = now - self.max_age_ns
         while traces:
@@ -654,7 +713,12 @@ class TailProcessor(SpanProcessor):
             self._forward_unit(kept, reason)
 
     def _follow(
-        self, span: ReadableSpan, decision: str, unit: _Trace | None, tid: int | None
+        self,
+        span: ReadableSpan,
+        decision: str,
+        unit: _Trace | None,
+        tid: int | None,
+        out: list[_Verdict],
     ) -> _Late | None:
         """A span of a unit decided already (under the lock): it follows the decision. A
         late error turns a unit the head decided to keep, with probability 1: it and what
@@ -663,11 +727,17 @@ class TailProcessor(SpanProcessor):
         self._seen.n += 1
         self._late.n += 1
         if unit is not None and unit.held is not None and unit.until < self._clock():
-            self._release(unit)
+            released = self._release(unit)
+            if released is not None:
+                out.append(released)
         error = self.keep_late_errors and span_has_error(span)
         if decision in (_HEAD, _DROPPED):
             if not error:
-                if unit is not None and unit.held is not None and not _sampled(span):
+                if (
+                    unit is not None
+                    and unit.held is not None
+                    and (unit.deferred or not _sampled(span))
+                ):
                     if len(unit.held) < self.max_spans:
                         unit.held.append(span)
                         if getattr(span, "_buffer", None) is unit:
@@ -689,11 +759,13 @@ class TailProcessor(SpanProcessor):
             copies = [span]
             held = unit.held if unit is not None else None
             if held:
-                self._held.pop(unit.key, None)  # type: ignore[union-attr]
-                unit.held = None  # type: ignore[union-attr]
+                assert unit is not None
+                self._held.pop(unit.key, None)
+                unit.held = None
                 copies = held + copies
-                if decision == _DROPPED:
+                if decision == _DROPPED or unit.deferred:
                     self._tally("tail.traces.kept.late_error").n += 1
+                unit.deferred = False
             elif decision == _DROPPED:
                 self._tally("tail.traces.partial.late_error").n += 1
             self._kept_spans.n += len(copies)
@@ -724,19 +796,20 @@ class TailProcessor(SpanProcessor):
     def decide_all(self, reason: str) -> None:
         """Decide every open unit now (shutdown) as if a bound had been hit, and let go of
         what is held."""
+        self._stopping.set()
         with self._lock:
             pending = [self._finish(t, None, reason) for t in self._traces.values()]
             self._traces.clear()
-            for trace in list(self._held.values()):
-                self._release(trace)
+            pending.extend(self._release(trace) for trace in list(self._held.values()))
         for verdict in pending:
             if verdict is not None:
                 self._emit(verdict)
 
-    def expire(self) -> None:
-        """Decide the units open past max_age_ms, let go of what was held past its wait."""
+    def expire(self, flush: bool = True) -> None:
+        """Decide the units open past max_age_ms, let go of what was held past its wait,
+        and (``flush``) send what waits to be sent: a flush ends those waits early."""
         with self._lock:
-            expired = self._expire(self._clock())
+            expired = self._expire(self._clock(), flush)
         for verdict in expired:
             self._emit(verdict)
 

@@ -49,8 +49,9 @@ class ErrorAlwaysOptions(BaseModel):
         default=1_000,
         ge=0,
         le=600_000,
-        description="How long a unit dropped at its root's end keeps its spans, so that a "
-        "late error keeps it whole (0: let them go at once).",
+        description="How long a unit decided at its root's end waits for a late error that "
+        "would keep it whole: a dropped unit keeps its spans, one kept at p < 1 is sent after "
+        "it (0: no wait).",
     )
     decision_cache_size: int = Field(
         default=100_000,

@@ -201,6 +201,7 @@ def test_error_always_keeps_every_error_trace_and_about_p_of_the_rest() -> None:
                 if fail:
                     step.set_status(Status(StatusCode.ERROR))
                     errors.add(root.get_span_context().trace_id)
+        t.force_flush()  # kept traces wait decision_wait_ms for a late error; a flush ends it
         spans = mem.get_finished_spans()
     roots = [s for s in spans if s.parent is None]
     kept_ids = {s.context.trace_id for s in roots}

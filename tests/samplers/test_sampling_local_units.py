@@ -185,7 +185,7 @@ def test_late_errors_are_counted_once_at_weight_one(rate: float) -> None:
     errors: each late error is kept with probability 1 and weighs 1, whatever the head
     decided (weighing a head-kept one 1/p counted it 1/p times over)."""
     sampler = {"type": "error-always", "otherwise": {"type": "ratio", "rate": rate}}
-    n = 5_000
+    n = 20_000
     with memory_telemetry(sampler, seed=7) as (telemetry, exported):
         tracer = telemetry.tracer()
         held: list[Any] = []
@@ -196,7 +196,14 @@ def test_late_errors_are_counted_once_at_weight_one(rate: float) -> None:
             s for s in exported.get_finished_spans() if s.status.status_code is StatusCode.ERROR
         ]
     assert len(errors) == n
+    # Exactly n: every error is kept, and weighs 1 (the estimate has no variance at all).
     assert sum(s.attributes[ADJUSTED_COUNT] for s in errors) == n
+    # The requests (each ended before its error) were kept by the head at about p, at 1/p.
+    requests = [s for s in exported.get_finished_spans() if s.name == "GET /late"]
+    assert (
+        abs(sum(s.attributes[ADJUSTED_COUNT] for s in requests) - n)
+        < 4 * (n * (1 - rate) / rate) ** 0.5
+    )
 
 
 def test_a_late_error_keeps_what_is_still_buffered_and_the_ancestors_that_end_after_it() -> None:
@@ -245,3 +252,30 @@ def test_after_the_wait_a_late_error_still_keeps_the_ancestors_that_end_after_it
         stats = telemetry.stats()
     assert stats["tail.traces.dropped"] == 1
     assert stats["tail.traces.partial.late_error"] == 1
+
+
+def test_a_kept_unit_waits_for_late_errors_then_goes_on_by_itself() -> None:
+    """A unit the head kept at weight 2 waits decision_wait_ms (a late error would keep it
+    whole at weight 1), then is sent at its head weight with no flush and no other traffic."""
+    sampler = {
+        "type": "error-always",
+        "otherwise": {"type": "ratio", "rate": 0.5},
+        "decision_wait_ms": 100,
+    }
+    with memory_telemetry(sampler, seed=3) as (telemetry, exported):
+        tracer = telemetry.tracer()
+        for _ in range(200):
+            request(tracer, random.getrandbits(128), "/quiet")
+        assert exported.get_finished_spans() == ()  # waiting
+        deadline = time.monotonic() + 5
+        while not exported.get_finished_spans() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)
+        spans = exported.get_finished_spans()
+        stats = telemetry.stats()
+    roots = [s for s in spans if s.name == "GET /quiet"]
+    assert 60 <= len(roots) <= 140  # about half, binomial(200, 0.5) within 5.6 sd
+    assert len(spans) == 3 * len(roots)  # whole
+    assert {s.attributes[ADJUSTED_COUNT] for s in spans} == {2.0}
+    assert stats["tail.traces.kept.head"] == len(roots)
+    assert stats["tail.spans.kept"] + stats["tail.spans.dropped"] == stats["tail.spans.seen"]

@@ -129,6 +129,7 @@ def test_10k_narratives_with_2_percent_failures_under_error_always() -> None:
                     failed.add(root.get_span_context().trace_id)
                 else:
                     ok_by_type[kind] += 1
+        t.force_flush()  # kept traces wait decision_wait_ms for a late error; a flush ends it
         spans = mem.get_finished_spans()
         stats = t.stats()
     roots = [s for s in spans if s.name == "narrative"]
