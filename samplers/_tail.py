@@ -201,15 +201,20 @@ def _scan(spans: list[ReadableSpan]) -> tuple[int, list[int] | None]:
     return sampled, errors
 
 
-def _sampled(span: ReadableSpan) -> bool:
-    return bool(span.context.trace_flags.sampled)  # type: ignore[union-attr]
+def _sampled(span: ReadableSpan) -> int:
+    ctx = getattr(span, "_context", None)
+    if type(ctx) is SpanContext and _TUPLE_LAYOUT:
+        return ctx[3] & 1  # type: ignore[no-any-return]  # the flags, no property calls
+    return 1 if span.context.trace_flags.sampled else 0  # type: ignore[union-attr]
 
 
 def _weighted(spans: list[ReadableSpan]) -> bool:
     """Whether the head kept ``spans`` (one unit's) at a weight other than 1."""
     for s in spans:
         if _sampled(s):
-            attributes = s.attributes
+            attributes = getattr(s, "_attributes", None)  # no copy or proxy of the dict
+            if attributes is None:
+                attributes = s.attributes
             count = attributes.get(ADJUSTED_COUNT) if attributes else None
             return count is not None and count != 1.0
     return False
@@ -578,10 +583,9 @@ class TailProcessor(SpanProcessor):
             # when the error came: no weight at all would be exact.)
             deferred = bool(self.wait_ns) and sampled > 0 and _weighted(spans)
             if self.wait_ns and (sampled < n or deferred):
+                # The held spans and the unit point at each other until the wait ends;
+                # _release then drops the unit's side, so no cycle outlives it.
                 held = spans if deferred or not sampled else [s for s in spans if not _sampled(s)]
-                for s in held:
-                    if getattr(s, "_buffer", None) is trace:
-                        s._buffer = None  # type: ignore[attr-defined]  # no cycle via held
                 trace.held = held
                 trace.deferred = deferred
                 trace.until = self._clock() + self.wait_ns
@@ -740,8 +744,6 @@ class TailProcessor(SpanProcessor):
                 ):
                     if len(unit.held) < self.max_spans:
                         unit.held.append(span)
-                        if getattr(span, "_buffer", None) is unit:
-                            span._buffer = None  # type: ignore[attr-defined]
                     else:
                         self._dropped_spans.n += 1
                     return None

@@ -312,12 +312,15 @@ class PerNarrativeTypeSampler(ParentFirstSampler):
                             return rule.choice.decide_parent(
                                 parent, parent_context, trace_id, name, kind, attributes, links
                             )
-                result = follow_parent(
+                if not (parent[3] if _TUPLE_LAYOUT else parent.trace_flags) & 1:
+                    # An unsampled parent: dropped (RECORD_ONLY under a tail stage), in one call.
+                    ts = parent[4] if _TUPLE_LAYOUT else parent.trace_state
+                    if self.record_only:
+                        return drop_result(ts, _RECORD_ONLY, attributes)
+                    return drop_result(ts)
+                return follow_parent(
                     parent, attributes, self.policy, get_current_span(parent_context)
                 )
-                if self.record_only and result.decision is _DROP:
-                    return drop_result(result.trace_state, _RECORD_ONLY, attributes)
-                return result
             value = _type_of(attr, attributes, parent_context, self.use_baggage)
             for rule in self.rules:
                 if rule.matches(name, kind, attributes or {}, attr, value):
