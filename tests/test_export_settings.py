@@ -222,3 +222,30 @@ def test_two_exporters_of_one_type_keep_their_own_counters() -> None:
         assert stats[f"exporters.{RECORDER}#2.traces.exported"] == 0
         assert stats["traces.exported"] == 3
         second.gate.set()
+
+
+def test_on_full_block_makes_a_burst_wait_instead_of_dropping() -> None:
+    with sfumato.configure(
+        None,
+        backend="none",
+        logs={"enabled": False},
+        exporters=[{"type": RECORDER}],
+        batch_size=10,
+        batch_timeout_ms=60_000,
+        max_queue_size=20,
+        on_full="block",
+        block_ms=5_000,
+    ) as telemetry:
+        exporter = telemetry.exporter(RECORDER, "traces")
+        exporter.gate.clear()
+        release = threading.Timer(0.3, exporter.gate.set)  # the backend is slow, then takes all
+        release.start()
+        started = time.monotonic()
+        spans(telemetry, 100)  # 5x the queue: waits for room, drops nothing
+        waited = time.monotonic() - started
+        assert telemetry.force_flush(5)
+        stats = telemetry.stats()
+        release.join()
+    assert waited >= 0.2
+    assert stats["traces.dropped.queue_full"] == 0
+    assert sum(exporter.sizes) == stats["traces.exported"] == 100
