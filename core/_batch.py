@@ -186,6 +186,7 @@ class ExportQueue(Generic[T]):
         self._shed: set[Hashable] = set()
         self._shed_old: set[Hashable] = set()
         self._shed_at = time.monotonic()
+        self._shed_cap = max(4 * max_queue_size, 10_000)
         self._room = threading.Condition(threading.Lock())  # callers waiting for room
         self._waiting = 0
         self._wake = threading.Event()
@@ -273,14 +274,16 @@ class ExportQueue(Generic[T]):
         is set and the queue is full."""
         self._queued.incr()
         if self._closed:
-            self._dropped_shutdown.incr()
+            self._closed_drop(1)
             return
         queue = self._queue
         if len(queue) >= self._limit:
             self._put_slow(item)
             return
         queue.append(item)
-        if len(queue) >= self.batch_size and not self._wake.is_set():
+        if self._closed:  # shutdown may have come between the check and the append
+            self._strand_check()
+        elif len(queue) >= self.batch_size and not self._wake.is_set():
             # Event.set takes a lock and notifies: once per batch, not for every item that
             # arrives before the worker gets to run.
             self._wake.set()
@@ -296,14 +299,14 @@ class ExportQueue(Generic[T]):
             return
         self._queued.add(n)
         if self._closed:
-            self._dropped_shutdown.add(n)
+            self._closed_drop(n)
             return
         if policy is None:
             if self._limit == 0 and self._is_shed(self._unit(items)):
                 self._drop_full(n, PROBABILITY)
             elif self._fits(n) or self._wait_for_room(n):
                 self._queue.extend(items)
-                self._woken()
+                self._placed()
             else:
                 self._drop_full(n, PROBABILITY, self._unit(items))
             return
@@ -315,9 +318,39 @@ class ExportQueue(Generic[T]):
                 self._urgent.extend(items)
                 self._relimit()
         if placed:
-            self._woken()
+            self._placed()
         else:
             self._drop_full(n, policy, self._unit(items))
+
+    def _placed(self) -> None:
+        """After an item went in off the fast path: wake the worker for a full batch, or
+        count it as dropped when shutdown came meanwhile."""
+        if self._closed:
+            self._strand_check()
+        else:
+            self._woken()
+
+    def _closed_drop(self, n: int) -> None:
+        with self._account:
+            self._dropped_shutdown.add(n)
+            self._losses.lose("shutdown", n)
+
+    def _strand_check(self) -> None:
+        """An item was appended as shutdown closed the queue: once the worker is gone,
+        nothing will send it, so it is counted as dropped.shutdown (never left stranded)."""
+        worker = self._worker
+        if worker.is_alive() and worker is not threading.current_thread():
+            worker.join(0.05)
+            if worker.is_alive():
+                return  # the worker drains it before it exits
+        with self._account:
+            left = len(self._queue) + len(self._urgent)
+            if not left:
+                return
+            self._queue.clear()
+            self._urgent.clear()
+            self._dropped_shutdown.add(left)
+            self._losses.lose("shutdown", left)
 
     def _unit(self, items: Sequence[T]) -> Hashable | None:
         return self._unit_of(items[0]) if self._unit_of is not None else None
@@ -329,7 +362,7 @@ class ExportQueue(Generic[T]):
             self._drop_full(1, PROBABILITY)
         elif self._fits(1) or self._wait_for_room(1):
             self._queue.append(item)
-            self._woken()
+            self._placed()
         else:
             self._drop_full(1, PROBABILITY, unit)
 
@@ -349,12 +382,24 @@ class ExportQueue(Generic[T]):
         self._limit = 0 if shedding else self.max_queue_size - len(self._urgent)
 
     def _drop_full(self, n: int, policy: str, shed: Hashable | None = None) -> None:
-        """Count ``n`` items dropped for a full queue; ``shed``: their trace loses the rest."""
+        """Count ``n`` items dropped for a full queue; ``shed``: their trace loses the rest.
+        (Items a caller waited with until shutdown closed the queue count as shutdown's.)"""
+        if self._closed:
+            self._closed_drop(n)
+            return
         with self._account:
             self._count_full(n, policy)
             if shed is not None:
-                self._shed.add(shed)
-                self._limit = 0
+                self._shed_unit(shed)
+
+    def _shed_unit(self, unit: Hashable) -> None:
+        """Remember a trace that lost spans (under ``_account``), within a bound: a stalled
+        worker ages nothing, so a full set makes room by forgetting the older half."""
+        if len(self._shed) >= self._shed_cap:
+            self._shed_old, self._shed = self._shed, set()
+            self._shed_at = time.monotonic()
+        self._shed.add(unit)
+        self._limit = 0
 
     def _count_full(self, n: int, policy: str) -> None:
         # Under ``_account``.
@@ -369,21 +414,33 @@ class ExportQueue(Generic[T]):
 
     def _evict_for(self, n: int) -> bool:
         """Make room for ``n`` items kept by a tail policy by evicting units kept by
-        probability, newest first (under ``_account``); whether they fit now."""
+        probability, newest first (under ``_account``); whether they fit now. Nothing is
+        evicted for a unit that could not fit even then."""
+        if n > self.max_queue_size - len(self._urgent):
+            return False
         queue = self._queue
         unit_of = self._unit_of
         evicted = 0
         while not self._fits(n) and queue:
             item = queue.pop()
             evicted += 1
-            if unit_of is not None:
-                unit = unit_of(item)
-                self._shed.add(unit)
-                # The rest of a unit queued in one piece goes with it; other spans of the
-                # trace are dropped when the worker reaches them.
-                while queue and unit_of(queue[-1]) == unit:
-                    queue.pop()
-                    evicted += 1
+            if unit_of is None:
+                continue
+            unit = unit_of(item)
+            self._shed_unit(unit)
+            # The rest of a unit queued in one piece goes with it. put() appends without
+            # the lock, so what is popped is checked after the pop: another trace's item
+            # goes back (or, when more room is needed, is evicted and its trace shed too).
+            while queue:
+                item = queue.pop()
+                other = unit_of(item)
+                if other != unit and self._fits(n):
+                    queue.append(item)
+                    break
+                evicted += 1
+                if other != unit:
+                    unit = other
+                    self._shed_unit(unit)
         if evicted:
             self._count_full(evicted, PROBABILITY)
             self._relimit()
@@ -521,6 +578,8 @@ class ExportQueue(Generic[T]):
         first_failure: float | None = None
         delay = RETRY_FIRST_S
         while True:
+            if self._abandoned:  # shutdown gave up on the batch and counted it already
+                return
             try:
                 result = self.exporter.export(batch)
             except Exception as exc:

@@ -299,8 +299,11 @@ class TailProcessor(SpanProcessor):
         self._clock = clock
         # Open units, the oldest first: the tracer's by root span id, on_end's by -trace id.
         self._traces: dict[int, _Trace] = {}
-        # Units dropped by the head whose spans are held for decision_wait_ms, by key.
+        # Units held for decision_wait_ms, in the order their waits end, by id(unit) (two
+        # units of one trace are two entries); and on_end's units by trace id, for their
+        # late spans (the newest of a trace).
         self._held: dict[int, _Trace] = {}
+        self._held_tid: dict[int, _Trace] = {}
         # The decision cache of on_end's units (by trace id), in two generations of plain
         # dicts: a full newer generation replaces the older one. It remembers the last
         # cache_size / 2 decisions at least, cache_size at most. (The tracer's units carry
@@ -450,7 +453,7 @@ class TailProcessor(SpanProcessor):
                     # the unit before the root ended. (Any other root is a new unit.)
                     if is_root:
                         self._rootless.discard(tid)
-                    late = self._follow(span, decided, self._held.get(key), tid, out)
+                    late = self._follow(span, decided, self._held_tid.get(tid), tid, out)
                 else:  # the first span of a unit
                     trace = self._new_trace(None, key)
                     out = self._make_room(trace)
@@ -589,7 +592,9 @@ class TailProcessor(SpanProcessor):
                 trace.held = held
                 trace.deferred = deferred
                 trace.until = self._clock() + self.wait_ns
-                self._held[trace.key] = trace
+                self._held[id(trace)] = trace
+                if trace.key < 0:
+                    self._held_tid[-trace.key] = trace
                 self._start_sweeper()
                 if deferred:
                     return None  # counted and sent when the wait ends
@@ -634,11 +639,16 @@ class TailProcessor(SpanProcessor):
         self._sweeper = threading.Thread(target=sweep, name="sfumato-tail-wait", daemon=True)
         self._sweeper.start()
 
+    def _unhold(self, trace: _Trace) -> None:
+        self._held.pop(id(trace), None)
+        if trace.key < 0 and self._held_tid.get(-trace.key) is trace:
+            del self._held_tid[-trace.key]
+
     def _release(self, trace: _Trace) -> _Verdict | None:
         """The end of a held unit's wait (under the lock): what the head sampled of it goes
         on at its head weight, the rest is dropped; counted now."""
         held = trace.held
-        self._held.pop(trace.key, None)
+        self._unhold(trace)
         if held is None:
             return None
         trace.held = None
@@ -762,7 +772,7 @@ class TailProcessor(SpanProcessor):
             held = unit.held if unit is not None else None
             if held:
                 assert unit is not None
-                self._held.pop(unit.key, None)
+                self._unhold(unit)
                 unit.held = None
                 copies = held + copies
                 if decision == _DROPPED or unit.deferred:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -114,13 +115,15 @@ def test_probability_never_evicts_what_a_tail_policy_kept() -> None:
     queue.put_unit(unit("s1", 4), "slow")
     queue.put_unit(unit("p1", 3))  # 2 places left: dropped whole, not cut to 2
     queue.put(("p2", 0))  # one span fits
-    queue.put_unit(unit("e2", 3), "error")  # 1 place left, p2's: evicts it, still no room
+    # Room for 2 beside what the tail kept: e2 cannot fit even by evicting p2, so p2 stays
+    # and e2 is dropped whole.
+    queue.put_unit(unit("e2", 3), "error")
     snapshot = stats.snapshot()
-    assert snapshot["traces.queue_full.probability"] == 3 + 1
+    assert snapshot["traces.queue_full.probability"] == 3
     assert snapshot["traces.queue_full.error"] == 3
     exporter.gate.set()
     queue.force_flush(5)
-    assert by_trace(exporter.items) == {"inflight": 5, "e1": 4, "s1": 4}
+    assert by_trace(exporter.items) == {"inflight": 5, "e1": 4, "s1": 4, "p2": 1}
     balanced(stats.snapshot(), queue)
     queue.shutdown(1)
 
@@ -247,3 +250,104 @@ def test_shutdown_releases_a_caller_waiting_for_room() -> None:
     exporter.gate.set()
     closer.join(5)
     balanced(stats.snapshot(), queue)
+
+
+# -- races, each made deterministic by running the other side from inside the window ---------
+
+
+def test_an_item_put_as_shutdown_closes_the_queue_is_counted_not_stranded() -> None:
+    """put() checked _closed, then shutdown ran to completion, then put appended."""
+    stats = Stats()
+    queue: ExportQueue[Item] = ExportQueue(
+        Gated(), signal="traces", stats=stats, batch_size=100, delay_ms=50, max_queue_size=100
+    )
+    queue.exporter.gate.set()  # type: ignore[attr-defined]
+    armed = [True]
+
+    class Window(deque):  # type: ignore[type-arg]
+        def __len__(self) -> int:
+            if armed[0]:  # put's length check: the window between _closed and append
+                armed[0] = False
+                queue.shutdown(1)
+            return super().__len__()
+
+    queue._queue = Window()
+    queue.put(("late", 0))
+    snapshot = stats.snapshot()
+    assert len(queue) == 0
+    assert snapshot["traces.dropped.shutdown"] == 1
+    balanced(snapshot, queue)
+
+
+def test_an_item_another_thread_puts_during_an_eviction_is_not_evicted_silently() -> None:
+    queue: ExportQueue[Item]
+    inject = [False]
+
+    def unit_of(item: Item) -> str:
+        if inject[0] and item == ("A", 1):  # between the eviction's pop and its check
+            inject[0] = False
+            queue.put(("B", 1))  # "another thread"
+        return item[0]
+
+    exporter = Gated()
+    stats = Stats()
+    queue = ExportQueue(
+        exporter,
+        signal="traces",
+        stats=stats,
+        batch_size=10**6,
+        delay_ms=10**6,
+        max_queue_size=4,
+        unit_of=unit_of,
+    )
+    for item in [("B", 0), ("A", 0), ("A", 1), ("A", 2)]:
+        queue.put(item)
+    inject[0] = True
+    queue.put_unit([("E", 0)], "error")  # evicts trace A
+    exporter.gate.set()
+    queue.force_flush(2)
+    arrived = by_trace(exporter.items)
+    assert arrived == {"E": 1, "B": 2}  # B whole, A gone whole
+    balanced(stats.snapshot(), queue)
+    queue.shutdown(1)
+
+
+def test_halving_stops_once_shutdown_gave_up_on_the_batch() -> None:
+    calls: list[tuple[int, bool]] = []
+    stopped = threading.Event()
+
+    class Halved:
+        def export(self, batch: Sequence[Item]) -> None:
+            calls.append((len(batch), stopped.is_set()))
+            if len(batch) == 4:
+                raise ValueError("cannot encode")
+            if len(calls) == 2:
+                time.sleep(0.6)  # the first half is slow: shutdown gives up meanwhile
+
+        def shutdown(self) -> None:
+            stopped.set()
+
+    stats = Stats()
+    queue: ExportQueue[Item] = ExportQueue(
+        Halved(), signal="traces", stats=stats, batch_size=4, delay_ms=10, max_queue_size=100
+    )
+    for i in range(4):
+        queue.put(("t", i))
+    time.sleep(0.1)
+    assert queue.shutdown(0.2) is False
+    time.sleep(1.0)
+    assert not any(after for _, after in calls), calls  # nothing sent after it gave up
+    assert stats.snapshot()["traces.dropped.shutdown"] == 4
+
+
+def test_the_set_of_shed_traces_is_bounded_while_the_worker_is_stuck() -> None:
+    exporter = Gated()
+    queue, _ = make(exporter, size=10, batch=5)
+    occupy(queue, exporter)
+    for i in range(10):
+        queue.put((f"fill{i}", 0))
+    for i in range(100_000):  # every one a new trace, every one finds the queue full
+        queue.put((f"t{i}", 0))
+    assert len(queue._shed) + len(queue._shed_old) <= 2 * queue._shed_cap
+    exporter.gate.set()
+    queue.shutdown(2)

@@ -257,3 +257,32 @@ def test_the_errors_only_shortcut_decides_as_the_policy_does(keep: str) -> None:
     assert snap["tail.spans.seen"] == len(spans)
     assert snap["tail.spans.kept"] == len(exported)
     assert snap["tail.spans.kept"] + snap["tail.spans.dropped"] == len(spans)
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_two_held_units_of_one_trace_are_each_let_go_and_counted(sampled: bool) -> None:
+    """Two local roots of one trace reach on_end (no tracer buffer) and are both held for
+    decision_wait_ms: each is let go on its own, its head-kept spans sent, all counted."""
+    now = [0]
+    stats, rec = Stats(), Recorder()
+    tail = TailProcessor(rec, stats, lambda t: None, decision_wait_ms=1000, clock=lambda: now[0])
+
+    def weighted(sid: int, parent: int, remote: bool = False) -> ReadableSpan:
+        s = span(5, sid, parent, sampled=sampled, remote_parent=remote)
+        return ReadableSpan(
+            name=s.name, context=s.context, parent=s.parent, resource=_RESOURCE,
+            attributes={ADJUSTED_COUNT: 10.0}, start_time=0, end_time=1,
+        )  # fmt: skip
+
+    for s in (weighted(11, 1), weighted(21, 2), weighted(1, 99, True), weighted(2, 98, True)):
+        tail.on_end(s)
+    now[0] = 10**12
+    tail.expire()
+    snap = stats.snapshot()
+    assert snap["tail.spans.seen"] == 4
+    assert snap["tail.spans.kept"] + snap["tail.spans.dropped"] == 4
+    if sampled:
+        assert sorted(s.context.span_id for s in rec.spans) == [1, 2, 11, 21]
+        assert snap["tail.traces.kept.head"] == 2
+    else:
+        assert rec.spans == [] and snap["tail.traces.dropped"] == 2
