@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
@@ -31,6 +31,8 @@ from ._consistent import (
     unflagged,
 )
 from ._guard import Guard, ParentFirstSampler
+
+_RECORD_ONLY = Decision.RECORD_ONLY
 
 if TYPE_CHECKING:
     from sfumato._stats import Stats
@@ -186,6 +188,7 @@ class ParentBasedSfumato(ParentFirstSampler):
         local_parent_sampled: Sampler | None = None,
         local_parent_not_sampled: Sampler | None = None,
         stats: Stats | None = None,
+        record_only: bool = False,
     ) -> None:
         self.root = root
         self.delegates = (
@@ -194,7 +197,9 @@ class ParentBasedSfumato(ParentFirstSampler):
             local_parent_sampled,
             local_parent_not_sampled,
         )
-        self._guard = Guard("parent_based", stats)
+        self.record_only = record_only
+        self._stats = stats
+        self._guard = Guard("parent_based", stats, record_only=record_only)
         self._root = Delegate(root)
         self._delegates = tuple(Delegate(d) if d is not None else None for d in self.delegates)
         self.plain_attributes = all(
@@ -230,13 +235,27 @@ class ParentBasedSfumato(ParentFirstSampler):
                 return delegate.decide_parent(
                     parent, parent_context, trace_id, name, kind, attributes, links
                 )
-            if sampled and not remote:
+            if not sampled:
+                ts = parent[4] if _TUPLE_LAYOUT else parent.trace_state
+                if self.record_only:
+                    return drop_result(ts, _RECORD_ONLY, attributes)
+                return drop_result(ts)
+            if not remote:
                 context = parent_context if parent_context is not None else _get_current()
                 parent_span: Any = context.get(_SPAN_KEY)
                 return follow_parent(parent, attributes, "parent", parent_span)
             return follow_parent(parent, attributes, "parent")
         except Exception:
             return self._guard.fallback(parent_context, attributes)
+
+    def marked(self) -> ParentBasedSfumato:
+        """The same sampler, RECORD_ONLY (with the span's attributes) where it would drop:
+        what ``error-always`` needs of the sampler under it, so that it calls this one's
+        ``sample_span`` directly, with no step in between."""
+        copy = ParentBasedSfumato(self.root, *self.delegates, stats=self._stats, record_only=True)
+        copy._root = self._root.marked()
+        copy._delegates = tuple(d.marked() if d is not None else None for d in self._delegates)
+        return copy
 
     def get_description(self) -> str:
         return f"ParentBased{{root:{self.root.get_description()}}}"

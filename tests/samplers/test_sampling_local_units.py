@@ -279,3 +279,18 @@ def test_a_kept_unit_waits_for_late_errors_then_goes_on_by_itself() -> None:
     assert {s.attributes[ADJUSTED_COUNT] for s in spans} == {2.0}
     assert stats["tail.traces.kept.head"] == len(roots)
     assert stats["tail.spans.kept"] + stats["tail.spans.dropped"] == stats["tail.spans.seen"]
+
+
+def test_error_always_over_parent_based_records_what_the_head_drops() -> None:
+    """parent_based under error-always is called directly (its marked form): the children
+    it would drop are RECORD_ONLY, so an error keeps the whole unit."""
+    sampler = {
+        "type": "error-always",
+        "otherwise": {"type": "parent_based", "root": {"type": "ratio", "rate": 0.0}},
+    }
+    with memory_telemetry(sampler) as (telemetry, exported):
+        tracer = telemetry.tracer()
+        request(tracer, random.getrandbits(128), "/ok")
+        request(tracer, random.getrandbits(128), "/fails", fail=True)
+        telemetry.force_flush(5)
+        assert names(exported) == ["/fails db", "/fails work", "GET /fails"]
