@@ -77,7 +77,8 @@ _DROP = Decision.DROP
 
 
 # Hex digits of precision a threshold is written with: the spec recommends 4 by default, more
-# for probabilities near 0 (one more per leading "f"). Set by [telemetry.sampling] precision.
+# for probabilities near 0 (one more per leading "f"). The samplers that turn a probability
+# into a threshold (ratio, per-narrative-type, load-adaptive) take a ``precision`` option.
 PRECISION = 4
 
 
