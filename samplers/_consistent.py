@@ -18,13 +18,14 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
 from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.trace import Span, SpanContext, get_current_span
 from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
+from pydantic import Field
 from sfumato._stats import Counter
 from sfumato._tracer import _TUPLE_LAYOUT, _get_current
 
@@ -37,6 +38,7 @@ __all__ = [
     "SAMPLE_RATE",
     "Consistent",
     "Delegate",
+    "Precision",
     "adjusted_count",
     "consistent",
     "drop_result",
@@ -80,6 +82,17 @@ _DROP = Decision.DROP
 # for probabilities near 0 (one more per leading "f"). The samplers that turn a probability
 # into a threshold (ratio, per-narrative-type, load-adaptive) take a ``precision`` option.
 PRECISION = 4
+
+# The option those samplers take.
+Precision = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=14,
+        description="Hex digits of the thresholds written to tracestate (th), 4 as the "
+        "specification recommends (more near probability 0).",
+    ),
+]
 
 
 def threshold(p: float, precision: int | None = None) -> int:

@@ -33,6 +33,7 @@ from sfumato._tracer import _TUPLE_LAYOUT, _get_current
 from sfumato.plugin import SamplerContext, SamplerPlugin
 
 from ._consistent import (
+    Precision,
     drop_result,
     follow_parent,
     keep_result,
@@ -270,13 +271,7 @@ class LoadAdaptiveOptions(BaseModel):
     )
     floor: float = Field(default=0.001, ge=0, le=1, description="Lowest keep probability of a key.")
     max_keys: int = Field(default=1000, ge=1, description="Keys tracked; others share one key.")
-    precision: int = Field(
-        default=4,
-        ge=1,
-        le=14,
-        description="Hex digits of the thresholds written to tracestate (th), 4 as the "
-        "specification recommends (more near probability 0).",
-    )
+    precision: Precision = 4
 
 
 class LoadAdaptive(SamplerPlugin):

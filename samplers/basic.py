@@ -22,6 +22,7 @@ from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 from ._consistent import (
     MAX_THRESHOLD,
     Delegate,
+    Precision,
     drop_result,
     facts_of,
     follow_parent,
@@ -277,13 +278,7 @@ class AlwaysOff(SamplerPlugin):
 class RatioOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rate: float = Field(ge=0.0, le=1.0, description="Probability of keeping a trace.")
-    precision: int = Field(
-        default=4,
-        ge=1,
-        le=14,
-        description="Hex digits of the thresholds written to tracestate (th), 4 as the "
-        "specification recommends (more near probability 0).",
-    )
+    precision: Precision = 4
 
 
 class Ratio(SamplerPlugin):

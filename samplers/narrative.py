@@ -32,6 +32,7 @@ from ._consistent import (
     RECORD_ONLY,
     Consistent,
     Delegate,
+    Precision,
     _learn,
     drop_result,
     follow_parent,
@@ -156,13 +157,7 @@ class PerNarrativeTypeOptions(BaseModel):
     )
     rules: list[Rule] = Field(default_factory=list, description="First match wins, before 'rates'.")
     baggage: bool = Field(default=True, description="Also read the type from W3C baggage.")
-    precision: int = Field(
-        default=4,
-        ge=1,
-        le=14,
-        description="Hex digits of the thresholds written to tracestate (th), 4 as the "
-        "specification recommends (more near probability 0).",
-    )
+    precision: Precision = 4
 
     @model_validator(mode="after")
     def _rates_in_range(self) -> PerNarrativeTypeOptions:

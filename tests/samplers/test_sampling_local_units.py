@@ -206,16 +206,21 @@ def test_late_errors_are_counted_once_at_weight_one(rate: float) -> None:
     )
 
 
+def job_with_a_worker(tracer: Any) -> tuple[Any, Any, Any]:
+    """A request with a child that has ended, and a worker whose child (``failing``) is
+    still open: (request, worker, failing)."""
+    root = tracer.start_span("GET /job", context=remote(random.getrandbits(128)))
+    ctx = trace.set_span_in_context(root)
+    tracer.start_span("early", context=ctx).end()
+    worker = tracer.start_span("worker", context=ctx)
+    failing = tracer.start_span("failing", context=trace.set_span_in_context(worker))
+    return root, worker, failing
+
+
 def test_a_late_error_keeps_what_is_still_buffered_and_the_ancestors_that_end_after_it() -> None:
     sampler = {"type": "error-always", "decision_wait_ms": 5_000}
     with memory_telemetry(sampler) as (telemetry, exported):
-        tracer = telemetry.tracer()
-        root = tracer.start_span("GET /job", context=remote(random.getrandbits(128)))
-        ctx = trace.set_span_in_context(root)
-        early = tracer.start_span("early", context=ctx)
-        early.end()
-        worker = tracer.start_span("worker", context=ctx)
-        failing = tracer.start_span("failing", context=trace.set_span_in_context(worker))
+        root, worker, failing = job_with_a_worker(telemetry.tracer())
         root.end()  # decided: no error yet, dropped, held for decision_wait_ms
         telemetry.force_flush(5)
         assert names(exported) == []
@@ -234,13 +239,7 @@ def test_a_late_error_keeps_what_is_still_buffered_and_the_ancestors_that_end_af
 def test_after_the_wait_a_late_error_still_keeps_the_ancestors_that_end_after_it() -> None:
     sampler = {"type": "error-always", "decision_wait_ms": 1}
     with memory_telemetry(sampler) as (telemetry, exported):
-        tracer = telemetry.tracer()
-        root = tracer.start_span("GET /job", context=remote(random.getrandbits(128)))
-        ctx = trace.set_span_in_context(root)
-        early = tracer.start_span("early", context=ctx)
-        early.end()
-        worker = tracer.start_span("worker", context=ctx)
-        failing = tracer.start_span("failing", context=trace.set_span_in_context(worker))
+        root, worker, failing = job_with_a_worker(telemetry.tracer())
         root.end()
         time.sleep(0.05)  # the wait is over: what was held is let go, counted dropped
         telemetry.force_flush(5)
