@@ -42,8 +42,9 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.context import attach, detach
 
+from ._otel import suppressed_context
 from ._stats import Counter, Stats
 
 __all__ = ["ExportQueue"]
@@ -487,7 +488,7 @@ class ExportQueue(Generic[T]):
     # -- worker ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        token = attach(suppressed_context())
         _WORKERS.add(threading.get_ident())
         try:
             while True:

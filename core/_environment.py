@@ -17,7 +17,13 @@ __all__ = ["EnvOverride", "env_overrides", "parse_key_values"]
 
 PREFIX = "SFUMATO_"
 # Variables that are not settings keys.
-_NOT_KEYS = {"SFUMATO_CONFIG", "SFUMATO_STRICT", "SFUMATO_DISABLE_PLUGINS", "SFUMATO_DEBUG"}
+_NOT_KEYS = {
+    "SFUMATO_CONFIG",
+    "SFUMATO_STRICT",
+    "SFUMATO_DISABLE_PLUGINS",
+    "SFUMATO_DEBUG",
+    "SFUMATO_OTEL_FALLBACK",
+}
 _LISTS = {"propagators", "disable"}
 _MAPS = {"headers", "resource"}
 

@@ -1,5 +1,5 @@
-"""Plugin code isolated from the application: raising hooks and span processors are counted
-and logged once, and ``SFUMATO_STRICT=1`` turns them into errors (for CI).
+"""Plugin code isolated from the application: raising hooks, span processors and samplers are
+counted and logged once, and ``SFUMATO_STRICT=1`` turns them into errors (for CI).
 
 What a plugin runs on the application's thread (a span processor's ``on_start`` /
 ``on_end``) or while sfumato starts (a hook) must not break the application. Each failure
@@ -11,26 +11,34 @@ configure time as a ConfigError), so a test suite sees it at once.
 from __future__ import annotations
 
 import logging
-import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
 
+from ._decisions import drop_result, follow_parent
 from ._errors import ConfigError
+from ._otel import OnEndingForwarder, on_ending_of, span_context_in
 from ._stats import Stats
+from ._strict import strict
+from ._threshold import MALFORMED
 
-__all__ = ["GuardedSpanProcessor", "PluginErrors", "call_hook", "strict"]
+__all__ = [
+    "Guard",
+    "GuardedSampler",
+    "GuardedSpanProcessor",
+    "PluginErrors",
+    "call_hook",
+    "strict",
+]
 
 log = logging.getLogger("sfumato")
-
-_TRUE = ("1", "true", "yes", "on")
-
-
-def strict() -> bool:
-    """True when ``SFUMATO_STRICT`` is set to a true value (1, true, yes, on)."""
-    return os.environ.get("SFUMATO_STRICT", "").strip().lower() in _TRUE
 
 
 class PluginErrors:
@@ -60,7 +68,7 @@ class PluginErrors:
             )
 
 
-class GuardedSpanProcessor(SpanProcessor):
+class GuardedSpanProcessor(OnEndingForwarder, SpanProcessor):
     """A plugin's span processor whose exceptions never reach the application.
 
     The SDK calls every processor's ``on_start`` and ``on_end`` on the application's thread
@@ -79,13 +87,13 @@ class GuardedSpanProcessor(SpanProcessor):
             if strict():
                 raise
 
-    def _on_ending(self, span: Span) -> None:
+    def on_ending(self, span: Span) -> None:
         try:
-            on_ending = getattr(self.processor, "_on_ending", None)
+            on_ending = on_ending_of(self.processor)
             if on_ending is not None:
                 on_ending(span)
         except Exception:
-            self.errors.record("_on_ending")
+            self.errors.record("on_ending")
             if strict():
                 raise
 
@@ -134,3 +142,104 @@ def call_hook(pm: Any, hook: str, stats: Stats, **kwargs: Any) -> list[Any]:
         if result is not None:
             results.append(result)
     return results
+
+
+# -- samplers ------------------------------------------------------------------------------------
+
+
+class Guard:
+    """The safe decision a sampler falls back to when its own code raises.
+
+    Safe means: follow the parent's flag when there is a parent (the trace stays whole),
+    drop a root (an exception must never turn into keeping everything). ``record_only``
+    makes the drop RECORD_ONLY, for samplers under a tail stage that may still rescue it.
+    Each failure bumps ``sampler.errors`` and ``sampler.<policy>.errors``; the first is logged
+    with its traceback, the rest are only counted so a broken sampler cannot flood the log.
+    """
+
+    __slots__ = ("_errors", "_logged", "_policy_errors", "_strict", "policy", "record_only")
+
+    def __init__(self, policy: str, stats: Stats | None, record_only: bool = False) -> None:
+        self.policy = policy
+        self.record_only = record_only
+        self._logged = False
+        # SFUMATO_STRICT=1 (CI): the sampler's exception reaches the caller, once counted.
+        self._strict = strict()
+        if stats is not None:
+            stats.adopt("sampling.tracestate.invalid", MALFORMED)
+            self._errors: Any = stats.counter("sampler.errors")
+            self._policy_errors: Any = stats.counter(f"sampler.{policy}.errors")
+        else:
+            self._errors = self._policy_errors = None
+
+    def fallback(
+        self, parent_context: Context | None, attributes: Attributes = None
+    ) -> SamplingResult:
+        """Call from the ``except`` block that caught the sampler's exception."""
+        if self._strict:
+            if self._errors is not None:
+                self._errors.incr()
+                self._policy_errors.incr()
+            raise  # the exception the caller is handling
+        try:
+            if self._errors is not None:
+                self._errors.incr()
+                self._policy_errors.incr()
+            if not self._logged:
+                self._logged = True
+                log.warning(
+                    "sfumato: sampler %r raised; falling back to a safe decision "
+                    "(counted as sampler.errors, logged once)",
+                    self.policy,
+                    exc_info=True,
+                )
+            parent = span_context_in(parent_context)
+            if parent is not None and parent.trace_flags.sampled:
+                return follow_parent(parent, attributes, f"{self.policy}:fallback")
+            decision = Decision.RECORD_ONLY if self.record_only else Decision.DROP
+            ts = parent.trace_state if parent is not None else None
+            return drop_result(ts, decision, attributes)
+        except Exception:  # the fallback itself must not raise either
+            return drop_result(None)
+
+
+class GuardedSampler(Sampler):
+    """Wraps a sampler that is not sfumato's own (an OpenTelemetry sampler, a plugin's) so
+    that its exceptions become the guard's safe decision."""
+
+    guarded = True
+
+    def __init__(self, inner: Sampler, policy: str, stats: Stats | None) -> None:
+        self.inner = inner
+        self._guard = Guard(policy, stats)
+        self._should_sample = inner.should_sample
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        try:
+            return self._should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+        except Exception:
+            return self._guard.fallback(parent_context, attributes)
+
+    def get_description(self) -> str:
+        try:
+            return f"Guarded{{{self.inner.get_description()}}}"
+        except Exception:
+            return "Guarded{?}"
+
+    def __getattr__(self, name: str) -> Any:
+        # tail_processor and friends of the wrapped sampler stay reachable.
+        # (not the tracer's fast path or a marked variant: those would skip the guard)
+        if name in ("inner", "sample_span", "marked"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)

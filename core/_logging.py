@@ -23,9 +23,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import get_current
-from opentelemetry.sdk._logs import LoggerProvider
+
+from ._otel import LoggerProvider, SeverityNumber
 
 __all__ = [
     "OtelLogHandler",

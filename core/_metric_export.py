@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
 from ._batch import RETRYABLE, advice
+from ._otel import exporter_preferences
 from ._stats import Stats
 
 __all__ = ["CountingMetricExporter", "data_points"]
@@ -40,9 +41,10 @@ class CountingMetricExporter(MetricExporter):
     """Wraps ``exporter``; keeps its preferred temporality and aggregation."""
 
     def __init__(self, exporter: MetricExporter, stats: Stats, name: str) -> None:
+        temporality, aggregation = exporter_preferences(exporter)
         super().__init__(
-            preferred_temporality=getattr(exporter, "_preferred_temporality", None),
-            preferred_aggregation=getattr(exporter, "_preferred_aggregation", None),
+            preferred_temporality=temporality,
+            preferred_aggregation=aggregation,
         )
         self.exporter = exporter
         self.name = name
@@ -67,7 +69,7 @@ class CountingMetricExporter(MetricExporter):
                 self._stats.part(f"metrics.dropped.{reason}", self.name).add(dropped)
             self._exported.add(points - dropped)
             return MetricExportResult.SUCCESS
-        status = "error" if isinstance(result, Exception) else self._status()
+        status = "error" if isinstance(result, Exception) else self._export_status()
         self._failed.add(points)
         self._stats.part(f"metrics.export_failed.{status}", self.name).add(points)
         self._log(result, status)
@@ -84,7 +86,7 @@ class CountingMetricExporter(MetricExporter):
             log.debug("sfumato: %s sfumato_partial raised", self.name, exc_info=True)
         return 0, ""
 
-    def _status(self) -> str:
+    def _export_status(self) -> str:
         """The status of the failure as the exporter reports it (HTTP status, gRPC code)."""
         report = getattr(self.exporter, "sfumato_failure", None)
         try:

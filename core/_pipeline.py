@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import (
     AlwaysOffExemplarFilter,
     AlwaysOnExemplarFilter,
@@ -24,9 +23,10 @@ from opentelemetry.sdk.trace.sampling import Sampler
 
 from ._batch import ExportQueue
 from ._errors import ConfigError
-from ._guards import GuardedSpanProcessor, PluginErrors, call_hook, strict
+from ._guards import GuardedSampler, GuardedSpanProcessor, PluginErrors, call_hook, strict
 from ._host import Kind, PluginHost
 from ._metric_export import CountingMetricExporter
+from ._otel import LoggerProvider, warn_fallback
 from ._processors import (
     FanOutSpanProcessor,
     QueueLogProcessor,
@@ -36,7 +36,7 @@ from ._processors import (
 )
 from ._resolve import Plan, SamplerNode
 from ._stats import Stats
-from ._tracer import SfumatoTracerProvider
+from ._tracer import tracer_provider_class
 from .plugin import BuildContext, SamplerContext, SamplerSpec, TailStage
 from .settings import Settings, Signal
 
@@ -97,8 +97,6 @@ def build_sampler(
     if not getattr(sampler, "guarded", False):
         # A sampler that is not sfumato's own may raise at run time: wrap it so that its
         # exception becomes a counted, logged-once safe decision, never the app's problem.
-        from sfumato.samplers._guard import GuardedSampler
-
         sampler = GuardedSampler(sampler, node.name, stats)
     return sampler
 
@@ -253,7 +251,10 @@ def _assemble(
         span_processors[0] if len(span_processors) == 1 else FanOutSpanProcessor(span_processors)
     )
     # sfumato's provider: SDK spans on a shorter start/end path (see _tracer.py).
-    tracer_provider = SfumatoTracerProvider(
+    # sfumato's provider on the fast path; the SDK's own when the installed SDK differs from
+    # the shape the fast path relies on (said once, and in stats() and doctor).
+    warn_fallback()
+    tracer_provider: Any = tracer_provider_class()(
         resource=resource, sampler=sampler, shutdown_on_exit=False
     )
     tracer_provider.api_errors = stats.counter("spans.api_errors")

@@ -8,14 +8,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from opentelemetry.context import Context
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import TraceFlags
 
 from ._batch import ExportQueue
+from ._otel import (
+    LogRecordProcessor,
+    ReadableLogRecord,
+    ReadWriteLogRecord,
+    put_if_sampled,
+    trace_id_of,
+)
 from ._stats import Stats
-from ._tracer import _TUPLE_LAYOUT
 
 __all__ = [
     "FanOutSpanProcessor",
@@ -28,7 +32,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("sfumato")
-_SAMPLED = TraceFlags.SAMPLED
 
 
 @runtime_checkable
@@ -39,17 +42,6 @@ class UnitProcessor(Protocol):
     a tail policy outranks one kept by probability."""
 
     def on_end_unit(self, spans: Sequence[ReadableSpan], policy: str | None) -> None: ...
-
-
-def trace_id_of(span: ReadableSpan) -> int:
-    """A span's trace id: what an export queue drops spans by under overload."""
-    try:
-        context = span._context  # a ReadableSpan's field: no property call
-    except AttributeError:
-        context = span.context
-    if context is None:
-        return 0
-    return context[0] if _TUPLE_LAYOUT else context.trace_id
 
 
 def unit_taker(
@@ -73,25 +65,15 @@ class QueueSpanProcessor(SpanProcessor):
 
     def __init__(self, queue: ExportQueue[ReadableSpan]) -> None:
         self.queue = queue
-        self._put = queue.put
+        # The span path calls this instance's on_end: the sampled-flag check and the put in
+        # one frame (see _otel.put_if_sampled).
+        self.__dict__["on_end"] = put_if_sampled(queue.put)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
 
-    def _on_ending(self, span: Span) -> None:
-        pass
-
     def on_end(self, span: ReadableSpan) -> None:
-        try:
-            context = span._context  # a ReadableSpan's field: no property call
-        except AttributeError:
-            context = span.context
-        if context is None:
-            return
-        # SpanContext is the tuple (trace_id, span_id, is_remote, flags, state, is_valid):
-        # its trace_flags property is a call per span.
-        if (context[3] if _TUPLE_LAYOUT else context.trace_flags) & _SAMPLED:
-            self._put(span)
+        self.__dict__["on_end"](span)
 
     def on_end_unit(self, spans: Sequence[ReadableSpan], policy: str | None) -> None:
         """A tail sampler's kept unit (every span of it sampled)."""
@@ -115,9 +97,6 @@ class SyncSpanProcessor(SpanProcessor):
         self._queued = stats.counter("traces.queued")
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
-
-    def _on_ending(self, span: Span) -> None:
         pass
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -155,9 +134,6 @@ class FanOutSpanProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         for p in self.processors:
             p.on_start(span, parent_context)
-
-    def _on_ending(self, span: Span) -> None:
-        pass
 
     def on_end(self, span: ReadableSpan) -> None:
         for p in self.processors:

@@ -40,6 +40,9 @@ OTHER_VARIABLES: dict[str, str] = {
     "SFUMATO_STRICT": "`1`: plugin faults are errors (for CI): a hook-only plugin that fails "
     "to import or a raising hook fails `configure()`, and a sampler's or span processor's "
     "exception reaches the caller. See docs/reliability.md.",
+    "SFUMATO_OTEL_FALLBACK": "`1`: use the OpenTelemetry SDK's own span and metric path "
+    "instead of sfumato's faster one, as when the installed SDK differs from the shape the "
+    "fast path was written for (read at import). See docs/internals.md.",
 }
 
 _KINDS = (

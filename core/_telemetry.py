@@ -13,7 +13,6 @@ import time
 from types import TracebackType
 from typing import Any
 
-from opentelemetry import _logs as logs_api
 from opentelemetry import metrics as metrics_api
 from opentelemetry import propagate
 from opentelemetry import trace as trace_api
@@ -26,8 +25,8 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from opentelemetry.util._once import Once
 
+from . import _otel
 from ._guards import call_hook
 from ._loading import load_settings
 from ._logging import OtelLogHandler, rate_limit_sdk_logs
@@ -59,20 +58,13 @@ def _install_globals(pipes: Pipelines | None) -> None:
     after ``shutdown()`` a new ``configure()`` may install new providers, so the set-once
     guard is reset here rather than letting the API warn and keep the dead provider.
     """
-    trace_api._TRACER_PROVIDER_SET_ONCE = Once()
-    trace_api._TRACER_PROVIDER = None
-    metrics_api._internal._METER_PROVIDER_SET_ONCE = Once()
-    metrics_api._internal._METER_PROVIDER = None
-    logs_api._internal._LOGGER_PROVIDER_SET_ONCE = Once()
-    logs_api._internal._LOGGER_PROVIDER = None
     if pipes is None:
+        _otel.install_global_providers(None, None, None)
         return
-    trace_api.set_tracer_provider(pipes.tracer_provider)
+    _otel.install_global_providers(
+        pipes.tracer_provider, pipes.meter_provider, pipes.logger_provider
+    )
     follow_global(pipes.tracer_provider)  # tracers taken earlier follow the new pipeline
-    if pipes.meter_provider is not None:
-        metrics_api.set_meter_provider(pipes.meter_provider)
-    if pipes.logger_provider is not None:
-        logs_api.set_logger_provider(pipes.logger_provider)
 
 
 class Telemetry:
@@ -149,6 +141,8 @@ class Telemetry:
             snapshot[key] = snapshot.get(key, 0) + n
         for signal in ("traces", "logs"):
             snapshot[f"{signal}.in_queue"] = sum(n for s, _, n in lengths if s == signal)
+        if not _otel.FAST:
+            snapshot["sdk_path"] = 1  # the SDK's own span and metric path is in use
         return snapshot
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -206,8 +200,7 @@ class Telemetry:
             if isinstance(reader, PeriodicExportingMetricReader):
                 # Its at-fork hook restarts its thread; make that thread end at once, and
                 # its last collection (the parent's data) go nowhere.
-                reader._exporter = _DISCARD_METRICS
-                reader._shutdown_event.set()
+                _otel.silence_reader(reader, _DISCARD_METRICS)
         if self._handler is not None:
             self._handler.uninstall()
             self._handler = None

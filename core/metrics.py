@@ -23,8 +23,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.metrics import _internal as _global  # the global provider slot
+from opentelemetry import metrics as metrics_api
+
+from . import _otel
 
 __all__ = [
     "Counter",
@@ -42,7 +43,6 @@ log = logging.getLogger("sfumato")
 SCOPE = "sfumato.metrics"
 Attributes = Mapping[str, Any] | None
 
-_NOOP = NoOpMeterProvider()
 _lock = threading.Lock()
 _instruments: dict[str, _Instrument] = {}
 
@@ -61,23 +61,25 @@ class _Instrument:
     """Binds lazily to the current global meter provider's instrument of the same name."""
 
     kind: ClassVar[str]
-    __slots__ = ("_provider", "_real", "description", "name", "unit")
+    __slots__ = ("_generation", "_real", "description", "name", "unit")
 
     def __init__(self, name: str, description: str, unit: str) -> None:
         self.name = name
         self.description = description
         self.unit = unit
-        self._provider: object = self  # never a provider: the first use binds
+        self._generation = -1  # never a generation: the first use binds
         self._real: Any = None
 
     def _current(self) -> Any:
-        provider = _global._METER_PROVIDER
-        if provider is self._provider:
+        generation = _otel.GENERATION  # bumped when sfumato installs or removes providers
+        if generation == self._generation:
             return self._real
-        meter = (provider or _NOOP).get_meter(SCOPE)
+        # The API's proxy meter until a provider is installed: its instruments forward to
+        # the provider once one is.
+        meter = metrics_api.get_meter_provider().get_meter(SCOPE)
         create = getattr(meter, f"create_{self.kind}")
         self._real = create(self.name, unit=self.unit, description=self.description)
-        self._provider = provider  # after _real: a reader that sees it sees the new _real
+        self._generation = generation  # after _real: a reader that sees it sees the new _real
         return self._real
 
     def __repr__(self) -> str:

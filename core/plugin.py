@@ -8,10 +8,15 @@ its ``Options`` model (pydantic), so a plugin's errors read like the core's.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.sampling import SamplingResult
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind
+from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from .settings import SIGNALS, Settings, Signal, _scrubbed
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "BufferingProcessor",
     "BuildContext",
     "Exporter",
     "ExporterUse",
@@ -31,7 +37,10 @@ __all__ = [
     "SamplerContext",
     "SamplerPlugin",
     "SamplerSpec",
+    "SpanSampler",
+    "SpanStarter",
     "TailStage",
+    "TraceUnit",
 ]
 
 
@@ -186,3 +195,95 @@ class TailControl(Protocol):
     def expire(self) -> None: ...
 
     def decide_all(self, reason: str) -> None: ...
+
+
+@runtime_checkable
+class SpanSampler(Protocol):
+    """A sampler that sfumato's tracer calls with the parent span context it has already
+    looked up, instead of ``should_sample`` (every sampler of sfumato's own is one).
+
+    ``sample_span`` takes ``parent``, the valid parent span context or None for a root, then
+    what ``should_sample`` takes. ``plain_attributes = True`` promises that a decision adds
+    only plain values (str, int, float, bool) to the span's attributes, and that an
+    attribute dict it returns, other than the one it was given, is new: the tracer then keeps
+    that dict as the span's own without a second look.
+    """
+
+    @property
+    def plain_attributes(self) -> bool:
+        """True: a decision adds only plain values, and a dict it returns is new."""
+
+    def sample_span(
+        self,
+        parent: SpanContext | None,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+    ) -> SamplingResult: ...
+
+
+@runtime_checkable
+class TraceUnit(Protocol):
+    """The local trace a buffering processor opens for a local root span (see
+    ``BufferingProcessor``): its local descendants append themselves to ``spans`` as they
+    end, while it is the same list they read and shorter than ``room``."""
+
+    @property
+    def spans(self) -> list[ReadableSpan] | None:
+        """The ended spans, in end order; None once the unit is decided."""
+
+    @property
+    def room(self) -> int:
+        """How many spans the list may hold."""
+
+    @property
+    def root(self) -> ReadableSpan | None:
+        """The local root span."""
+
+    @property
+    def owner(self) -> object:
+        """The processor that opened it."""
+
+    def included(self, span: ReadableSpan, spans: list[ReadableSpan]) -> bool:
+        """Whether ``span``, appended to ``spans`` as the unit was being decided, was in
+        the decision (else it goes through the processor's ``on_end`` as a late span)."""
+        ...
+
+
+@runtime_checkable
+class BufferingProcessor(Protocol):
+    """A span processor that buffers each local trace (sfumato's tail processor). As a local
+    root span starts, sfumato's tracer opens its unit; descendants then end into the unit
+    without calling ``on_end``, and the root's end (through ``on_end``) decides it."""
+
+    def open_trace(self, root: ReadableSpan, trace_id: int, span_id: int) -> TraceUnit | None:
+        """The unit of the local trace ``root`` starts, or None (its spans then go through
+        ``on_end``)."""
+        ...
+
+
+@runtime_checkable
+class SpanStarter(Protocol):
+    """What sfumato's tracer offers span helpers besides the SDK's ``start_span``: the same
+    method with two keywords. ``current`` is the context the parent is read from when
+    ``context`` is None, for a caller that has read the current context already;
+    ``trusted=True`` says the attributes have only non-empty string keys and plain values
+    (str, int, float, bool), so the tracer does not check them again."""
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        *,
+        current: Context | None = None,
+        trusted: bool = False,
+    ) -> Span: ...

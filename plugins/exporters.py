@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import threading
@@ -11,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sfumato import ConfigError
+from sfumato._otel import GrpcStatus, otlp_log_exporter, with_contents
 from sfumato.plugin import BuildContext, Exporter
 from sfumato.settings import HeaderValue, Settings, Signal
 
@@ -38,7 +38,7 @@ class ConsoleExporter(Exporter):
             from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
 
             return ConsoleMetricExporter(out=sys.stdout)
-        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+        from sfumato._otel import ConsoleLogRecordExporter
 
         return ConsoleLogRecordExporter(out=sys.stdout)
 
@@ -66,10 +66,12 @@ def _span_json(span: Any) -> str:
         def clean(attributes: Any) -> dict[str, Any]:
             return {k: _jsonable(v) for k, v in (attributes or {}).items()}
 
-        copied = copy.copy(span)
-        copied._attributes = clean(span.attributes)
-        copied._events = tuple(Event(e.name, clean(e.attributes), e.timestamp) for e in span.events)
-        copied._links = tuple(Link(link.context, clean(link.attributes)) for link in span.links)
+        copied = with_contents(
+            span,
+            clean(span.attributes),
+            tuple(Event(e.name, clean(e.attributes), e.timestamp) for e in span.events),
+            tuple(Link(link.context, clean(link.attributes)) for link in span.links),
+        )
         return str(copied.to_json()) + os.linesep
 
 
@@ -184,14 +186,12 @@ class OtlpGrpcExporter(Exporter):
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            return _with_status(OTLPSpanExporter, _GrpcStatus)(**kwargs)
+            return _with_status(OTLPSpanExporter, GrpcStatus)(**kwargs)
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
-            return _with_status(OTLPMetricExporter, _GrpcStatus)(**kwargs)
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-
-        return _with_status(OTLPLogExporter, _GrpcStatus)(**kwargs)
+            return _with_status(OTLPMetricExporter, GrpcStatus)(**kwargs)
+        return _with_status(otlp_log_exporter("grpc"), GrpcStatus)(**kwargs)
 
 
 def _recording_session(verify: bool | str | None = None) -> Any:
@@ -269,64 +269,6 @@ class _HttpStatus:
         return last
 
 
-class _GrpcStatus:
-    """Mixed into the SDK's OTLP/gRPC exporters: ``sfumato_failure()`` is the gRPC status
-    code of the last failed export (and the RetryInfo delay the backend sent).
-
-    The SDK catches the ``RpcError`` and returns FAILURE; the one place to see its code is
-    the stub it calls. This is sfumato's only hook into SDK internals here: it wraps the
-    ``_client`` that ``_initialize_channel_and_stub`` makes. Should a later SDK rename them,
-    the hook does nothing and every failure is treated as retryable, as before.
-    """
-
-    _sfumato_last: tuple[str, float | None, str] | None = None
-
-    def _initialize_channel_and_stub(self) -> None:
-        super()._initialize_channel_and_stub()  # type: ignore[misc]
-        client = getattr(self, "_client", None)
-        if client is not None and not isinstance(client, _RecordingStub):
-            self._client = _RecordingStub(client, self)
-
-    def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
-        self._sfumato_last = None
-        return super().export(batch, *args, **kwargs)  # type: ignore[misc]
-
-    def sfumato_failure(self) -> tuple[str, float | None, str] | None:
-        return self._sfumato_last
-
-
-class _RecordingStub:
-    def __init__(self, stub: Any, owner: _GrpcStatus) -> None:
-        self._stub = stub
-        self._owner = owner
-
-    def Export(self, *args: Any, **kwargs: Any) -> Any:
-        import grpc
-
-        try:
-            return self._stub.Export(*args, **kwargs)
-        except grpc.RpcError as error:
-            try:
-                code = error.code().name
-            except Exception:
-                raise error from None  # no code to read: the failure stays retryable
-            delay: float | None = None
-            try:
-                info = dict(error.trailing_metadata() or ()).get("google.rpc.retryinfo-bin")
-                if info is not None:
-                    from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
-
-                    parsed = RetryInfo.FromString(info)
-                    delay = parsed.retry_delay.seconds + parsed.retry_delay.nanos / 1e9
-            except Exception:
-                delay = None  # a malformed RetryInfo: the code still counts, without a delay
-            self._owner._sfumato_last = (code, delay, str(getattr(self._owner, "_endpoint", "")))
-            raise
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stub, name)
-
-
 _STATUS_CLASSES: dict[type, type] = {}
 
 
@@ -388,9 +330,7 @@ class OtlpHttpExporter(Exporter):
 
             cls = OTLPSpanExporter
         else:
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-
-            cls = OTLPLogExporter
+            cls = otlp_log_exporter("http/protobuf")
         if "session" not in kwargs and not _credential_provider(signal):
             kwargs["session"] = _recording_session()
         exporter = _with_status(cls, _HttpStatus)(**kwargs)

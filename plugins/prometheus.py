@@ -60,8 +60,7 @@ def _reader(options: PrometheusOptions) -> Any:
                 self._server, self._thread = start_http_server(
                     options.port, addr=host, registry=self.registry
                 )
-            except OSError as exc:
-                self.registry.unregister(self._collector)
+            except OSError as exc:  # the registry is this endpoint's own: nothing to undo
                 raise ConfigError(
                     f"cannot serve Prometheus metrics on {options.host}:{options.port}: "
                     f"{exc.strerror or exc}"

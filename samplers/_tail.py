@@ -21,13 +21,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, StatusCode, TraceFlags
+from sfumato._otel import attributes_of, has_error, ids_of, unit_facts
+from sfumato._otel import is_sampled as _sampled
 from sfumato._processors import unit_taker
-from sfumato._tracer import _TUPLE_LAYOUT
+from sfumato.plugin import BufferingProcessor
 
 from ._consistent import ADJUSTED_COUNT, state_with_th, weight_attributes
 
@@ -69,20 +71,7 @@ TailPolicy = Callable[[FinishedTrace], "str | None"]
 
 def span_has_error(span: ReadableSpan) -> bool:
     """ERROR status or an ``exception`` event."""
-    # The private fields spare a tuple copy per span on the hot path; the properties are
-    # the fallback for any other ReadableSpan-like object.
-    status = getattr(span, "_status", None) or span.status
-    code = getattr(status, "_status_code", None)
-    if (code if code is not None else status.status_code) is _ERROR:
-        return True
-    events = getattr(span, "_events", None)
-    if events is None:
-        events = span.events
-    if events:
-        for event in events:
-            if event.name == "exception":
-                return True
-    return False
+    return has_error(span)
 
 
 def forced_copy(span: ReadableSpan, policy: str) -> ReadableSpan:
@@ -123,6 +112,26 @@ def forced_copy(span: ReadableSpan, policy: str) -> ReadableSpan:
 # the unit remembers; path: under keep="error-path", the span ids kept with probability 1.
 _Verdict = tuple["list[ReadableSpan]", "str | None", str, "set[int] | None"]
 _new = object.__new__
+
+
+class _Decided:
+    """What ``on_end`` remembers of a unit of its own once decided: the decision, the span
+    ids of its spans and of their parents (a later span of the trace belongs to the unit
+    when its own id or its parent's is one of them), and the unit while it is held."""
+
+    __slots__ = ("decision", "ids", "unit")
+
+    def __init__(self, decision: str, spans: list[ReadableSpan]) -> None:
+        self.decision = decision
+        self.unit: _Trace | None = None
+        ids: set[int] = set()
+        for span in spans:
+            found = ids_of(span)
+            if found is not None:
+                ids.add(found[1])
+                if not found[3]:
+                    ids.add(found[2])
+        self.ids = ids
 
 
 class _Trace:
@@ -175,47 +184,11 @@ class _Trace:
             return spans.index(span) < self.closed_at
 
 
-def _scan(spans: list[ReadableSpan]) -> tuple[int, list[int] | None]:
-    """How many of ``spans`` the head sampled, and the span ids of those with an error."""
-    sampled = 0
-    errors: list[int] | None = None
-    for span in spans:
-        try:  # an SDK span's fields: no property calls (and no tuple copies) per span
-            ctx: Any = span._context
-            flag = ctx[3] & 1  # (trace_id, span_id, is_remote, flags, state, is_valid)
-            status: Any = span._status
-            quiet = status._status_code is not _ERROR and not span._events
-        except (AttributeError, TypeError, IndexError):
-            ctx = span.context
-            if ctx is None:
-                continue
-            flag = ctx.trace_flags.sampled
-            quiet = False
-        sampled += flag
-        if quiet:
-            continue
-        if span_has_error(span):  # an ERROR status or an exception event
-            if errors is None:
-                errors = []
-            errors.append(ctx.span_id)
-    return sampled, errors
-
-
-def _sampled(span: ReadableSpan) -> int:
-    ctx = getattr(span, "_context", None)
-    if type(ctx) is SpanContext and _TUPLE_LAYOUT:
-        return ctx[3] & 1  # type: ignore[no-any-return]  # the flags, no property calls
-    return 1 if span.context.trace_flags.sampled else 0  # type: ignore[union-attr]
-
-
 def _weighted(spans: list[ReadableSpan]) -> bool:
     """Whether the head kept ``spans`` (one unit's) at a weight other than 1."""
     for s in spans:
         if _sampled(s):
-            attributes = getattr(s, "_attributes", None)  # no copy or proxy of the dict
-            if attributes is None:
-                attributes = s.attributes
-            count = attributes.get(ADJUSTED_COUNT) if attributes else None
+            count = attributes_of(s).get(ADJUSTED_COUNT)
             return count is not None and count != 1.0
     return False
 
@@ -254,7 +227,7 @@ def _descendants(spans: list[ReadableSpan], root: ReadableSpan) -> list[Readable
 _Late = tuple["list[ReadableSpan]", "list[ReadableSpan]", "str | None", str]
 
 
-class TailProcessor(SpanProcessor):
+class TailProcessor(SpanProcessor, BufferingProcessor):
     """Buffers per local unit, decides at local-root end, forwards kept spans to
     ``downstream``.
 
@@ -303,17 +276,13 @@ class TailProcessor(SpanProcessor):
         # units of one trace are two entries); and on_end's units by trace id, for their
         # late spans (the newest of a trace).
         self._held: dict[int, _Trace] = {}
-        self._held_tid: dict[int, _Trace] = {}
-        # The decision cache of on_end's units (by trace id), in two generations of plain
-        # dicts: a full newer generation replaces the older one. It remembers the last
-        # cache_size / 2 decisions at least, cache_size at most. (The tracer's units carry
-        # their decision themselves.)
+        # The decision cache of on_end's units (by trace id: the units of that trace), in two
+        # generations of plain dicts: a full newer generation replaces the older one. It
+        # remembers the last cache_size / 2 decisions at least, cache_size at most. (The
+        # tracer's units carry their decision themselves.)
         self._generation = max(1, decision_cache_size // 2)
-        self._decided: dict[int, str] = {}
-        self._decided_before: dict[int, str] = {}
-        # Trace ids of on_end's units decided by a bound before their root ended: that root,
-        # when it comes, is a late span of the unit, not a new unit.
-        self._rootless: set[int] = set()
+        self._decided: dict[int, list[_Decided]] = {}
+        self._decided_before: dict[int, list[_Decided]] = {}
         self._lock = threading.Lock()
         self._sweeper: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -346,9 +315,6 @@ class TailProcessor(SpanProcessor):
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         pass
 
-    def _on_ending(self, span: Span) -> None:
-        pass
-
     def _new_trace(self, root: ReadableSpan | None, key: int) -> _Trace:
         trace = _new(_Trace)
         trace.spans = []
@@ -364,13 +330,12 @@ class TailProcessor(SpanProcessor):
         trace.deferred = False
         return trace
 
-    def open_trace(self, root: ReadableSpan, tid: int) -> _Trace | None:
+    def open_trace(self, root: ReadableSpan, trace_id: int, span_id: int) -> _Trace | None:
         """Called by sfumato's tracer as a local root span starts: the unit its local
         descendants append themselves to as they end. None (they go through ``on_end``)
         when anything goes wrong."""
         try:
-            ctx: Any = root._context  # type: ignore[attr-defined]
-            key = ctx[1] if _TUPLE_LAYOUT else ctx.span_id
+            key = span_id
             lock = self._lock
             lock.acquire()  # not ``with``: half the cost, once per unit on the span path
             try:
@@ -411,22 +376,11 @@ class TailProcessor(SpanProcessor):
             if unit is not None and unit.owner is self:
                 self._unit_end(unit, span)
                 return
-            try:  # a ReadableSpan's fields: no property calls (and no tuple copies) per span
-                ctx = span._context
-                parent = span._parent
-            except AttributeError:
-                ctx = span.context
-                parent = span.parent
-            if ctx is None:
+            ids = ids_of(span)
+            if ids is None:
                 return
-            if _TUPLE_LAYOUT:
-                # A SpanContext is (trace_id, span_id, is_remote, flags, state, is_valid).
-                tid = ctx[0]
-                is_root = parent is None or parent[2]
-            else:  # pragma: no cover - a SpanContext of another shape
-                tid = ctx.trace_id
-                is_root = parent is None or parent.is_remote
-            late: _Late | None = None
+            tid, sid, parent_sid, is_root = ids
+            lates: list[_Late] = []
             out: list[_Verdict] = []
             lock = self._lock
             lock.acquire()
@@ -434,7 +388,26 @@ class TailProcessor(SpanProcessor):
                 traces = self._traces
                 key = -tid
                 trace = traces.get(key)
-                if trace is not None:
+                decided = (
+                    # (a remote parent's id says nothing: that span is another entry)
+                    self._decided_of(tid, sid, 0 if is_root else parent_sid)
+                    if tid in self._decided or tid in self._decided_before
+                    else None
+                )
+                if decided is not None:
+                    # A span of a unit decided already: a descendant of its spans, or its
+                    # root, when a bound decided the unit before the root ended. Its own
+                    # descendants that ended before it (buffered, their parent unknown
+                    # until now) follow the decision with it.
+                    followers = [span]
+                    if trace is not None and not is_root:
+                        followers = self._taken_from(trace, span) + followers
+                    for follower in followers:
+                        decided.ids.add(follower.context.span_id)  # type: ignore[union-attr]
+                        late = self._follow(follower, decided.decision, decided.unit, decided, out)
+                        if late is not None:
+                            lates.append(late)
+                elif trace is not None:
                     spans = trace.spans
                     assert spans is not None  # an open unit's
                     spans.append(span)
@@ -446,15 +419,7 @@ class TailProcessor(SpanProcessor):
                         del traces[key]
                         verdict = self._finish(trace, None, "max_spans")
                         out = [verdict] if verdict is not None else []
-                elif (not is_root or tid in self._rootless) and (
-                    decided := self._decided_of(tid)
-                ) is not None:
-                    # A span of a unit decided already; its root too, when a bound decided
-                    # the unit before the root ended. (Any other root is a new unit.)
-                    if is_root:
-                        self._rootless.discard(tid)
-                    late = self._follow(span, decided, self._held_tid.get(tid), tid, out)
-                else:  # the first span of a unit
+                else:  # the first span of a unit (any span of the trace not in a decided one)
                     trace = self._new_trace(None, key)
                     out = self._make_room(trace)
                     trace.spans.append(span)  # type: ignore[union-attr]
@@ -469,12 +434,26 @@ class TailProcessor(SpanProcessor):
                         out.append(verdict)
             finally:
                 lock.release()
-            if late is not None:
+            for late in lates:
                 self._forward_late(late)
             for verdict in out:
                 self._emit(verdict)
         except Exception:
             self._failed()
+
+    def _taken_from(self, trace: _Trace, ancestor: ReadableSpan) -> list[ReadableSpan]:
+        """The spans of the open unit ``trace`` that descend from ``ancestor`` (which ends
+        as a late span of a decided unit), taken out of it (under the lock)."""
+        spans = trace.spans
+        assert spans is not None
+        mine = _descendants([*spans, ancestor], ancestor)[:-1]
+        if mine:
+            taken = set(map(id, mine))
+            trace.spans = [s for s in spans if id(s) not in taken]
+            if not trace.spans:
+                del self._traces[trace.key]
+                trace.spans = None
+        return mine
 
     def _unit_end(self, unit: _Trace, span: ReadableSpan) -> None:
         """A span of a unit the tracer opened reaches ``on_end``: its root, a descendant
@@ -524,8 +503,13 @@ class TailProcessor(SpanProcessor):
             verdict = self._finish(unit, root, None, cache=False)
         return [verdict] if verdict is not None else []
 
-    def _decided_of(self, tid: int) -> str | None:
-        return self._decided.get(tid) or self._decided_before.get(tid)
+    def _decided_of(self, tid: int, sid: int, parent_sid: int) -> _Decided | None:
+        """The decided unit of on_end's that a span of trace ``tid`` belongs to, if any."""
+        for generation in (self._decided, self._decided_before):
+            for decided in generation.get(tid, ()):
+                if sid in decided.ids or parent_sid in decided.ids:
+                    return decided
+        return None
 
     def _failed(self) -> None:
         # Never into the application: count, log once, and move on.
@@ -546,7 +530,7 @@ class TailProcessor(SpanProcessor):
         trace.spans = None  # the spans and the root point at the unit: no cycle left
         trace.root = None
         trace.closed_at = len(spans)
-        sampled, error_ids = _scan(spans)
+        sampled, error_ids = unit_facts(spans)
         if self.errors_only:
             reason = "error" if error_ids is not None else None
         else:
@@ -565,16 +549,14 @@ class TailProcessor(SpanProcessor):
         n = len(spans)
         decision = (_HEAD if sampled else _DROPPED) if reason is None else f"{self.name}:{reason}"
         trace.decision = decision
+        entry: _Decided | None = None
         if trace.key < 0 and cache:  # a unit grouped by trace id: its late spans look here
-            tid = -trace.key
+            entry = _Decided(decision, spans)
             generation = self._decided
-            generation[tid] = decision
+            generation.setdefault(-trace.key, []).append(entry)
             if len(generation) >= self._generation:
                 self._decided_before = generation
                 self._decided = {}
-                self._rootless.clear()
-            if root is None:
-                self._rootless.add(tid)
         self._seen.n += n
         if early is not None:
             self._tally(f"tail.early.{early}").n += 1
@@ -593,8 +575,8 @@ class TailProcessor(SpanProcessor):
                 trace.deferred = deferred
                 trace.until = self._clock() + self.wait_ns
                 self._held[id(trace)] = trace
-                if trace.key < 0:
-                    self._held_tid[-trace.key] = trace
+                if entry is not None:
+                    entry.unit = trace
                 self._start_sweeper()
                 if deferred:
                     return None  # counted and sent when the wait ends
@@ -641,8 +623,6 @@ class TailProcessor(SpanProcessor):
 
     def _unhold(self, trace: _Trace) -> None:
         self._held.pop(id(trace), None)
-        if trace.key < 0 and self._held_tid.get(-trace.key) is trace:
-            del self._held_tid[-trace.key]
 
     def _release(self, trace: _Trace) -> _Verdict | None:
         """The end of a held unit's wait (under the lock): what the head sampled of it goes
@@ -707,12 +687,7 @@ class TailProcessor(SpanProcessor):
         elif reason is None:
             kept = []
             for s in spans:
-                ctx = getattr(s, "_context", None)
-                if type(ctx) is SpanContext and _TUPLE_LAYOUT:
-                    sampled = ctx[3] & 1  # the flags, without two property calls
-                else:
-                    sampled = s.context.trace_flags.sampled  # type: ignore[union-attr]
-                if sampled:
+                if _sampled(s):
                     kept.append(s)
         elif path is not None:
             kept = []
@@ -731,7 +706,7 @@ class TailProcessor(SpanProcessor):
         span: ReadableSpan,
         decision: str,
         unit: _Trace | None,
-        tid: int | None,
+        entry: _Decided | None,
         out: list[_Verdict],
     ) -> _Late | None:
         """A span of a unit decided already (under the lock): it follows the decision. A
@@ -766,8 +741,8 @@ class TailProcessor(SpanProcessor):
             late = self._late_decision
             if unit is not None:
                 unit.decision = late
-            if tid is not None:
-                self._decided[tid] = late
+            if entry is not None:
+                entry.decision = late
             copies = [span]
             held = unit.held if unit is not None else None
             if held:

@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
-from opentelemetry.trace.propagation import _SPAN_KEY
+from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
-from sfumato._tracer import _TUPLE_LAYOUT, _get_current
+from sfumato._guards import Guard
+from sfumato._otel import SPAN_KEY, TUPLE_LAYOUT, current_context, span_context_in
 from sfumato.plugin import SamplerContext, SamplerPlugin
 
 from ._consistent import (
@@ -40,7 +40,6 @@ from ._consistent import (
     randomness,
     threshold,
 )
-from ._guard import Guard
 from .basic import counters
 from .narrative import NARRATIVE_TYPE, resolve_type
 
@@ -155,19 +154,12 @@ class AdaptiveSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         try:
-            context = parent_context if parent_context is not None else _get_current()
-            parent_span: Any = context.get(_SPAN_KEY)
-            parent = getattr(parent_span, "_context", None)
-            if _TUPLE_LAYOUT and type(parent) is SpanContext:
-                # A child of a local span (the common case) follows it: no property calls.
-                # (trace_id, span_id, is_remote, flags, state, is_valid)
-                if parent[5] and not parent[2]:
-                    return follow_parent(parent, attributes, self.policy, parent_span)
-            else:
-                parent_span = get_current_span(parent_context)
-                parent = parent_span.get_span_context()
-                if parent.is_valid and not parent.is_remote:
-                    return follow_parent(parent, attributes, self.policy, parent_span)
+            context = parent_context if parent_context is not None else current_context()
+            parent = span_context_in(context)
+            if parent is not None and not (parent[2] if TUPLE_LAYOUT else parent.is_remote):
+                # A child of a local span (the common case) follows it.
+                parent_span: Any = context.get(SPAN_KEY)
+                return follow_parent(parent, attributes, self.policy, parent_span)
             now = self.clock()
             if now >= self._next_roll:
                 self.roll(now)

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
-from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
-from sfumato._tracer import _TUPLE_LAYOUT, _get_current
+from sfumato._guards import Guard
+from sfumato._otel import SPAN_KEY, TUPLE_LAYOUT, current_context
 from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
@@ -31,7 +31,7 @@ from ._consistent import (
     threshold,
     unflagged,
 )
-from ._guard import Guard, ParentFirstSampler
+from ._parent_first import ParentFirstSampler
 
 _RECORD_ONLY = Decision.RECORD_ONLY
 
@@ -89,7 +89,7 @@ class AlwaysOnSampler(ParentFirstSampler):
     ) -> SamplingResult:
         """``should_sample`` given the parent span context (see ``sfumato._tracer``)."""
         try:
-            ts = None if parent is None else parent[4] if _TUPLE_LAYOUT else parent.trace_state
+            ts = None if parent is None else parent[4] if TUPLE_LAYOUT else parent.trace_state
             return keep_result(self.policy, 0, attributes, ts)
         except Exception:
             return self._guard.fallback(parent_context, attributes)
@@ -225,10 +225,10 @@ class ParentBasedSfumato(ParentFirstSampler):
                 return self._root.decide_parent(
                     parent, parent_context, trace_id, name, kind, attributes, links
                 )
-            if _TUPLE_LAYOUT:  # (trace_id, span_id, is_remote, flags, state, is_valid)
+            if TUPLE_LAYOUT:  # (trace_id, span_id, is_remote, flags, state, is_valid)
                 remote = parent[2]
                 sampled = parent[3] & 1
-            else:  # pragma: no cover - a SpanContext of another shape
+            else:
                 remote = parent.is_remote
                 sampled = parent.trace_flags.sampled
             delegate = self._delegates[(0 if remote else 2) + (0 if sampled else 1)]
@@ -237,13 +237,13 @@ class ParentBasedSfumato(ParentFirstSampler):
                     parent, parent_context, trace_id, name, kind, attributes, links
                 )
             if not sampled:
-                ts = parent[4] if _TUPLE_LAYOUT else parent.trace_state
+                ts = parent[4] if TUPLE_LAYOUT else parent.trace_state
                 if self.record_only:
                     return drop_result(ts, _RECORD_ONLY, attributes)
                 return drop_result(ts)
             if not remote:
-                context = parent_context if parent_context is not None else _get_current()
-                parent_span: Any = context.get(_SPAN_KEY)
+                context = parent_context if parent_context is not None else current_context()
+                parent_span: Any = context.get(SPAN_KEY)
                 return follow_parent(parent, attributes, "parent", parent_span)
             return follow_parent(parent, attributes, "parent")
         except Exception:

@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
+from sfumato._guards import Guard
 
 from ._consistent import (
     MAX_THRESHOLD,
@@ -31,7 +32,6 @@ from ._consistent import (
     randomness,
     threshold,
 )
-from ._guard import Guard
 from ._tail import FinishedTrace, TailProcessor
 
 if TYPE_CHECKING:

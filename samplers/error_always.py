@@ -13,10 +13,11 @@ from opentelemetry.trace import Link, SpanContext, SpanKind
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
 from sfumato._errors import ConfigError
+from sfumato._guards import Guard
 from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import Delegate
-from ._guard import Guard, ParentFirstSampler
+from ._parent_first import ParentFirstSampler
 from ._tail import FinishedTrace, TailProcessor
 
 if TYPE_CHECKING:

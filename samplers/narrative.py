@@ -22,24 +22,24 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanContext, SpanKind, get_current_span
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sfumato._tracer import _TUPLE_LAYOUT
+from sfumato._guards import Guard
+from sfumato._otel import TUPLE_LAYOUT
 from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import (
-    _FACTS,
     DROP,
     RANDOM_MASK,
     RECORD_ONLY,
     Consistent,
     Delegate,
     Precision,
-    _learn,
     drop_result,
+    facts_of,
     follow_parent,
     threshold,
     unflagged,
 )
-from ._guard import Guard, ParentFirstSampler
+from ._parent_first import ParentFirstSampler
 
 if TYPE_CHECKING:
     from sfumato._stats import Stats
@@ -295,7 +295,7 @@ class PerNarrativeTypeSampler(ParentFirstSampler):
         sfumato's tracer has it at hand."""
         try:
             attr = self.attribute
-            if parent is not None and not (parent[2] if _TUPLE_LAYOUT else parent.is_remote):
+            if parent is not None and not (parent[2] if TUPLE_LAYOUT else parent.is_remote):
                 # A local child follows its local parent, which was decided at the local
                 # root with the narrative's type and the rules: a trace is never split.
                 # Only a rule with scope = "span" decides a child on its own.
@@ -307,9 +307,9 @@ class PerNarrativeTypeSampler(ParentFirstSampler):
                             return rule.choice.decide_parent(
                                 parent, parent_context, trace_id, name, kind, attributes, links
                             )
-                if not (parent[3] if _TUPLE_LAYOUT else parent.trace_flags) & 1:
+                if not (parent[3] if TUPLE_LAYOUT else parent.trace_flags) & 1:
                     # An unsampled parent: dropped (RECORD_ONLY under a tail stage), in one call.
-                    ts = parent[4] if _TUPLE_LAYOUT else parent.trace_state
+                    ts = parent[4] if TUPLE_LAYOUT else parent.trace_state
                     if self.record_only:
                         return drop_result(ts, _RECORD_ONLY, attributes)
                     return drop_result(ts)
@@ -334,13 +334,11 @@ class PerNarrativeTypeSampler(ParentFirstSampler):
             if parent is None:
                 r = trace_id & RANDOM_MASK
             else:
-                ts = parent[4] if _TUPLE_LAYOUT else parent.trace_state
+                ts = parent[4] if TUPLE_LAYOUT else parent.trace_state
                 if ts is None:
                     r = trace_id & RANDOM_MASK
                 else:
-                    facts = _FACTS.get(id(ts))
-                    if facts is None or facts.state is not ts:
-                        facts = _learn(ts)
+                    facts = facts_of(ts)
                     r = facts.rv if facts.rv >= 0 else trace_id & RANDOM_MASK
                 if facts is None or facts.rv < 0:
                     unflagged(parent)

@@ -11,11 +11,13 @@ queues and processes.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import cast
 
 from opentelemetry import baggage
 from opentelemetry import trace as trace_api
 from opentelemetry.context import Context
+from sfumato import _otel
+from sfumato.plugin import SpanStarter
 
 from .conventions import BAGGAGE_NARRATIVE_TYPE
 
@@ -23,6 +25,7 @@ __all__ = [
     "SAMPLER_NARRATIVE_TYPE",
     "SCOPE",
     "current_narrative_type",
+    "fast_tracer",
     "tracer",
     "with_narrative_type",
 ]
@@ -40,40 +43,38 @@ def _sampler_variable() -> ContextVar[str | None] | None:
 
 SAMPLER_NARRATIVE_TYPE = _sampler_variable()
 
-# (installed provider, its tracer, that tracer again when it is sfumato's own, else None)
-_cached: tuple[Any, trace_api.Tracer, Any] | None = None
+# (the provider generation it was made under, the global provider's tracer, that tracer
+# again when it is sfumato's own, else None)
+_cached: tuple[int, trace_api.Tracer, SpanStarter | None] | None = None
 
 
 def tracer() -> trace_api.Tracer:
     """A tracer of the current global provider.
 
-    Tracers are cached per provider and re-fetched when ``configure()`` installs a new one,
+    Tracers are cached per provider and made again when ``configure()`` installs a new one,
     so spans started after a shutdown and a second ``configure()`` reach the new pipeline.
     """
-    # The global slot read directly (one attribute load per span); None while no provider
-    # is installed, when the API's proxy provider (cached under None) stands in.
-    cached = _cached
-    if cached is not None and cached[0] is trace_api._TRACER_PROVIDER:
-        return cached[1]
+    c = _cached
+    if c is not None and c[0] == _otel.GENERATION:
+        return c[1]
     return _refresh()[1]
 
 
-def sfumato_tracer() -> Any:
-    """The current global provider's tracer when it is sfumato's own (its ``_start`` is the
-    helpers' short path), else None."""
-    cached = _cached
-    if cached is not None and cached[0] is trace_api._TRACER_PROVIDER:
-        return cached[2]
-    return _refresh()[2]
+def fast_tracer() -> SpanStarter | None:
+    """The current global provider's tracer when it is sfumato's own (its ``start_span``
+    takes ``trusted``), else None. The span helpers inline this body (a test pins them)."""
+    t = c[2] if (c := _cached) is not None and c[0] == _otel.GENERATION else _refresh()[2]
+    return t
 
 
-def _refresh() -> tuple[Any, trace_api.Tracer, Any]:
+def _refresh() -> tuple[int, trace_api.Tracer, SpanStarter | None]:
     global _cached
     from sfumato._tracer import SfumatoTracer
 
-    provider = trace_api.get_tracer_provider()  # may install one named by the environment
-    made = provider.get_tracer(SCOPE)
-    _cached = (trace_api._TRACER_PROVIDER, made, made if type(made) is SfumatoTracer else None)
+    generation = _otel.GENERATION
+    made = trace_api.get_tracer_provider().get_tracer(SCOPE)  # the API's proxy until one is set
+    fast = made if isinstance(made, SfumatoTracer) else None
+    _cached = (generation, made, fast)
     return _cached
 
 

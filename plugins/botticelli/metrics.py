@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from opentelemetry import metrics as metrics_api
-from opentelemetry.metrics import _internal as _metrics_global  # the global provider slot
-from sfumato._series import _NUMBERS, FOLD_AT, Series, SeriesRecorder
+from sfumato import _otel
+from sfumato._otel import FOLD_AT, NUMBERS, Series, SeriesRecorder, reader_storages_of
 
 from .cardinality import DEFAULT_CAP, CardinalityGuard
 
@@ -184,7 +184,7 @@ class _Bound:
 
     def __init__(self, provider: Any, slot: Any, meter_name: str, version: str | None) -> None:
         self.provider = provider
-        self.slot = slot  # what the global slot (or the pinned provider) held when bound
+        self.slot = slot  # the pinned provider, or the global providers' generation, when bound
         meter = provider.get_meter(meter_name, version)
         self.instruments: dict[str, Any] = {}
         self.recorders: dict[str, SeriesRecorder] = {}
@@ -244,16 +244,16 @@ class BotMetrics:
     # -- plumbing --------------------------------------------------------------------------------
 
     def _bind(self) -> _Bound:
-        # The global slot is read directly: None until a provider is installed (the API's
-        # proxy stands in then), a new object after each configure().
-        slot = self._pinned or _metrics_global._METER_PROVIDER
+        # The pinned provider, or the generation of the global providers: a new one after
+        # each configure() (the API's proxy stands in until a provider is installed).
+        slot = self._pinned or _otel.GENERATION
         bound = self._bound
-        if bound is None or bound.slot is not slot:
+        if bound is None or bound.slot != slot:
             with self._lock:
                 bound = self._bound
-                if bound is None or bound.slot is not slot:
+                if bound is None or bound.slot != slot:
+                    slot = self._pinned or _otel.GENERATION
                     provider = self._pinned or metrics_api.get_meter_provider()
-                    slot = self._pinned or _metrics_global._METER_PROVIDER
                     bound = _Bound(provider, slot, self._meter_name, self._version)
                     self._bound = bound
         return bound
@@ -265,7 +265,7 @@ class BotMetrics:
         """
         try:
             bound = self._bound
-            if bound is None or bound.slot is not (self._pinned or _metrics_global._METER_PROVIDER):
+            if bound is None or bound.slot != (self._pinned or _otel.GENERATION):
                 bound = self._bind()
             try:
                 series = bound.series[name].get(values)
@@ -275,12 +275,12 @@ class BotMetrics:
             if series is None:
                 self._first(bound, name, value, values, True)
                 return
-            # Series.record's common case, inline (one frame less per record): a deferred
-            # series still bound to its consumer's readers takes the value in its buffer.
+            # Series.record's common case, inline (one frame less per record; pinned to it by
+            # a test): a deferred series still bound to its consumer's readers takes the value.
             if (
                 series.deferred
-                and type(value) in _NUMBERS
-                and series.storages is series.consumer._reader_storages
+                and type(value) in NUMBERS
+                and series.storages is reader_storages_of(series.consumer)
             ):
                 pending = series.pending
                 pending.append(value)

@@ -28,19 +28,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from opentelemetry import trace as trace_api
-from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import Context, create_key
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation import _SPAN_KEY
-from sfumato._tracer import (  # the context ContextVar's own set/get
-    VAR_TOKENS,
-    _attach,
-    _get_current,
-    detach,
-)
+from sfumato import _otel
+from sfumato._otel import VAR_TOKENS
 
 from . import _context as _ctx
 from . import conventions as conv
@@ -64,6 +58,12 @@ log = logging.getLogger("sfumato.botticelli")
 _clock = time.perf_counter
 _new = object.__new__
 _INTERNAL = SpanKind.INTERNAL
+# The runtime context's own get/set (the context ContextVar's when it is the default one).
+_current_context = _otel.current_context
+_attach = _otel.attach
+_detach = _otel.detach
+_SPAN_KEY = _otel.SPAN_KEY
+_BAGGAGE_KEY = _otel.BAGGAGE_KEY
 # The metrics the helpers record, by name (BotMetrics._record takes the values in the
 # instrument's key order).
 _NARRATIVE_DURATION = "narrative.execution.duration"
@@ -132,27 +132,39 @@ class NarrativeSpan(_Handle):
         self.tokens = 0
 
 
-class ActSpan(_Handle):
-    __slots__ = ("name", "narrative_type")
+class _StepHandle(_Handle):
+    """A running act or LLM call: its label (the act's name, the model), the narrative type
+    it ran under, and the tokens an LLM call used."""
 
-    def __init__(self, span: Span, name: str, narrative_type: str | None) -> None:
+    __slots__ = ("input_tokens", "label", "narrative_type", "output_tokens")
+
+    def __init__(self, span: Span, label: str, narrative_type: str | None = None) -> None:
         self.span = span
         self._started = _clock()
-        self.name = name
+        self.label = label
         self.narrative_type = narrative_type
-
-
-class LlmCall(_Handle):
-    """A running LLM call; ``record_tokens`` puts the usage on the span and on the narrative."""
-
-    __slots__ = ("input_tokens", "model", "output_tokens")
-
-    def __init__(self, span: Span, model: str) -> None:
-        self.span = span
-        self._started = _clock()
-        self.model = model
         self.input_tokens = 0
         self.output_tokens = 0
+
+
+class ActSpan(_StepHandle):
+    """A running act."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+
+class LlmCall(_StepHandle):
+    """A running LLM call; ``record_tokens`` puts the usage on the span and on the narrative."""
+
+    __slots__ = ()
+
+    @property
+    def model(self) -> str:
+        return self.label
 
     @property
     def tokens(self) -> int:
@@ -187,8 +199,8 @@ def _undo_context(token: Any) -> None:
     try:
         if VAR_TOKENS:
             token.var.reset(token)
-        else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
-            detach(token)
+        else:
+            _detach(token)
     except Exception:
         log.debug("sfumato: could not restore the context", exc_info=True)
 
@@ -376,7 +388,9 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
         return NarrativeSpan(trace_api.INVALID_SPAN, self.type, self.name)
 
     def _open(self) -> NarrativeSpan:
-        ctx: Context = extract_context(self.parent) if self.parent is not None else _get_current()
+        ctx: Context = (
+            extract_context(self.parent) if self.parent is not None else _current_context()
+        )
         # pending_links(ctx) only when linked_to() left some in the context.
         links: list[Link] = list(pending_links(ctx)) if _LINKS_KEY in ctx else []
         for carrier in self.links:
@@ -396,25 +410,21 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
         attributes = {conv.NARRATIVE_TYPE: self.type, conv.NARRATIVE_NAME: self.name}
         if self.attributes:
             attributes.update(self.attributes)
-        cached = _ctx._cached
+        # _ctx.fast_tracer(), inline (pinned to it by a test)
         t = (
-            cached[2]
-            if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-            else _ctx.sfumato_tracer()
+            c[2]
+            if (c := _ctx._cached) is not None and c[0] == _otel.GENERATION
+            else _ctx.fast_tracer()
         )
-        if t is not None:  # sfumato's tracer: its start_span, one frame and no keywords less
-            span = t._start(
+        if t is not None:  # sfumato's tracer: its span path, the attributes known clean
+            span = t.start_span(
                 conv.NARRATIVE_SPAN_PREFIX + self.name,
                 ctx,
                 _INTERNAL,
                 attributes,
                 links,
-                None,
-                True,
-                True,
-                ctx,
-                # checked: string keys, and values that are plain strings
-                not self.attributes and type(self.type) is str and type(self.name) is str,
+                # string keys, and values that are plain strings
+                trusted=not self.attributes and type(self.type) is str and type(self.name) is str,
             )
         else:
             span = tracer().start_span(
@@ -459,95 +469,94 @@ class narrative(_Scope):  # lower case: used like a function, `with narrative(..
             )
 
 
-class act(_Scope):
-    """One act of the running narrative: span ``act <name>``, duration in
-    ``narrative.act.duration``."""
+H = TypeVar("H", bound="_StepHandle")
 
-    __slots__ = ("attributes", "metrics", "name", "record_metrics")
+
+class _Step(_Scope, Generic[H]):
+    """An act or an LLM call: a child span of the running narrative, named ``<prefix>
+    <label>``, with the narrative's type. One implementation for both, its ``__enter__`` and
+    ``__exit__`` written out (no _open/_close/_undo calls): several a narrative, and every
+    call saved is one frame less per span. What differs is in class attributes."""
+
+    __slots__ = ("attributes", "label", "metrics", "record_metrics")
+    _prefix: ClassVar[str]  # the span name's prefix
+    _key: ClassVar[str]  # the attribute that holds the label
+    # An act: its name goes into the context (parse_json reads it), a new root takes the
+    # links linked_to() left, and its duration is recorded.
+    _is_act: ClassVar[bool]
+    _handle_class: ClassVar[type[_StepHandle]]  # H
 
     def __init__(
         self,
-        name: str,
-        *,
-        attributes: Mapping[str, Any] | None = None,
-        metrics: BotMetrics | None = None,
-        record_metrics: bool = True,
+        label: str,
+        attributes: Mapping[str, Any] | None,
+        metrics: BotMetrics | None,
+        record_metrics: bool,
     ) -> None:
         self._handle = None
         self._token = None
         self._inner = None
-        self.name = name
+        self.label = label
         self.attributes = dict(attributes) if attributes else None
         self.metrics = metrics
         self.record_metrics = record_metrics
 
-    def _copy(self, func: Callable[..., Any] | None) -> act:
-        return act(
-            self.name,
-            attributes=self.attributes,
-            metrics=self.metrics,
-            record_metrics=self.record_metrics,
-        )
+    def _fallback(self) -> H:
+        return self._handle_class(trace_api.INVALID_SPAN, self.label)  # type: ignore[return-value]
 
-    def _fallback(self) -> ActSpan:
-        return ActSpan(trace_api.INVALID_SPAN, self.name, None)
-
-    # __enter__ and __exit__ written out (no _open/_close/_undo calls): three acts a
-    # narrative, and every call saved is one less frame per span.
-    def __enter__(self) -> ActSpan:
+    def __enter__(self) -> H:
         if self._handle is not None:
             return self._enter_again()  # type: ignore[no-any-return]
         try:
-            ctx = _get_current()
+            ctx = _current_context()
+            label = self.label
             running = _current_narrative.get()
             narrative_type = running.type if running is not None else current_narrative_type(ctx)
-            attributes: dict[str, Any] = {conv.ACT: self.name}
+            attributes: dict[str, Any] = {self._key: label}
             if narrative_type is not None:
                 attributes[conv.NARRATIVE_TYPE] = narrative_type
             if self.attributes:
                 attributes.update(self.attributes)
-            cached = _ctx._cached
+            # _ctx.fast_tracer(), inline (pinned to it by a test)
             t = (
-                cached[2]
-                if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-                else _ctx.sfumato_tracer()
+                c[2]
+                if (c := _ctx._cached) is not None and c[0] == _otel.GENERATION
+                else _ctx.fast_tracer()
             )
             # Only a new root takes pending links: inside a narrative there are none.
-            links = pending_links(ctx) if running is None else ()
-            if t is not None:  # sfumato's tracer: its start_span, one frame and no keywords less
-                span = t._start(
-                    conv.ACT_SPAN_PREFIX + self.name,
+            links = pending_links(ctx) if self._is_act and running is None else ()
+            if t is not None:  # sfumato's tracer: its span path, the attributes known clean
+                span = t.start_span(
+                    self._prefix + label,
                     ctx,
                     _INTERNAL,
                     attributes,
                     links,
-                    None,
-                    True,
-                    True,
-                    ctx,
-                    # checked: string keys, and values that are plain strings
-                    self.attributes is None
-                    and type(self.name) is str
+                    # string keys, and values that are plain strings
+                    trusted=self.attributes is None
+                    and type(label) is str
                     and (narrative_type is None or type(narrative_type) is str),
                 )
             else:
                 span = tracer().start_span(
-                    conv.ACT_SPAN_PREFIX + self.name, ctx, attributes=attributes, links=links
+                    self._prefix + label, ctx, attributes=attributes, links=links
                 )
             new = Context(ctx)
             dict.__setitem__(new, _SPAN_KEY, span)
-            dict.__setitem__(new, _ACT_KEY, self.name)
+            if self._is_act:
+                dict.__setitem__(new, _ACT_KEY, label)
             self._token = _attach(new)
-            handle: ActSpan = _new(ActSpan)
+            handle: Any = _new(self._handle_class)
             handle.span = span
-            handle.name = self.name
+            handle.label = label
             handle.narrative_type = narrative_type
+            handle.input_tokens = handle.output_tokens = 0
             handle._started = _clock()
         except Exception:
             log.debug("sfumato: could not start a span", exc_info=True)
             handle = self._fallback()
         self._handle = handle
-        return handle
+        return handle  # type: ignore[no-any-return]
 
     def __exit__(
         self,
@@ -558,7 +567,7 @@ class act(_Scope):
         if self._inner:
             self._inner.pop().__exit__(exc_type, exc, tb)
             return
-        handle: ActSpan = self._handle
+        handle: _StepHandle = self._handle
         self._handle = None
         try:
             duration = _clock() - handle._started
@@ -570,7 +579,7 @@ class act(_Scope):
                 (self.metrics or _metrics_module._default or default_metrics())._record(
                     _ACT_DURATION,
                     duration,
-                    (handle.narrative_type, self.name, _FAILURE if failed else _SUCCESS),
+                    (handle.narrative_type, self.label, _FAILURE if failed else _SUCCESS),
                 )
         except Exception:
             log.debug("sfumato: could not end a span", exc_info=True)
@@ -578,114 +587,67 @@ class act(_Scope):
             token = self._token
             if token is not None:
                 self._token = None
-                try:  # _undo_context, inline
+                try:  # _undo_context, inline (pinned to it by a test)
                     if VAR_TOKENS:
                         token.var.reset(token)
-                    else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
-                        detach(token)
+                    else:
+                        _detach(token)
                 except Exception:
                     log.debug("sfumato: could not restore the context", exc_info=True)
 
 
-class llm_call(_Scope):
+class act(_Step[ActSpan]):
+    """One act of the running narrative: span ``act <name>``, duration in
+    ``narrative.act.duration``."""
+
+    __slots__ = ()
+    _prefix = conv.ACT_SPAN_PREFIX
+    _key = conv.ACT
+    _is_act = True
+    _handle_class = ActSpan
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        attributes: Mapping[str, Any] | None = None,
+        metrics: BotMetrics | None = None,
+        record_metrics: bool = True,
+    ) -> None:
+        super().__init__(name, attributes, metrics, record_metrics)
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    def _copy(self, func: Callable[..., Any] | None) -> act:
+        return act(
+            self.label,
+            attributes=self.attributes,
+            metrics=self.metrics,
+            record_metrics=self.record_metrics,
+        )
+
+
+class llm_call(_Step[LlmCall]):
     """One call to a model: span ``llm <model>`` with the model and, through
     ``record_tokens``, the tokens used (also added to the narrative's total)."""
 
-    __slots__ = ("attributes", "model")
+    __slots__ = ()
+    _prefix = conv.LLM_SPAN_PREFIX
+    _key = conv.MODEL
+    _is_act = False
+    _handle_class = LlmCall
 
     def __init__(self, model: str, *, attributes: Mapping[str, Any] | None = None) -> None:
-        self._handle = None
-        self._token = None
-        self._inner = None
-        self.model = model
-        self.attributes = dict(attributes) if attributes else None
+        super().__init__(model, attributes, None, False)
+
+    @property
+    def model(self) -> str:
+        return self.label
 
     def _copy(self, func: Callable[..., Any] | None) -> llm_call:
-        return llm_call(self.model, attributes=self.attributes)
-
-    def _fallback(self) -> LlmCall:
-        return LlmCall(trace_api.INVALID_SPAN, self.model)
-
-    def __enter__(self) -> LlmCall:
-        if self._handle is not None:
-            return self._enter_again()  # type: ignore[no-any-return]
-        try:
-            ctx = _get_current()
-            attributes: dict[str, Any] = {conv.MODEL: self.model}
-            running = _current_narrative.get()
-            narrative_type = running.type if running is not None else current_narrative_type(ctx)
-            if narrative_type is not None:
-                attributes[conv.NARRATIVE_TYPE] = narrative_type
-            if self.attributes:
-                attributes.update(self.attributes)
-            cached = _ctx._cached
-            t = (
-                cached[2]
-                if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-                else _ctx.sfumato_tracer()
-            )
-            if t is not None:  # sfumato's tracer: its start_span, one frame and no keywords less
-                span = t._start(
-                    conv.LLM_SPAN_PREFIX + self.model,
-                    ctx,
-                    _INTERNAL,
-                    attributes,
-                    (),
-                    None,
-                    True,
-                    True,
-                    ctx,
-                    # checked: string keys, and values that are plain strings
-                    self.attributes is None
-                    and type(self.model) is str
-                    and (narrative_type is None or type(narrative_type) is str),
-                )
-            else:
-                span = tracer().start_span(
-                    conv.LLM_SPAN_PREFIX + self.model, ctx, attributes=attributes
-                )
-            new = Context(ctx)
-            dict.__setitem__(new, _SPAN_KEY, span)
-            self._token = _attach(new)
-            handle: LlmCall = _new(LlmCall)
-            handle.span = span
-            handle.model = self.model
-            handle.input_tokens = handle.output_tokens = 0
-            handle._started = _clock()
-        except Exception:
-            log.debug("sfumato: could not start a span", exc_info=True)
-            handle = self._fallback()
-        self._handle = handle
-        return handle
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._inner:
-            self._inner.pop().__exit__(exc_type, exc, tb)
-            return
-        handle: LlmCall = self._handle
-        self._handle = None
-        try:
-            if exc is not None and isinstance(exc, Exception):
-                _mark_error(handle.span, exc)
-            handle.span.end()
-        except Exception:
-            log.debug("sfumato: could not end a span", exc_info=True)
-        finally:
-            token = self._token
-            if token is not None:
-                self._token = None
-                try:  # _undo_context, inline
-                    if VAR_TOKENS:
-                        token.var.reset(token)
-                    else:  # pragma: no cover - a custom OTEL_PYTHON_CONTEXT
-                        detach(token)
-                except Exception:
-                    log.debug("sfumato: could not restore the context", exc_info=True)
+        return llm_call(self.label, attributes=self.attributes)
 
 
 def parse_json(
@@ -698,33 +660,30 @@ def parse_json(
     ``narrative.json.parse.success`` or ``narrative.json.parse.failures`` under the running
     narrative's type and act. A parse error marks the span and propagates."""
     running = _current_narrative.get()
-    ctx = _get_current()
+    ctx = _current_context()
     narrative_type = running.type if running is not None else current_narrative_type(ctx)
     act_name: Any = ctx.get(_ACT_KEY)  # a str or None
     try:
         attributes: dict[str, Any] = {"json.size": len(text)}
         if narrative_type is not None:
             attributes[conv.NARRATIVE_TYPE] = narrative_type
-        cached = _ctx._cached
+        # _ctx.fast_tracer(), inline (pinned to it by a test)
         t = (
-            cached[2]
-            if cached is not None and cached[0] is trace_api._TRACER_PROVIDER
-            else _ctx.sfumato_tracer()
+            c[2]
+            if (c := _ctx._cached) is not None and c[0] == _otel.GENERATION
+            else _ctx.fast_tracer()
         )
         span: Span
-        if t is not None:  # sfumato's tracer: its start_span, one frame and no keywords less
-            span = t._start(
+        if t is not None:  # sfumato's tracer: its span path, the attributes known clean
+            span = t.start_span(
                 conv.JSON_PARSE_SPAN,
                 None,
                 _INTERNAL,
                 attributes,
                 (),
-                None,
-                True,
-                True,
-                ctx,
-                # checked: string keys, an int and a plain string
-                narrative_type is None or type(narrative_type) is str,
+                current=ctx,
+                # string keys, an int and a plain string
+                trusted=narrative_type is None or type(narrative_type) is str,
             )
         else:
             span = tracer().start_span(conv.JSON_PARSE_SPAN, attributes=attributes)

@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
@@ -23,6 +22,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import BaseModel
 from sfumato._metric_export import data_points
+from sfumato._otel import LogRecordExporter, LogRecordExportResult
 from sfumato.plugin import BuildContext, Exporter
 from sfumato.settings import Signal
 

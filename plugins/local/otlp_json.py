@@ -119,7 +119,7 @@ def encode_metrics_line(data: Any) -> bytes:
 
 
 def encode_logs_line(records: Sequence[Any]) -> bytes:
-    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+    from sfumato._otel import encode_logs
 
     return to_line(encode_logs(records), "logs")
 

@@ -419,7 +419,7 @@ def test_thresholds_carry_four_hex_digits_as_the_spec_recommends() -> None:
 def test_randomness_from_a_trace_id_without_the_random_flag_is_warned_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sfumato.samplers import _consistent
+    from sfumato import _decisions as _consistent
 
     monkeypatch.setattr(_consistent, "_unflagged_warned", False)
     sampler = RatioSampler(0.5)

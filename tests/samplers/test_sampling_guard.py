@@ -16,7 +16,7 @@ from opentelemetry.trace import (
 )
 from sampling_support import memory_telemetry
 from sfumato.samplers._consistent import parent_span_context
-from sfumato.samplers._guard import ParentFirstSampler
+from sfumato.samplers._parent_first import ParentFirstSampler
 from sfumato.samplers.basic import AlwaysOnSampler, ParentBasedSfumato, RatioSampler
 from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
 from sfumato.samplers.narrative import PerNarrativeTypeSampler
