@@ -18,6 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .._errors import ConfigError
+from .._loading import LoadedConfig
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
 from ._help import add_command, plural
 from ._output import load_or_report, print_json
@@ -77,10 +78,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source = describe_source(args.file)
-    settings = load_or_report(args.file, source, args.json)
-    if settings is None:
+    loaded = load_or_report(args.file, source, args.json)
+    if loaded is None:
         return 2
-    results = checks(settings, timeout=args.timeout)
+    results = checks(loaded, timeout=args.timeout)
     findings = sum(c.level == "FAIL" for c in results)
     notes = sum(c.level == "note" for c in results)
     if args.json:
@@ -101,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
+def checks(loaded: LoadedConfig, timeout: float = 2.0) -> list[Check]:
     """Every check, in order: config, signals, then per exporter its endpoint (a failed
     connection is one finding) and, for OTLP, one probe per signal."""
-    if not settings.enabled:
+    settings, plan = loaded.settings, loaded.plan
+    if not settings.enabled or plan is None:
         return [Check("ok", f"telemetry is disabled ({settings.source_of('enabled')})")]
-    plan = settings._plan
     results = [Check("ok", f"config valid: backend {settings.backend!r}, plugins resolved")]
 
     wanted = ["traces"]

@@ -53,10 +53,9 @@ def default_directory(config: str | None) -> str:
     """The store a config writes to (its first ``local`` exporter), else ``.sfumato``."""
     if find_config(config) is None:
         return DEFAULT_DIRECTORY
-    from sfumato import load_settings
+    from .._loading import load_config
 
-    settings = load_settings(config)
-    plan = settings._plan
+    plan = load_config(config).plan
     for node in plan.exporters if plan is not None else ():
         directory = getattr(node.options, "directory", None)
         if node.name == "local" and directory:
