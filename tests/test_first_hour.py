@@ -205,7 +205,7 @@ def test_demo_header_says_what_it_counts_and_how_long(
 
 
 def test_demo_estimate_follows_the_work() -> None:
-    from sfumato.cli.demo import estimate_seconds
+    from sfumato.plugins.botticelli.demo import estimate_seconds
     from sfumato.plugins.botticelli.simulator import SimulationConfig
 
     default = estimate_seconds(SimulationConfig(narratives=2000, act_cpu_ms=1.0))
