@@ -7,6 +7,11 @@ export request, sent as the exporter sends: see ``_probe``), a Prometheus port a
 (findings), and signals the backend cannot take (notes: the config says so on purpose or by
 default, and nothing breaks). Prints one line per check and exits 1 when anything was found,
 0 when all is clean.
+
+What to connect to and probe for an exporter comes from the plugins of the command line
+(``sfumato_doctor_endpoint``; sfumato's ``otlp-probes`` knows its OTLP exporters); an exporter
+none of them knows is checked by its ``endpoint`` URL option, or, when it ``serves_port``
+(``prometheus``), by binding its ``host`` and ``port``.
 """
 
 from __future__ import annotations
