@@ -22,12 +22,16 @@ __all__ = ["GROUPS", "Kind", "PluginHost", "PluginInfo"]
 
 log = logging.getLogger("sfumato")
 
-Kind = Literal["backend", "exporter", "sampler", "hooks"]
+Kind = Literal["backend", "exporter", "sampler", "hooks", "cli"]
 GROUPS: dict[Kind, str] = {
     "backend": "sfumato.backends",
     "exporter": "sfumato.exporters",
     "sampler": "sfumato.samplers",
+    # Hook plugins: every configure() registers them.
     "hooks": "sfumato.plugins",
+    # Command-line plugins: only the ``sfumato`` command registers them (its commands, the
+    # instruments ``alerts`` knows, doctor's probes); configure() never imports them.
+    "cli": "sfumato.cli",
 }
 # The OpenTelemetry SDK's own groups: their entries are usable by name too.
 _OTEL_EXPORTER_GROUPS: dict[Signal, str] = {
@@ -370,25 +374,29 @@ class PluginHost:
                 key=key,
             ) from None
 
-    def load_hook_plugins(self, strict: bool = False) -> list[HookFailure]:
-        """Register every enabled plugin of the ``sfumato.plugins`` group (hooks only).
+    def load_hook_plugins(
+        self, strict: bool = False, kind: Literal["hooks", "cli"] = "hooks"
+    ) -> list[HookFailure]:
+        """Register every enabled plugin of the ``sfumato.plugins`` group (hooks only), or
+        with ``kind="cli"`` of the ``sfumato.cli`` group (the command line's plugins).
 
         Nothing in the config names these plugins: one that fails to import, or whose hook
         implementations do not match the hookspecs, is left out and returned (the caller
         counts and logs it), unless ``strict``, where it is a ConfigError.
         """
         failures: list[HookFailure] = []
-        for ep in self._entry_points(GROUPS["hooks"]):
-            if self.is_disabled("hooks", ep.name) or self.pm.get_plugin(ep.name) is not None:
+        for ep in self._entry_points(GROUPS[kind]):
+            registered = f"{kind}:{ep.name}" if kind != "hooks" else ep.name
+            if self.is_disabled(kind, ep.name) or self.pm.get_plugin(registered) is not None:
                 continue
             try:
-                plugin = self._from_entry_point("hooks", ep, "telemetry.plugins")
+                plugin = self._from_entry_point(kind, ep, "telemetry.plugins")
                 try:
-                    self.register(plugin, ep.name)
+                    self.register(plugin, registered)
                 except Exception as exc:
                     reason = " ".join(str(exc).split())
                     raise ConfigError(
-                        f"hooks plugin '{ep.name}' ({_info('hooks', ep, False).origin}) cannot "
+                        f"{kind} plugin '{ep.name}' ({_info(kind, ep, False).origin}) cannot "
                         f"be registered: {type(exc).__name__}: {reason}",
                         key="telemetry.plugins",
                     ) from None

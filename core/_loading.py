@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,18 @@ from ._environment import env_overrides
 from ._errors import ConfigError
 from ._interpolation import interpolate
 from ._locate import locate, locate_all
+from ._pipeline import check_plan
+from ._resolve import Plan, resolve
 from ._validation import MAX_PROBLEMS, a_type, config_error
 from .settings import Settings
 
 __all__ = [
     "DEFAULT_FILE",
     "MAX_CONFIG_BYTES",
+    "LoadedConfig",
+    "config_from_text",
     "find_config",
+    "load_config",
     "load_settings",
     "parse_document",
     "read_document",
@@ -41,6 +47,20 @@ TABLE = "telemetry"
 # The file ``sfumato init`` writes and every command and ``configure()`` find by default.
 DEFAULT_FILE = "sfumato.toml"
 CONFIG_VARIABLE = "SFUMATO_CONFIG"
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """What loading a config gives: the validated settings, the plan resolved from them
+    (None when telemetry is disabled or plugins were not resolved), where each dotted key
+    came from, the file read (None: environment and defaults only) and the environment
+    mapping read (None: the process's own)."""
+
+    settings: Settings
+    plan: Plan | None
+    sources: Mapping[str, str]
+    path: Path | None
+    environ: Mapping[str, str] | None
 
 
 def find_config(
@@ -224,14 +244,25 @@ def load_settings(
     gives ``enabled = False``, unless a table there looks like a misspelt or misplaced one
     (``[telemetri]``, ``[tool.sfumato]``): that is an error. Raises ConfigError.
     """
+    return load_config(path, env=env, resolve_plugins=resolve_plugins, **overrides).settings
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    resolve_plugins: bool = True,
+    **overrides: Any,
+) -> LoadedConfig:
+    """As :func:`load_settings`, with the resolved plan and where everything came from."""
     environ = os.environ if env is None else env
     file = find_config(path, environ)
     if file is None:
-        return settings_from_text(
+        return config_from_text(
             None, None, env=environ, resolve_plugins=resolve_plugins, **overrides
         )
     doc, text = read_document(file)
-    return settings_from_document(
+    return config_from_document(
         doc, text, file, env=environ, resolve_plugins=resolve_plugins, **overrides
     )
 
@@ -249,14 +280,28 @@ def settings_from_text(
     ``sfumato set`` and ``sfumato init`` validate the document they are about to write this
     way, so nothing is written when it is invalid.
     """
+    return config_from_text(
+        text, path, env=env, resolve_plugins=resolve_plugins, **overrides
+    ).settings
+
+
+def config_from_text(
+    text: str | None,
+    path: str | os.PathLike[str] | None,
+    *,
+    env: Mapping[str, str],
+    resolve_plugins: bool = True,
+    **overrides: Any,
+) -> LoadedConfig:
+    """As :func:`settings_from_text`, with the resolved plan (see :class:`LoadedConfig`)."""
     file = Path(path) if path is not None else None
     doc = parse_document(text, file) if text is not None else None
-    return settings_from_document(
+    return config_from_document(
         doc, text, file, env=env, resolve_plugins=resolve_plugins, **overrides
     )
 
 
-def settings_from_document(
+def config_from_document(
     doc: tomlkit.TOMLDocument | None,
     text: str | None,
     file: Path | None,
@@ -264,7 +309,7 @@ def settings_from_document(
     env: Mapping[str, str],
     resolve_plugins: bool = True,
     **overrides: Any,
-) -> Settings:
+) -> LoadedConfig:
     raw: dict[str, Any] = {}
     sources: dict[str, str] = {}
     templates: dict[str, str] = {}
@@ -295,17 +340,16 @@ def settings_from_document(
     settings._sources = sources
     settings._templates = templates
     settings._path = str(file) if file is not None else None
-    settings._environ = None if env is os.environ else env
+    environ = None if env is os.environ else env
+    settings._environ = environ
+    plan: Plan | None = None
     if resolve_plugins and settings.enabled:
-        from ._pipeline import check_plan
-        from ._resolve import resolve
-
         try:
-            settings._plan = resolve(settings)
-            check_plan(settings._plan)
+            plan = resolve(settings)
+            check_plan(plan)
         except ConfigError as exc:
             raise _locate_error(exc, text, file, sources) from None
-    return settings
+    return LoadedConfig(settings, plan, sources, file, environ)
 
 
 def _substituted(written: Any, value: Any, key: str) -> dict[str, str]:

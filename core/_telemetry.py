@@ -28,7 +28,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from . import _otel
 from ._guards import call_hook
-from ._loading import load_settings
+from ._loading import load_config
 from ._logging import OtelLogHandler, rate_limit_sdk_logs
 from ._logging import install as install_log_handler
 from ._pipeline import Pipelines, build_pipelines
@@ -435,12 +435,13 @@ def configure(path: str | os.PathLike[str] | None = None, **overrides: Any) -> T
                 f"sfumato is already configured in this process (from {where}); "
                 "call shutdown() on that handle before configuring again"
             )
-        settings = load_settings(path, **overrides)
+        loaded = load_config(path, **overrides)
+        settings = loaded.settings
         stats = Stats()
         if not settings.enabled:
             handle = Telemetry(settings, None, None, stats)
         else:
-            plan: Plan = settings._plan if settings._plan is not None else resolve(settings)
+            plan: Plan = loaded.plan if loaded.plan is not None else resolve(settings)
             pipes = build_pipelines(plan, stats)
             handle = Telemetry(settings, plan, pipes, stats)
             try:

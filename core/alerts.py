@@ -3,9 +3,10 @@
 The metric names are the ones the OpenTelemetry Prometheus exporter exposes: dots and other
 characters become underscores, a unit is appended (``s`` becomes ``_seconds``; annotation
 units such as ``{run}`` add nothing), counters get ``_total``, histograms are read through
-their ``_count`` and ``_bucket`` series. Units and instrument kinds of the Botticelli metrics
-are looked up; other metrics take ``unit`` from the rule, and count as counters (histograms
-for kind ``max``).
+their ``_count`` and ``_bucket`` series. Units and instrument kinds of known metrics are looked
+up in ``instruments`` (what plugins give through the ``sfumato_metric_instruments`` hook);
+other metrics take ``unit`` from the rule, and count as counters (histograms for kind
+``max``).
 
 The YAML is written by hand: every string is a JSON string, which YAML reads as a
 double-quoted scalar, so no YAML library is needed.
@@ -15,11 +16,32 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from .settings import HealthRule
 
-__all__ = ["histogram_boundaries", "prometheus_expr", "prometheus_name", "render_prometheus"]
+__all__ = [
+    "Instrument",
+    "histogram_boundaries",
+    "prometheus_expr",
+    "prometheus_name",
+    "render_prometheus",
+]
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What the rules need to know of a metric's instrument: its kind (``counter``,
+    ``histogram``, ``gauge``, ``up_down_counter``), its unit, and a histogram's bucket
+    boundaries."""
+
+    kind: str
+    unit: str = ""
+    boundaries: tuple[float, ...] | None = None
+
+
+Instruments = Mapping[str, Instrument]
 
 _UNITS = {
     "s": "seconds",
@@ -36,30 +58,25 @@ _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _LABEL_INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
 
-def _instrument(metric: str) -> tuple[str | None, str | None]:
+def _instrument(metric: str, instruments: Instruments | None) -> tuple[str | None, str | None]:
     """(kind, unit) of a known instrument."""
-    try:
-        from sfumato.plugins.botticelli.metrics import INSTRUMENTS
-    except ImportError:  # pragma: no cover - the plugin ships with sfumato
-        return None, None
-    for spec in INSTRUMENTS:
-        if spec.name == metric:
-            return spec.kind, spec.unit
-    return None, None
+    known = (instruments or {}).get(metric)
+    return (known.kind, known.unit) if known is not None else (None, None)
 
 
-def histogram_boundaries(metric: str) -> tuple[float, ...] | None:
-    kind, _ = _instrument(metric)
-    if kind != "histogram":
+def histogram_boundaries(
+    metric: str, instruments: Instruments | None = None
+) -> tuple[float, ...] | None:
+    """The bucket boundaries of a known histogram; None for anything else."""
+    known = (instruments or {}).get(metric)
+    if known is None or known.kind != "histogram":
         return None
-    from sfumato.plugins.botticelli.metrics import SECONDS_BUCKETS
-
-    return tuple(SECONDS_BUCKETS)
+    return known.boundaries
 
 
-def prometheus_name(rule: HealthRule) -> tuple[str, str]:
+def prometheus_name(rule: HealthRule, instruments: Instruments | None = None) -> tuple[str, str]:
     """(base name as exposed, instrument kind) of the rule's metric."""
-    kind, unit = _instrument(rule.metric)
+    kind, unit = _instrument(rule.metric, instruments)
     unit = rule.unit or unit or ""
     if kind is None:
         kind = "histogram" if rule.kind == "max" else "counter"
@@ -82,8 +99,8 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def prometheus_expr(rule: HealthRule) -> str:
-    base, kind = prometheus_name(rule)
+def prometheus_expr(rule: HealthRule, instruments: Instruments | None = None) -> str:
+    base, kind = prometheus_name(rule, instruments)
     series = f"{base}_count" if kind == "histogram" else f"{base}_total"
     if kind in ("gauge", "up_down_counter"):
         series = base
@@ -110,12 +127,14 @@ def prometheus_expr(rule: HealthRule) -> str:
     return f"({matched} - {above}) > 0"
 
 
-def render_prometheus(rules: Iterable[HealthRule], group: str = "sfumato") -> str:
+def render_prometheus(
+    rules: Iterable[HealthRule], group: str = "sfumato", instruments: Instruments | None = None
+) -> str:
     """A rules file with one group holding one alert per rule."""
     out = ["groups:", f"  - name: {json.dumps(group)}", "    rules:"]
     for rule in rules:
         out.append(f"      - alert: {json.dumps(rule.name)}")
-        out.append(f"        expr: {json.dumps(prometheus_expr(rule))}")
+        out.append(f"        expr: {json.dumps(prometheus_expr(rule, instruments))}")
         out.append("        labels:")
         out.append(f"          severity: {json.dumps(rule.severity)}")
         out.append("        annotations:")

@@ -2,6 +2,11 @@
 
 Implement them on a plugin class with ``@sfumato.hookimpl``; sfumato calls them with keyword
 arguments, so an implementation may accept fewer arguments than the spec.
+
+The first five are called by ``configure()`` and the handle, on the plugins of the
+``sfumato.plugins`` entry-point group. The ``sfumato_cli_*`` hooks, ``sfumato_metric_instruments``
+and ``sfumato_doctor_endpoint`` are called by the ``sfumato`` command line only, on the plugins
+of the ``sfumato.cli`` group (which ``configure()`` never imports).
 """
 
 from __future__ import annotations
@@ -12,11 +17,15 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    import argparse
+
     from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.trace import SpanProcessor
 
     from ._telemetry import Telemetry
-    from .settings import Settings
+    from .alerts import Instrument
+    from .cli.doctor import DoctorEndpoint
+    from .settings import Settings, Signal
 
 __all__ = ["hookimpl", "hookspec"]
 
@@ -48,3 +57,39 @@ def sfumato_configured(telemetry: Telemetry) -> None:
 @hookspec
 def sfumato_shutdown(telemetry: Telemetry) -> None:
     """Called when shutdown starts, before the providers flush."""
+
+
+# -- the command line (plugins of the ``sfumato.cli`` group) ----------------------------------
+
+
+@hookspec
+def sfumato_cli_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add commands to ``sfumato``: each through :func:`sfumato.cli.add_command` (its one-line
+    summary, details and exit codes), with ``func`` set to a function that takes the parsed
+    arguments and returns the exit code. Raise :class:`sfumato.cli.CommandError` or
+    ``ConfigError`` for a one-line error (exit 2 by default)."""
+
+
+@hookspec
+def sfumato_metric_instruments() -> Mapping[str, Instrument] | None:
+    """The instruments a plugin records, by metric name: ``sfumato alerts`` takes each one's
+    kind, unit and histogram boundaries from here (others count as counters, their unit
+    from the rule)."""
+
+
+@hookspec(firstresult=True)
+def sfumato_doctor_endpoint(
+    exporter: Any,
+    options: Any,
+    settings: Settings,
+    signals: Sequence[Signal],
+    key: str,
+    timeout: float,
+) -> DoctorEndpoint | None:
+    """What ``sfumato doctor`` connects to and probes for an exporter this plugin knows (its
+    endpoint and one OTLP export probe per signal, each waiting at most ``timeout``
+    seconds); None for another exporter. ``key`` is where the exporter is configured
+    (``telemetry.exporters[0]``, or the backend's key when the backend planned it). The
+    first answer is taken; an exporter no plugin answers for is checked by its ``endpoint``
+    option (an ``http(s)://`` URL) or, when it ``serves_port``, by binding its ``host`` and
+    ``port``. Raise ConfigError for an endpoint the exporter cannot use (one finding)."""

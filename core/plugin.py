@@ -141,6 +141,9 @@ class Exporter:
     #: (``{"prometheus_client": "sfumato[prometheus]"}``): ``sfumato validate`` imports them,
     #: so a missing optional extra is a config error naming the ``pip install`` that fixes it.
     requires: ClassVar[Mapping[str, str]] = {}
+    #: True for an exporter that listens on a port (its options' ``host`` and ``port``), as
+    #: ``prometheus`` serves ``/metrics``: ``sfumato doctor`` checks that the port is free.
+    serves_port: ClassVar[bool] = False
 
     def check(self, signal: Signal, options: Any, context: BuildContext) -> None:
         """Raise ConfigError for whatever ``create`` would reject (an endpoint it cannot use, a

@@ -389,7 +389,6 @@ class Settings(_Redacted, _Strict):
     _path: str | None = PrivateAttr(default=None)
     # Dotted key -> its text in the file, for values substituted from ``${VAR}``.
     _templates: dict[str, str] = PrivateAttr(default_factory=dict)
-    _plan: Any = PrivateAttr(default=None)  # the resolved build plan, set by the loader
     # The environment mapping the loader read (``load_settings(env=...)``); None: os.environ.
     _environ: Any = PrivateAttr(default=None)
 

@@ -16,7 +16,8 @@ from receivers import require
 from sfumato import load_settings
 from sfumato.alerts import prometheus_expr, prometheus_name
 from sfumato.cli import main
-from sfumato.cli.demo import bundled_config
+from sfumato.plugins.botticelli.cli import instruments
+from sfumato.plugins.botticelli.demo import bundled_config
 from sfumato.plugins.botticelli.simulator import SimulationConfig, run
 from sfumato.plugins.http import endpoints
 from sfumato.settings import HealthRule
@@ -114,12 +115,13 @@ def test_series_names_match_a_real_scrape() -> None:
     finally:
         handle.shutdown()
     exposed = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    known = instruments()
     for rule in load_settings(bundled_config()).http.health:
-        base, kind = prometheus_name(rule)
+        base, kind = prometheus_name(rule, known)
         wanted = {f"{base}_count", f"{base}_bucket"} if kind == "histogram" else {f"{base}_total"}
         assert wanted <= exposed, (rule.name, wanted)
         for series in wanted:
-            assert series in prometheus_expr(rule)
+            assert series in prometheus_expr(rule, known)
 
 
 def test_no_rules_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 import sfumato
-from sfumato import ConfigError, load_settings
+from sfumato import ConfigError
+from sfumato._loading import load_config
 
 
 def plan_of(env: dict[str, str] | None = None, **overrides: Any) -> Any:
     """The plan of settings loaded with ``env`` as the whole environment (secrets too)."""
-    return load_settings(None, env=env or {}, **overrides)._plan
+    return load_config(None, env=env or {}, **overrides).plan
 
 
 def uses(plan: Any) -> list[tuple[str, list[str], dict[str, Any]]]:
@@ -238,8 +239,7 @@ def test_backends_read_from_a_file(tmp_path: Path, clean_env: pytest.MonkeyPatch
         '[telemetry]\nservice_name = "bot"\nbackend = "honeycomb"\n\n'
         '[telemetry.backend_options]\ndataset = "m"\nregion = "eu"\n'
     )
-    settings = sfumato.load_settings(path)
-    assert settings._plan.backend_options.dataset == "m"
+    assert load_config(path).plan.backend_options.dataset == "m"
     path.write_text(
         '[telemetry]\nbackend = "honeycomb"\n\n[telemetry.backend_options]\nregion = "mars"\n'
     )
@@ -259,7 +259,5 @@ def test_secrets_come_from_the_environment_the_settings_were_loaded_from(
     with pytest.raises(ConfigError, match="HONEYCOMB_API_KEY"):
         plan_of(env={}, backend="honeycomb")
     # Without env=, the process environment.
-    settings = load_settings(None, backend="honeycomb")
-    assert {u[2]["headers"]["x-honeycomb-team"] for u in uses(settings._plan)} == {
-        "from-the-process"
-    }
+    plan = load_config(None, backend="honeycomb").plan
+    assert {u[2]["headers"]["x-honeycomb-team"] for u in uses(plan)} == {"from-the-process"}

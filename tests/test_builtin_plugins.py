@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 import sfumato
 from opentelemetry import metrics as metrics_api
+from sfumato._loading import load_config
 
 
 @pytest.fixture(autouse=True)
@@ -68,10 +69,9 @@ def test_stdout_backend_with_export_console_prints_each_span_once() -> None:
     ("protocol", "exporter"), [("grpc", "otlp-grpc"), ("http/protobuf", "otlp-http")]
 )
 def test_otlp_backend_picks_the_exporter_for_the_protocol(protocol: str, exporter: str) -> None:
-    settings = sfumato.load_settings(
+    plan = load_config(
         backend="otlp", protocol=protocol, otlp_endpoint="http://127.0.0.1:4317"
-    )
-    plan = settings._plan
+    ).plan
     assert [(node.name, set(node.signals)) for node in plan.exporters] == [
         (exporter, {"traces", "metrics", "logs"})
     ]
@@ -79,10 +79,8 @@ def test_otlp_backend_picks_the_exporter_for_the_protocol(protocol: str, exporte
 
 
 def test_otlp_backend_carries_only_the_enabled_signals() -> None:
-    settings = sfumato.load_settings(
-        backend="otlp", metrics={"enabled": False}, logs={"enabled": False}
-    )
-    assert [set(node.signals) for node in settings._plan.exporters] == [{"traces"}]
+    plan = load_config(backend="otlp", metrics={"enabled": False}, logs={"enabled": False}).plan
+    assert [set(node.signals) for node in plan.exporters] == [{"traces"}]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from sfumato import ConfigError, load_settings
+from sfumato._loading import load_config
 from sfumato.cli import main
 
 FULL = """
@@ -60,7 +61,8 @@ def write(tmp_path: Path, text: str, name: str = "app.toml") -> Path:
 
 
 def test_every_key_is_read(tmp_path: Path) -> None:
-    s = load_settings(write(tmp_path, FULL), env={})
+    loaded = load_config(write(tmp_path, FULL), env={})
+    s = loaded.settings
     assert s.enabled is True
     assert (s.service_name, s.service_version, s.environment) == ("bot-server", "1.2.3", "staging")
     assert (s.backend, s.otlp_endpoint, s.protocol) == (
@@ -79,16 +81,17 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     assert s.plugins.disable == ["prometheus"]
     assert [e.type for e in s.exporters] == ["memory"] and s.exporters[0].signals == ["traces"]
     # The plan was resolved: the sampler tree and the extra exporter are there.
-    assert s._plan.sampler.describe()[1].strip() == "ratio(rate=0.25, precision=4)"
-    assert any(node.name == "memory" for node in s._plan.exporters)
+    plan = loaded.plan
+    assert plan.sampler.describe()[1].strip() == "ratio(rate=0.25, precision=4)"
+    assert any(node.name == "memory" for node in plan.exporters)
     assert s.source_of("batch_size") == "file"
     assert s.source_of("compression") == "default"
 
 
 def test_sampling_rate_shorthand(tmp_path: Path) -> None:
-    s = load_settings(write(tmp_path, "[telemetry]\nsampling_rate = 0.5\n"), env={})
-    assert s.sampling_rate == 0.5
-    lines = [line.strip() for line in s._plan.sampler.describe()]
+    loaded = load_config(write(tmp_path, "[telemetry]\nsampling_rate = 0.5\n"), env={})
+    assert loaded.settings.sampling_rate == 0.5
+    lines = [line.strip() for line in loaded.plan.sampler.describe()]
     assert lines[0].startswith("parent_based") and lines[1] == "ratio(rate=0.5, precision=4)"
 
 
@@ -173,8 +176,9 @@ def test_empty_sfumato_variable_counts_as_unset(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["true", "TRUE", "True"])
 def test_otel_sdk_disabled(tmp_path: Path, value: str) -> None:
     path = write(tmp_path, "[telemetry]\nenabled = true\n")
-    s = load_settings(path, env={"OTEL_SDK_DISABLED": value})
-    assert s.enabled is False and s._plan is None
+    loaded = load_config(path, env={"OTEL_SDK_DISABLED": value})
+    s = loaded.settings
+    assert s.enabled is False and loaded.plan is None
     assert s.source_of("enabled") == "env:OTEL_SDK_DISABLED"
     # SFUMATO_ENABLED is more specific and wins.
     assert load_settings(path, env={"OTEL_SDK_DISABLED": value, "SFUMATO_ENABLED": "1"}).enabled
@@ -220,9 +224,10 @@ def test_otel_endpoint_and_protocol(tmp_path: Path) -> None:
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
     }
-    s = load_settings(path, env=env)
+    loaded = load_config(path, env=env)
+    s = loaded.settings
     assert (s.otlp_endpoint, s.protocol) == ("http://collector:4318", "http/protobuf")
-    assert [n.name for n in s._plan.exporters] == ["otlp-http"]
+    assert [n.name for n in loaded.plan.exporters] == ["otlp-http"]
 
 
 def test_sfumato_config_names_the_file(tmp_path: Path) -> None:
@@ -235,8 +240,8 @@ def test_no_telemetry_table_means_disabled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, '[app]\nname = "bot"\n')
-    s = load_settings(path, env={})
-    assert s.enabled is False and s._plan is None
+    loaded = load_config(path, env={})
+    assert loaded.settings.enabled is False and loaded.plan is None
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "no [telemetry] table" in out and "disabled" in out

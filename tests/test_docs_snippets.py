@@ -27,6 +27,7 @@ import sfumato
 import tomlkit
 from docs_support import REPO, Block, blocks, pages
 from sfumato._host import GROUPS
+from sfumato._loading import load_config
 
 # Values for the ${VAR}s and the secret variables the examples name: placeholders, never sent.
 ENV = {
@@ -121,11 +122,11 @@ def test_toml_example_is_valid(block: Block, tmp_path: Path, doc_env: dict[str, 
     path.write_text(text)
     resolve = "settings-only" not in block.markers
     try:
-        settings = sfumato.load_settings(path, env=doc_env, resolve_plugins=resolve)
+        loaded = load_config(path, env=doc_env, resolve_plugins=resolve)
     except sfumato.ConfigError as exc:
         pytest.fail(f"{block.where}: {exc}")
-    if resolve and settings.enabled:
-        assert settings._plan is not None
+    if resolve and loaded.settings.enabled:
+        assert loaded.plan is not None
 
 
 def _by_page(found: list[Block]) -> dict[Path, list[Block]]:
@@ -193,19 +194,21 @@ def test_development_and_production_examples(tmp_path: Path) -> None:
     # The Botticelli server's two configs plan what docs/backends.md says they do.
     path = tmp_path / "dev.toml"
     path.write_text(_example_with('environment = "development"').text)
-    dev = sfumato.load_settings(path, env={})
+    loaded = load_config(path, env={})
+    dev = loaded.settings
     assert dev.backend == "jaeger" and dev.export_console
-    assert {n.name for n in dev._plan.exporters} == {"otlp-grpc", "console"}
+    assert {n.name for n in loaded.plan.exporters} == {"otlp-grpc", "console"}
 
     path.write_text(_example_with('environment = "production"').text)
-    prod = sfumato.load_settings(path, env={})
+    loaded = load_config(path, env={})
+    prod = loaded.settings
     assert (prod.backend, prod.sampling_rate, prod.batch_size, prod.batch_timeout_ms) == (
         "signoz",
         0.1,
         512,
         5000,
     )
-    assert prod._plan.exporters[0].signals == frozenset({"traces", "metrics", "logs"})
+    assert loaded.plan.exporters[0].signals == frozenset({"traces", "metrics", "logs"})
 
 
 def test_the_hand_written_setup_in_the_migration_guide_builds(tmp_path: Path) -> None:

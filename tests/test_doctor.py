@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from docs_support import Block, blocks, pages
 from receivers import RotelServer, free_port, require
-from sfumato import load_settings
+from sfumato._loading import load_config
 from sfumato.cli import main
 from sfumato.cli.doctor import checks
 from test_docs_snippets import ENV
@@ -212,8 +212,8 @@ def test_the_docs_example_configs_come_out_clean(
         monkeypatch.delenv(name)
     path = tmp_path / "app.toml"
     path.write_text(block.text)
-    settings = load_settings(path, env=ENV)
-    found = [c for c in checks(settings, timeout=0.05) if c.level == "FAIL"]
+    loaded = load_config(path, env=ENV)
+    found = [c for c in checks(loaded, timeout=0.05) if c.level == "FAIL"]
     assert all("cannot connect" in c.message for c in found), f"{block.where}: {found}"
 
 

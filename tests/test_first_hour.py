@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 from pydantic import SecretStr
+from sfumato._loading import load_config
 from sfumato._stats import Stats
 from sfumato.cli import main
 from sfumato.plugin import BuildContext, ExporterUse
@@ -204,7 +205,7 @@ def test_demo_header_says_what_it_counts_and_how_long(
 
 
 def test_demo_estimate_follows_the_work() -> None:
-    from sfumato.cli.demo import estimate_seconds
+    from sfumato.plugins.botticelli.demo import estimate_seconds
     from sfumato.plugins.botticelli.simulator import SimulationConfig
 
     default = estimate_seconds(SimulationConfig(narratives=2000, act_cpu_ms=1.0))
@@ -444,8 +445,8 @@ def recording_exporter(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 def test_secret_str_headers_reach_the_exporters(
     secret_backend: None, recording_exporter: list[dict[str, Any]]
 ) -> None:
-    settings = sfumato.load_settings(service_name="s", backend="secret-headers")
-    plan = settings._plan
+    loaded = load_config(service_name="s", backend="secret-headers")
+    settings, plan = loaded.settings, loaded.plan
     assert plan is not None
     assert [n.name for n in plan.exporters] == ["otlp-http", "otlp_proto_http"]
     for node in plan.exporters:
@@ -475,9 +476,10 @@ def test_sdk_exporter_options_repr_hides_headers(
             """
         )
     )
-    settings = sfumato.load_settings(path)
-    assert settings._plan is not None
-    (node,) = settings._plan.exporters
+    loaded = load_config(path)
+    settings = loaded.settings
+    assert loaded.plan is not None
+    (node,) = loaded.plan.exporters
     assert CANARY not in repr(node.options)
     assert "127.0.0.1:9" in repr(node.options)
     node.plugin.create("traces", node.options, BuildContext(settings=settings, stats=Stats()))
@@ -490,9 +492,9 @@ def test_sdk_exporter_options_repr_hides_headers(
 def _built_sampler(**sampler: Any) -> Any:
     from sfumato._pipeline import build_sampler
 
-    settings = sfumato.load_settings(backend="none", sampler=sampler)
-    assert settings._plan is not None
-    return build_sampler(settings._plan.sampler, settings, Stats(), settings._plan.host)
+    loaded = load_config(backend="none", sampler=sampler)
+    assert loaded.plan is not None
+    return build_sampler(loaded.plan.sampler, loaded.settings, Stats(), loaded.plan.host)
 
 
 @pytest.mark.parametrize("name", ["traceidratio", "parentbased_traceidratio"])

@@ -22,7 +22,13 @@ from venv_support import REPO, Dists, Venv
 PYPROJECT: dict[str, Any] = tomlkit.parse((REPO / "pyproject.toml").read_text()).unwrap()
 VERSION: str = PYPROJECT["project"]["version"]
 EXAMPLES = sorted(p.name for p in (REPO / "core" / "examples").glob("*.toml"))
-PLUGIN_GROUPS = ("sfumato.backends", "sfumato.exporters", "sfumato.samplers", "sfumato.plugins")
+PLUGIN_GROUPS = (
+    "sfumato.backends",
+    "sfumato.exporters",
+    "sfumato.samplers",
+    "sfumato.plugins",
+    "sfumato.cli",
+)
 
 
 def test_the_version_has_a_changelog_entry() -> None:

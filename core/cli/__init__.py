@@ -2,7 +2,13 @@
 
 Each command lives in its own module exposing ``register(subparsers)``, which adds its parser
 (through :func:`._help.add_command`: a one-line description and the command's exit codes)
-and sets ``func`` (taking the parsed arguments, returning an exit code). A bad configuration
+and sets ``func`` (taking the parsed arguments, returning an exit code). Plugins of the
+``sfumato.cli`` entry-point group add their commands the same way, through the
+``sfumato_cli_commands(subparsers)`` hook: ``report`` comes from the local store's plugin,
+``demo`` from Botticelli's. What such a command needs is importable from here:
+:func:`add_command`, :func:`exit_status`, :func:`plural`, :class:`CommandError`,
+:func:`write_output`, :func:`read_input`, :func:`load_or_report`, :func:`print_json`, and for
+``sfumato_doctor_endpoint``, :class:`DoctorEndpoint` and :class:`ProbeTarget`. A bad configuration
 prints one line per problem and exits 2, as does a :class:`._files.CommandError`; nothing
 prints a traceback unless ``SFUMATO_DEBUG=1``. A closed output pipe (``sfumato reference |
 head -1``) ends the command quietly with 141, as a tool stopped by SIGPIPE would.
@@ -22,13 +28,42 @@ import sys
 from collections.abc import Sequence
 
 from .._errors import ConfigError
-from ._files import CommandError
-from ._help import COMMON_EXITS, exit_status
+from ._extensions import cli_plugins, warn
+from ._files import CommandError, read_input, write_output
+from ._help import COMMON_EXITS, add_command, exit_status, plural
+from ._output import load_or_report, print_json
+from ._probe import ProbeTarget
+from .doctor import DoctorEndpoint
 
-__all__ = ["main"]
+__all__ = [
+    "CommandError",
+    "DoctorEndpoint",
+    "ProbeTarget",
+    "add_command",
+    "exit_status",
+    "load_or_report",
+    "main",
+    "plural",
+    "print_json",
+    "read_input",
+    "write_output",
+]
 
-# Modules under sfumato.cli, in the order ``sfumato --help`` lists them.
+# sfumato's own commands: modules under sfumato.cli.
 COMMANDS: tuple[str, ...] = (
+    "validate",
+    "show",
+    "plugins",
+    "init",
+    "set",
+    "doctor",
+    "alerts",
+    "reference",
+)
+# The order ``sfumato --help`` lists commands in, those of sfumato's own plugins included
+# (report: the local store's; demo: Botticelli's). Any other plugin's commands come after,
+# in the order they were added.
+ORDER: tuple[str, ...] = (
     "validate",
     "show",
     "plugins",
@@ -55,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
         module.register(sub)
+    host, failures = cli_plugins()
+    warn(failures)
+    # Each plugin on its own: one that fails leaves the others' commands (and sfumato's) usable.
+    for impl in host.pm.hook.sfumato_cli_commands.get_hookimpls():
+        try:
+            impl.function(**dict.fromkeys(impl.argnames, sub))
+        except Exception as exc:
+            name = impl.plugin_name.removeprefix("cli:")
+            warn_line = f"cli plugin '{name}' cannot add its commands"
+            print(f"warning: {warn_line}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    listed = sub._choices_actions
+    rank = {name: i for i, name in enumerate(ORDER)}
+    listed.sort(key=lambda action: rank.get(action.dest, len(ORDER)))  # stable: others in order
     return parser
 
 

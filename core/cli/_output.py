@@ -6,17 +6,18 @@ import json
 from typing import Any
 
 from .._errors import ConfigError
-from .._loading import load_settings
-from ..settings import Settings, scrub_url_anywhere
+from .._loading import LoadedConfig, load_config
+from ..settings import scrub_url_anywhere
 
 __all__ = ["load_or_report", "print_json", "problems_json"]
 
 
-def load_or_report(file: str | None, source: str, as_json: bool) -> Settings | None:
-    """The settings of ``file``; when they are invalid and ``as_json``, None after printing
-    the problems as one JSON object (without ``as_json`` the ConfigError goes to main())."""
+def load_or_report(file: str | None, source: str, as_json: bool) -> LoadedConfig | None:
+    """The loaded config of ``file`` (settings and plan); when it is invalid and ``as_json``,
+    None after printing the problems as one JSON object (without ``as_json`` the ConfigError
+    goes to main())."""
     try:
-        return load_settings(file)
+        return load_config(file)
     except ConfigError as exc:
         if not as_json:
             raise

@@ -1,6 +1,9 @@
 """``sfumato alerts --format prometheus [FILE] [-o OUT]``: the ``[[telemetry.http.health]]``
 rules of a config as a Prometheus alerting-rules file (``promtool check rules`` accepts it).
 
+The kind, unit and bucket boundaries of a rule's metric come from the command-line plugins
+that know it (``sfumato_metric_instruments``: Botticelli's, for its metrics).
+
 ``-o OUT`` is written atomically; an OUT that cannot be written is one line and exit 2."""
 
 from __future__ import annotations
@@ -8,6 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .._loading import load_settings
+from ..alerts import histogram_boundaries, render_prometheus
+from ._extensions import instruments
 from ._files import write_output
 from ._help import add_command, plural
 
@@ -15,24 +21,22 @@ __all__ = ["register", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from sfumato import load_settings
-    from sfumato.alerts import histogram_boundaries, render_prometheus
-
     settings = load_settings(args.file)
     rules = settings.http.health
     if not rules:
         where = settings.path or "the configuration"
         print(f"error: no [[telemetry.http.health]] rules in {where}", file=sys.stderr)
         return 1
+    known = instruments()
     for rule in rules:
-        bounds = histogram_boundaries(rule.metric)
+        bounds = histogram_boundaries(rule.metric, known)
         if rule.kind == "max" and bounds is not None and rule.threshold not in bounds:
             print(
                 f"warning: {rule.name}: {rule.threshold} is not a bucket boundary of "
                 f"{rule.metric}; Prometheus cannot see observations above it exactly",
                 file=sys.stderr,
             )
-    text = render_prometheus(rules, group=f"sfumato-{settings.service_name}")
+    text = render_prometheus(rules, group=f"sfumato-{settings.service_name}", instruments=known)
     if args.output in (None, "-"):
         sys.stdout.write(text)
         return 0

@@ -7,6 +7,11 @@ export request, sent as the exporter sends: see ``_probe``), a Prometheus port a
 (findings), and signals the backend cannot take (notes: the config says so on purpose or by
 default, and nothing breaks). Prints one line per check and exits 1 when anything was found,
 0 when all is clean.
+
+What to connect to and probe for an exporter comes from the plugins of the command line
+(``sfumato_doctor_endpoint``; sfumato's ``otlp-probes`` knows its OTLP exporters); an exporter
+none of them knows is checked by its ``endpoint`` URL option, or, when it ``serves_port``
+(``prometheus``), by binding its ``host`` and ``port``.
 """
 
 from __future__ import annotations
@@ -18,16 +23,31 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .._errors import ConfigError
+from .._loading import LoadedConfig
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
+from ._extensions import cli_plugins
 from ._help import add_command, plural
 from ._output import load_or_report, print_json
 from ._probe import ProbeTarget, probe
 from .validate import CONFIG_HELP, describe_source
 
-__all__ = ["Check", "checks", "register"]
+__all__ = ["Check", "DoctorEndpoint", "checks", "register"]
 
 
 Level = Literal["ok", "note", "FAIL"]
+
+
+@dataclass(frozen=True)
+class DoctorEndpoint:
+    """An exporter's endpoint as doctor checks it, what a plugin's ``sfumato_doctor_endpoint``
+    hook returns: a TCP connection to ``host``:``port`` (one per endpoint, whatever the
+    exporters sharing it), then each of ``probes`` (one export request per signal, sent as
+    the exporter sends). ``endpoint`` is the endpoint as configured, for the messages."""
+
+    host: str
+    port: int
+    endpoint: str
+    probes: tuple[ProbeTarget, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,10 +97,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     source = describe_source(args.file)
-    settings = load_or_report(args.file, source, args.json)
-    if settings is None:
+    loaded = load_or_report(args.file, source, args.json)
+    if loaded is None:
         return 2
-    results = checks(settings, timeout=args.timeout)
+    results = checks(loaded, timeout=args.timeout)
     findings = sum(c.level == "FAIL" for c in results)
     notes = sum(c.level == "note" for c in results)
     if args.json:
@@ -101,12 +121,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
-def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
+def checks(loaded: LoadedConfig, timeout: float = 2.0) -> list[Check]:
     """Every check, in order: config, signals, then per exporter its endpoint (a failed
     connection is one finding) and, for OTLP, one probe per signal."""
-    if not settings.enabled:
+    settings, plan = loaded.settings, loaded.plan
+    if not settings.enabled or plan is None:
         return [Check("ok", f"telemetry is disabled ({settings.source_of('enabled')})")]
-    plan = settings._plan
     results = [Check("ok", f"config valid: backend {settings.backend!r}, plugins resolved")]
 
     wanted = ["traces"]
@@ -130,14 +150,22 @@ def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
     seen: set[tuple[str, str, int]] = set()
     connected: dict[tuple[str, int], Check] = {}
     probed: set[tuple[str, ProbeTarget]] = set()
+    hook = cli_plugins()[0].pm.hook.sfumato_doctor_endpoint
     for node in plan.exporters:
         try:
-            otlp = _otlp(node, settings, timeout)
+            answer: DoctorEndpoint | None = hook(
+                exporter=node.plugin,
+                options=node.options,
+                settings=settings,
+                signals=[s for s in SIGNALS if s in node.signals],
+                key=str(node.key),
+                timeout=timeout,
+            )
         except ConfigError as exc:
             results.append(Check("FAIL", f"{_label(node)}: {exc.message}", exporter=node.label))
             continue
-        if otlp is not None:
-            host, port, endpoint, targets = otlp
+        if answer is not None:
+            host, port, endpoint, targets = answer.host, answer.port, answer.endpoint, answer.probes
             if (host, port) not in connected:
                 connected[host, port] = _connect(host, port, f"{_label(node)} {endpoint}", timeout)
                 if not connected[host, port].ok:
@@ -147,14 +175,14 @@ def checks(settings: Settings, timeout: float = 2.0) -> list[Check]:
             for target in targets:
                 if (node.name, target) not in probed:
                     probed.add((node.name, target))
-                    answer = probe(target)
+                    probed_answer = probe(target)
                     results.append(
                         Check(
-                            answer.level,
-                            f"{node.label} ({target.signal}) {endpoint}: {answer.detail}",
+                            probed_answer.level,
+                            f"{node.label} ({target.signal}) {endpoint}: {probed_answer.detail}",
                             exporter=node.label,
                             signal=target.signal,
-                            answer=answer.answer,
+                            answer=probed_answer.answer,
                         )
                     )
             continue
@@ -173,92 +201,16 @@ def _label(node: Any) -> str:
     return f"{node.label} ({', '.join(s for s in SIGNALS if s in node.signals)})"
 
 
-def _otlp(
-    node: Any, settings: Settings, timeout: float
-) -> tuple[str, int, str, list[ProbeTarget]] | None:
-    """(host, port, endpoint, one probe per signal) for an OTLP exporter; None for another.
-
-    Each probe is set up as the exporter sets up its export: endpoint, headers (the
-    backend's merged over telemetry.headers), TLS, compression, and the shorter of its
-    export timeout and ``timeout``.
-    """
-    from sfumato.plugins.exporters import OtlpGrpcExporter, OtlpHttpExporter
-    from sfumato.plugins.otlp_endpoints import (
-        DEFAULT_GRPC,
-        DEFAULT_HTTP,
-        grpc_target,
-        http_signal_url,
-    )
-
-    grpc = isinstance(node.plugin, OtlpGrpcExporter)
-    if not grpc and not isinstance(node.plugin, OtlpHttpExporter):
-        return None
-    options = node.options
-    headers = settings.header_values()
-    headers.update({k: v.get_secret_value() for k, v in options.headers.items()})
-    insecure = options.insecure if options.insecure is not None else settings.insecure
-    export_timeout = (options.timeout_ms or settings.export_timeout_ms) / 1000
-    common: dict[str, Any] = {
-        "headers": tuple(headers.items()),
-        "gzip": (options.compression or settings.compression) == "gzip",
-        "certificate_file": options.certificate_file,
-        "timeout": min(timeout, export_timeout),
-        "export_timeout": export_timeout,
-        "own_table": str(node.key).startswith("telemetry.exporters"),
-    }
-    signals = [s for s in SIGNALS if s in node.signals]
-    if grpc:
-        endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_GRPC
-        target, plaintext = grpc_target(endpoint, insecure)
-        parts = urlsplit(f"//{target}")
-        host, port = parts.hostname or "", parts.port or (80 if plaintext else 443)
-        targets = [
-            ProbeTarget(
-                "grpc",
-                signal,
-                target,
-                f"{target}" if parts.port else f"{target}:{port}",
-                tls=not plaintext,
-                verify=True,
-                **common,
-            )
-            for signal in signals
-        ]
-        return host, port, endpoint, targets
-    endpoint = options.endpoint or settings.otlp_endpoint or DEFAULT_HTTP
-    parts = urlsplit(http_signal_url(endpoint, "traces"))
-    tls = parts.scheme == "https"
-    host, port = parts.hostname or "", parts.port or (443 if tls else 80)
-    hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    targets = [
-        ProbeTarget(
-            "http",
-            signal,
-            http_signal_url(endpoint, signal),
-            hostport,
-            tls=tls,
-            verify=not (tls and insecure),
-            **common,
-        )
-        for signal in signals
-    ]
-    return host, port, endpoint, targets
-
-
 def _targets(
     node: Any, settings: Settings, results: list[Check]
 ) -> list[tuple[str, str, int, str]]:
-    """(connect|bind, host, port, label) for another exporter; a broken rule is a finding."""
-    from sfumato.plugins.prometheus import PrometheusExporter
-
+    """(connect|bind, host, port, label) for an exporter no plugin probes: a port it serves
+    (``serves_port``: its ``host`` and ``port`` options), or an ``endpoint`` URL option."""
     options = node.options
     label = _label(node)
-    try:
-        if isinstance(node.plugin, PrometheusExporter):
-            return [("bind", options.host, options.port, f"{label} endpoint")]
-    except ConfigError as exc:
-        results.append(Check("FAIL", f"{label}: {exc.message}"))
-        return []
+    host, port = getattr(options, "host", None), getattr(options, "port", None)
+    if getattr(node.plugin, "serves_port", False) and isinstance(port, int):
+        return [("bind", str(host or ""), port, f"{label} endpoint")]
     # A third-party exporter with an ``endpoint`` URL option is checked the same way.
     endpoint = getattr(options, "endpoint", None)
     if isinstance(endpoint, str) and "://" in endpoint:

@@ -17,7 +17,7 @@ from ._help import add_command
 
 __all__ = ["register"]
 
-KINDS: tuple[Kind, ...] = ("backend", "exporter", "sampler", "hooks")
+KINDS: tuple[Kind, ...] = ("backend", "exporter", "sampler", "hooks", "cli")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

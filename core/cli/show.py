@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
-from .._loading import load_settings
+from .._loading import load_config
+from .._resolve import Plan
 from .._validation import is_secret_key
 from ..settings import SIGNALS, Settings
 from ._help import add_command
@@ -85,9 +86,9 @@ def _flatten(
         out[prefix] = [_scrub(v) for v in value] if isinstance(value, list) else _scrub(value)
 
 
-def redacted_settings(settings: Settings) -> dict[str, tuple[Any, str]]:
-    """Every leaf of the settings as ``dotted key -> (value, source)``, secrets redacted."""
-    plan = settings._plan
+def redacted_settings(settings: Settings, plan: Plan | None) -> dict[str, tuple[Any, str]]:
+    """Every leaf of the settings as ``dotted key -> (value, source)``, secrets redacted
+    (with ``plan``, also the values its plugins declare secret)."""
     secret_paths: set[str] = set()
     if plan is not None:
         _secret_paths(plan.backend_options, "backend_options", secret_paths)
@@ -117,8 +118,7 @@ def _sampler_tree(node: Any) -> dict[str, Any]:
     }
 
 
-def _exporters_by_signal(settings: Settings) -> dict[str, list[str]]:
-    plan = settings._plan
+def _exporters_by_signal(plan: Plan | None) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {signal: [] for signal in SIGNALS}
     for node in plan.exporters if plan is not None else []:
         for signal in SIGNALS:
@@ -132,9 +132,9 @@ def _render(value: Any) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file)
-    values = redacted_settings(settings)
-    plan = settings._plan
+    loaded = load_config(args.file)
+    settings, plan = loaded.settings, loaded.plan
+    values = redacted_settings(settings, plan)
     batch = {
         "batch_size": settings.batch_size,
         "batch_timeout_ms": settings.batch_timeout_ms,
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if settings.on_full == "block":
         batch["block_ms"] = settings.block_ms
-    exporters = _exporters_by_signal(settings)
+    exporters = _exporters_by_signal(plan)
     if args.json:
         document = {
             "file": settings.path,

@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .._loading import find_config
-from ..settings import Settings
+from .._loading import LoadedConfig, find_config
 from ._help import add_command
 from ._output import load_or_report, print_json
 
@@ -45,11 +44,12 @@ def describe_source(file: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     where = describe_source(args.file)
-    settings = load_or_report(args.file, where, args.json)
-    if settings is None:
+    loaded = load_or_report(args.file, where, args.json)
+    if loaded is None:
         return 2
+    settings = loaded.settings
     if args.json:
-        print_json({"source": where, "valid": True, **summary(settings)})
+        print_json({"source": where, "valid": True, **summary(loaded)})
         return 0
     if not settings.enabled:
         reason = settings.source_of("enabled")
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"{where}: valid; telemetry is disabled (enabled = false, from {reason})")
         return 0
-    info = summary(settings)
+    info = summary(loaded)
     signals = ", ".join(info["signals"]) or "none"
     print(f"{where}: valid: backend {settings.backend!r}, signals: {signals}")
     for notice in info["notes"]:
@@ -66,9 +66,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(settings: Settings) -> dict[str, Any]:
+def summary(loaded: LoadedConfig) -> dict[str, Any]:
     """What a valid config turns on: backend, signals, exporters, sampler, notes."""
-    plan = settings._plan
+    settings, plan = loaded.settings, loaded.plan
     if not settings.enabled or plan is None:
         return {"enabled": False, "reason": settings.source_of("enabled")}
     return {

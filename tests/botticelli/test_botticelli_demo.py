@@ -34,7 +34,7 @@ def test_demo_keeps_every_failure_and_estimates_true_counts(
     # Check independently: the same seed without telemetry gives the true counts, and the
     # store the demo wrote is read back here.
     from sfumato import load_settings
-    from sfumato.cli.demo import _demo_table, bundled_config
+    from sfumato.plugins.botticelli.demo import _demo_table, bundled_config
 
     options = {**_demo_table(bundled_config()), "narratives": N, "seed": SEED}
     truth = simulate(SimulationConfig.model_validate({**options, "record_metrics": False}))

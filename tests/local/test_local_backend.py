@@ -7,14 +7,14 @@ from pathlib import Path
 
 import sfumato
 from opentelemetry import metrics as metrics_api
-from sfumato._loading import load_settings
+from sfumato._loading import load_config
 from sfumato.plugins.local.store import Store, attributes
 
 
 def test_local_is_the_default_backend() -> None:
-    settings = load_settings(None, env={}, service_name="x")
+    loaded = load_config(None, env={}, service_name="x")
+    settings, plan = loaded.settings, loaded.plan
     assert settings.backend == "local"
-    plan = settings._plan
     [node] = plan.exporters
     assert node.name == "local" and node.signals == {"traces", "metrics", "logs"}
     assert node.options.directory == ".sfumato"

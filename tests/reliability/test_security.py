@@ -23,6 +23,7 @@ import pytest
 import sfumato
 from receivers import free_port
 from sfumato import ConfigError, load_settings
+from sfumato._loading import load_config
 
 CANARY = "CANARY-b41c7e"
 INSTANCE = "123456"
@@ -322,7 +323,7 @@ def test_the_config_file_is_read_only_as_data(tmp_path: Path) -> None:
     ids=["backend-option", "exporter-endpoint", "exporter-header", "settings-endpoint"],
 )
 def test_the_plan_s_repr_shows_no_secret(overrides: dict[str, object]) -> None:
-    plan = load_settings(None, env={}, **overrides)._plan
+    plan = load_config(None, env={}, **overrides).plan
     assert plan is not None and CANARY not in repr(plan)
     assert "c.test" in repr(plan) or "exporters" in overrides
 
@@ -349,11 +350,11 @@ def test_a_value_from_an_environment_variable_is_not_echoed(tmp_path: Path) -> N
     assert "telemetry.batch_size" in str(caught.value) and "${API_TOKEN}" in str(caught.value)
     # show prints where such a value came from, not the value.
     path.write_text('[telemetry]\nbackend = "none"\nenvironment = "${API_TOKEN}"\n')
-    settings = load_settings(path, env=env)
-    assert settings.environment == f"{CANARY}-token"
+    loaded = load_config(path, env=env)
+    assert loaded.settings.environment == f"{CANARY}-token"
     from sfumato.cli.show import redacted_settings
 
-    shown = redacted_settings(settings)
+    shown = redacted_settings(loaded.settings, loaded.plan)
     assert CANARY not in repr(shown) and shown["environment"][0] == "${API_TOKEN}"
 
 

@@ -11,6 +11,10 @@ lead to come on top (the report counts them all). Before it starts the demo says
 should take. With the ``local`` backend the report reads back the store the run wrote; with
 any other backend a ``memory`` exporter is added beside it. Exit 0 when every failure was
 kept and the estimates are within tolerance, 1 when not, 2 on a bad file or argument.
+
+The command belongs to Botticelli's plugin of the command line (:mod:`.cli`): Botticelli owns
+the simulator and the verdict; the demo writes to and reads back the local store
+(:mod:`sfumato.plugins.local`), which ships beside it.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from .._errors import ConfigError
-from ._help import add_command, plural
+from sfumato._errors import ConfigError
+from sfumato.cli import add_command, plural
 
 if TYPE_CHECKING:
-    from sfumato.plugins.botticelli.simulator import SimulationConfig
+    from .simulator import SimulationConfig
 
 __all__ = ["ProgressBar", "bundled_config", "estimate_seconds", "register", "run"]
 
@@ -97,9 +101,9 @@ def _whole(value: str | None, option: str, minimum: int | None = None) -> int | 
 def _demo_table(path: Path) -> dict[str, Any]:
     """The ``[demo]`` table of ``path`` as plain data; a ConfigError naming the file when it
     cannot be read or parsed, or when ``demo`` is not a table."""
-    from .._loading import read_document
-    from .._locate import locate
-    from .._validation import a_type
+    from sfumato._loading import read_document
+    from sfumato._locate import locate
+    from sfumato._validation import a_type
 
     document, text = read_document(path)
     table = document.unwrap().get("demo", {})
@@ -118,11 +122,11 @@ def _demo_table(path: Path) -> dict[str, Any]:
 def _simulation(path: Path, narratives: int | None, seed: int | None) -> SimulationConfig:
     """The ``[demo]`` table of ``path`` validated, with the command line's overrides; a
     ConfigError naming the file, line and key when the file or the table is bad."""
-    from sfumato.plugins.botticelli.simulator import SimulationConfig
+    from sfumato._loading import read_text
+    from sfumato._locate import locate
+    from sfumato._validation import validate_model
 
-    from .._loading import read_text
-    from .._locate import locate
-    from .._validation import validate_model
+    from .simulator import SimulationConfig
 
     options = _demo_table(path)
     if narratives is not None:
@@ -154,8 +158,9 @@ def _clear_store(directory: Path) -> None:
 
 
 def _from_store(directory: Path, since_ns: int, service: str) -> Iterable[Any]:
-    from sfumato.plugins.botticelli.verdict import KeptSpan
     from sfumato.plugins.local.store import Store
+
+    from .verdict import KeptSpan
 
     for span in Store(directory).spans():
         if span.start_ns >= since_ns and span.service == service:
@@ -171,7 +176,8 @@ def _from_store(directory: Path, since_ns: int, service: str) -> Iterable[Any]:
 
 def _from_memory(spans: Iterable[Any]) -> Iterable[Any]:
     from opentelemetry.trace import StatusCode
-    from sfumato.plugins.botticelli.verdict import KeptSpan
+
+    from .verdict import KeptSpan
 
     for span in spans:
         attributes = dict(span.attributes or {})
@@ -191,9 +197,10 @@ def _from_memory(spans: Iterable[Any]) -> Iterable[Any]:
 
 def run(args: argparse.Namespace) -> int:
     import sfumato
-    from sfumato.plugins.botticelli.simulator import run as simulate
-    from sfumato.plugins.botticelli.verdict import compare, configured_rates, render
     from sfumato.plugins.local.options import LocalOptions
+
+    from .simulator import run as simulate
+    from .verdict import compare, configured_rates, render
 
     bundled = args.config is None
     path = bundled_config() if bundled else Path(args.config)

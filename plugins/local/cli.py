@@ -1,8 +1,10 @@
-"""``sfumato report [REPORT] [DIR]``: summaries of the local store.
+"""``sfumato report [REPORT] [DIR]``: summaries of the local store, a command the local store's
+plugin adds to the command line (:class:`LocalStoreCommands`, entry point ``local-store`` of
+the ``sfumato.cli`` group).
 
 The first argument names a report when it is one (see ``REPORTS``), else it is the store
 directory and the default report, ``summary``, runs. Further reports register here by name
-and read the store through :class:`sfumato.plugins.local.store.Store`. A directory that
+and read the store through :class:`.store.Store`. A directory that
 happens to share a report's name can be given as ``./name``; a first argument that is
 neither a report nor a directory, but close to a report's name, is an error with a
 did-you-mean. Options may come before or after the report name and the directories.
@@ -17,15 +19,15 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .._errors import did_you_mean
-from .._loading import find_config
-from ._files import CommandError
-from ._help import add_command
+from sfumato import hookimpl
+from sfumato._errors import did_you_mean
+from sfumato._loading import find_config, load_config
+from sfumato.cli import CommandError, add_command
 
 if TYPE_CHECKING:
-    from sfumato.plugins.local.store import Store
+    from .store import Store
 
-__all__ = ["DEFAULT_DIRECTORY", "REPORTS", "register"]
+__all__ = ["DEFAULT_DIRECTORY", "REPORTS", "LocalStoreCommands", "register"]
 
 DEFAULT_DIRECTORY = ".sfumato"
 DEFAULT_THRESHOLD = 20.0
@@ -34,7 +36,7 @@ Report = Callable[[argparse.Namespace, list[str]], int]
 
 
 def _summary(args: argparse.Namespace, paths: list[str]) -> int:
-    from sfumato.plugins.local.report import render_csv, render_text, summarize, to_dict
+    from .report import render_csv, render_text, summarize, to_dict
 
     store = _open(args, paths, "summary")
     if store is None:
@@ -53,10 +55,7 @@ def default_directory(config: str | None) -> str:
     """The store a config writes to (its first ``local`` exporter), else ``.sfumato``."""
     if find_config(config) is None:
         return DEFAULT_DIRECTORY
-    from sfumato import load_settings
-
-    settings = load_settings(config)
-    plan = settings._plan
+    plan = load_config(config).plan
     for node in plan.exporters if plan is not None else ():
         directory = getattr(node.options, "directory", None)
         if node.name == "local" and directory:
@@ -65,7 +64,7 @@ def default_directory(config: str | None) -> str:
 
 
 def _open(args: argparse.Namespace, paths: list[str], name: str) -> Store | None:
-    from sfumato.plugins.local.store import Store
+    from .store import Store
 
     if len(paths) > 1:
         print(f"error: report {name} takes one directory", file=sys.stderr)
@@ -82,7 +81,7 @@ _opened: list[Store] = []  # the stores a report read: what they skipped is told
 
 
 def _tell_skipped() -> None:
-    from sfumato.plugins.local.report import printable
+    from .report import printable
 
     while _opened:
         store = _opened.pop(0)
@@ -94,7 +93,7 @@ def _tell_skipped() -> None:
 def _costs(args: argparse.Namespace, paths: list[str]) -> int:
     from dataclasses import asdict
 
-    from sfumato.plugins.local.costs import costs, load_prices, render_csv, render_text
+    from .costs import costs, load_prices, render_csv, render_text
 
     store = _open(args, paths, "costs")
     if store is None:
@@ -113,7 +112,7 @@ def _costs(args: argparse.Namespace, paths: list[str]) -> int:
 def _failures(args: argparse.Namespace, paths: list[str]) -> int:
     from dataclasses import asdict
 
-    from sfumato.plugins.local.failures import failures, render_text
+    from .failures import failures, render_text
 
     store = _open(args, paths, "failures")
     if store is None:
@@ -129,8 +128,8 @@ def _failures(args: argparse.Namespace, paths: list[str]) -> int:
 def _compare(args: argparse.Namespace, paths: list[str]) -> int:
     from dataclasses import asdict
 
-    from sfumato.plugins.local.compare import compare, render_text
-    from sfumato.plugins.local.report import summarize
+    from .compare import compare, render_text
+    from .report import summarize
 
     if len(paths) != 2:
         print("error: report compare takes two directories, A and B", file=sys.stderr)
@@ -240,3 +239,13 @@ def run(args: argparse.Namespace) -> int:
         return REPORTS[name][1](args, target)
     finally:
         _tell_skipped()
+
+
+class LocalStoreCommands:
+    """The local store's plugin of the command line: adds ``sfumato report``."""
+
+    @hookimpl
+    def sfumato_cli_commands(
+        self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
+    ) -> None:
+        register(subparsers)
