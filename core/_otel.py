@@ -343,11 +343,13 @@ FAST = not PROBLEMS and not FORCED
 TUPLE_LAYOUT = FAST
 
 
-def status() -> dict[str, Any]:
-    """What ``stats()`` and ``sfumato doctor`` report of the path in use."""
-    path = "fast" if FAST else "sdk"
-    why = "forced by SFUMATO_OTEL_FALLBACK" if FORCED else "; ".join(PROBLEMS)
-    return {"path": path, "sdk": SDK_VERSION, **({"why": why} if not FAST else {})}
+def fallback_reason() -> str | None:
+    """Why the SDK's own span and metric path is in use; None on the fast path."""
+    if FAST:
+        return None
+    if FORCED:
+        return "SFUMATO_OTEL_FALLBACK is set"
+    return f"opentelemetry-sdk {SDK_VERSION} differs from what it relies on: " + "; ".join(PROBLEMS)
 
 
 _warned_fallback = False
@@ -356,17 +358,15 @@ _warned_fallback = False
 def warn_fallback() -> None:
     """Say once per process that the SDK's own path is in use, and why."""
     global _warned_fallback
-    if FAST or _warned_fallback:
+    reason = fallback_reason()
+    if reason is None or _warned_fallback:
         return
     _warned_fallback = True
-    if FORCED:
-        log.info("sfumato: the SDK's own span and metric path is in use (SFUMATO_OTEL_FALLBACK)")
-        return
-    log.warning(
-        "sfumato: opentelemetry-sdk %s differs from the shape sfumato's fast path relies on (%s); "
-        "using the SDK's own span and metric path, which is correct and slower",
-        SDK_VERSION,
-        "; ".join(PROBLEMS),
+    log.log(
+        logging.INFO if FORCED else logging.WARNING,
+        "sfumato: the SDK's own span and metric path is in use instead of sfumato's fast "
+        "path (%s); it is correct and slower",
+        reason,
     )
 
 

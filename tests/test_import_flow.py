@@ -23,10 +23,8 @@ OUTSIDE = ("sfumato.plugins", "sfumato.samplers", "sfumato.backends")
 
 # Temporary allowances: (module's path under core/, the module it imports). Each one is a
 # known import against the flow, to be removed once its cause is gone.
-ALLOWED = {
-    # The sampler guard is moving into core; until then the pipeline wraps samplers with it.
-    ("_pipeline.py", "sfumato.samplers._guard"),
-}
+# (module, import) pairs allowed to break the rule: none.
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> tuple[str, bool]:
@@ -96,13 +94,6 @@ def test_core_imports_no_plugin(path: Path) -> None:
         }
     )
     assert wrong == [], "core must not import plugins, samplers or backends:\n" + "\n".join(wrong)
-
-
-def test_each_allowance_is_still_needed() -> None:
-    """An allowance whose import is gone is removed from ALLOWED, so that it cannot return."""
-    for where, name in ALLOWED:
-        imports = [n for _, n in imported_names(CORE / where)]
-        assert any(n.startswith(name) for n in imports), f"core/{where} no longer imports {name}"
 
 
 def test_the_walk_sees_every_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

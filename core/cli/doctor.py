@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from .. import _otel
 from .._errors import ConfigError
 from .._loading import LoadedConfig
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
@@ -128,6 +129,11 @@ def checks(loaded: LoadedConfig, timeout: float = 2.0) -> list[Check]:
     if not settings.enabled or plan is None:
         return [Check("ok", f"telemetry is disabled ({settings.source_of('enabled')})")]
     results = [Check("ok", f"config valid: backend {settings.backend!r}, plugins resolved")]
+    reason = _otel.fallback_reason()
+    if reason is not None:
+        results.append(
+            Check("note", f"the SDK's own span and metric path is in use, slower ({reason})")
+        )
 
     wanted = ["traces"]
     wanted += ["metrics"] if settings.metrics.enabled else []
