@@ -479,27 +479,17 @@ class _Step(_Scope, Generic[H]):
     call saved is one frame less per span. What differs is in class attributes."""
 
     __slots__ = ("attributes", "label", "metrics", "record_metrics")
+    # Set by each subclass's __init__ (written out there: no super() call per span).
+    label: str
+    attributes: dict[str, Any] | None
+    metrics: BotMetrics | None
+    record_metrics: bool
     _prefix: ClassVar[str]  # the span name's prefix
     _key: ClassVar[str]  # the attribute that holds the label
     # An act: its name goes into the context (parse_json reads it), a new root takes the
     # links linked_to() left, and its duration is recorded.
     _is_act: ClassVar[bool]
     _handle_class: ClassVar[type[_StepHandle]]  # H
-
-    def __init__(
-        self,
-        label: str,
-        attributes: Mapping[str, Any] | None,
-        metrics: BotMetrics | None,
-        record_metrics: bool,
-    ) -> None:
-        self._handle = None
-        self._token = None
-        self._inner = None
-        self.label = label
-        self.attributes = dict(attributes) if attributes else None
-        self.metrics = metrics
-        self.record_metrics = record_metrics
 
     def _fallback(self) -> H:
         return self._handle_class(trace_api.INVALID_SPAN, self.label)  # type: ignore[return-value]
@@ -570,7 +560,7 @@ class _Step(_Scope, Generic[H]):
         handle: _StepHandle = self._handle
         self._handle = None
         try:
-            duration = _clock() - handle._started
+            ended = _clock() if self.record_metrics else 0.0  # an act's duration
             failed = exc is not None and isinstance(exc, Exception)
             if failed:
                 _mark_error(handle.span, cast(Exception, exc))
@@ -578,7 +568,7 @@ class _Step(_Scope, Generic[H]):
             if self.record_metrics:
                 (self.metrics or _metrics_module._default or default_metrics())._record(
                     _ACT_DURATION,
-                    duration,
+                    ended - handle._started,
                     (handle.narrative_type, self.label, _FAILURE if failed else _SUCCESS),
                 )
         except Exception:
@@ -614,7 +604,13 @@ class act(_Step[ActSpan]):
         metrics: BotMetrics | None = None,
         record_metrics: bool = True,
     ) -> None:
-        super().__init__(name, attributes, metrics, record_metrics)
+        self._handle = None
+        self._token = None
+        self._inner = None
+        self.label = name
+        self.attributes = dict(attributes) if attributes else None
+        self.metrics = metrics
+        self.record_metrics = record_metrics
 
     @property
     def name(self) -> str:
@@ -640,7 +636,13 @@ class llm_call(_Step[LlmCall]):
     _handle_class = LlmCall
 
     def __init__(self, model: str, *, attributes: Mapping[str, Any] | None = None) -> None:
-        super().__init__(model, attributes, None, False)
+        self._handle = None
+        self._token = None
+        self._inner = None
+        self.label = model
+        self.attributes = dict(attributes) if attributes else None
+        self.metrics = None
+        self.record_metrics = False
 
     @property
     def model(self) -> str:
