@@ -30,14 +30,14 @@ from sfumato._tracer import SfumatoTracerProvider
 from sfumato.samplers import narrative_type_context
 from sfumato.samplers._tail import TailProcessor
 from sfumato.samplers.adaptive import AdaptiveSampler
-from sfumato.samplers.basic import (
-    AlwaysOffSampler,
-    AlwaysOnSampler,
-    ParentBasedSfumato,
-    RatioSampler,
-)
 from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
 from sfumato.samplers.narrative import PerNarrativeTypeSampler
+from sfumato.samplers.probability import (
+    AlwaysOffSampler,
+    AlwaysOnSampler,
+    ParentBasedSampler,
+    RatioSampler,
+)
 
 N = 20_000
 RATES = {"content_generation": 0.5, "curation": 0.2, "posting": 0.05}
@@ -94,8 +94,8 @@ def _sampler_cases() -> dict[str, tuple[Sampler, Callable[[Sampler], Callable[[i
         "always_on": (AlwaysOnSampler(), root),
         "always_off": (AlwaysOffSampler(), root),
         "ratio": (RatioSampler(0.1, stats=stats), root),
-        "parent_based-root": (ParentBasedSfumato(RatioSampler(0.1, stats=stats)), root),
-        "parent_based-child": (ParentBasedSfumato(RatioSampler(0.1, stats=stats)), child),
+        "parent_based-root": (ParentBasedSampler(RatioSampler(0.1, stats=stats)), root),
+        "parent_based-child": (ParentBasedSampler(RatioSampler(0.1, stats=stats)), child),
         "per-narrative-type": (PerNarrativeTypeSampler.from_rates(RATES, 0.1, stats=stats), typed),
         "load-adaptive": (_steady(100.0, stats=stats), typed),
         "rate-limit": (_steady(100.0, key=lambda *a: (), policy="rate-limit"), root),

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.trace import Span, SpanContext
 from opentelemetry.trace.span import TraceState
 
-from ._otel import TUPLE_LAYOUT, live_attributes, span_context_in
+from ._otel import TUPLE_LAYOUT, live_attributes
 from ._threshold import (
     _OT,
     MALFORMED,
@@ -350,20 +350,6 @@ class Consistent:
     def marked(self) -> Consistent:
         """The same threshold, RECORD_ONLY where it does not keep."""
         return Consistent(self.t, self.policy, record_only=True)
-
-    def decide(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: Any,
-        attributes: Mapping[str, Any] | None,
-        links: Any,
-    ) -> SamplingResult:
-        """A span's decision (``should_sample``'s arguments, less the unused trace state)."""
-        return self.decide_parent(
-            span_context_in(parent_context), parent_context, trace_id, name, kind, attributes
-        )
 
     def decide_parent(
         self,

@@ -15,7 +15,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
 
-from ._batch import RETRYABLE, advice
+from ._export_queue import RETRYABLE, advice
 from ._otel import exporter_preferences
 from ._stats import Stats
 

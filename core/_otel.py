@@ -406,13 +406,6 @@ def detach(token: Any) -> None:
         log.debug("sfumato: failed to detach a context", exc_info=True)
 
 
-def attach_span(span: trace_api.Span, context: Context) -> Any:
-    """Make ``span`` current in a copy of ``context``; the token for ``detach``."""
-    new = Context(context)
-    dict.__setitem__(new, SPAN_KEY, span)
-    return attach(new)
-
-
 def suppressed_context() -> Context:
     """The current context with instrumentation suppressed (export threads use it, so that
     an instrumented HTTP client does not trace sfumato's own export calls)."""
@@ -471,10 +464,6 @@ def install_global_providers(
     if logger_provider is not None:
         _logs_api.set_logger_provider(logger_provider)
     GENERATION += 1
-
-
-def global_logger_provider() -> Any:
-    return _logs_api.get_logger_provider()
 
 
 # -- reading the fields of ended spans ------------------------------------------------------------
@@ -1038,11 +1027,9 @@ class FastTracer(sdk_trace.Tracer):
         self._random_bit = _RANDOM if self._random_ids else 0  # a root's random-id flag bit
         self._metrics = not isinstance(self._tracer_metrics, NoOpTracerMetrics)
         limits = self._span_limits
-        self._max_attributes = limits.max_span_attributes
         # Attributes a span may start with before the SDK's container takes over.
         room = limits.max_span_attributes
         self._room = sys.maxsize if room is None else room
-        self._max_value_len = limits.max_span_attribute_length
         self._attributes_cls = type(
             "SfumatoAttributes",
             (_Attributes,),
@@ -1306,11 +1293,6 @@ def on_ending_of(processor: Any) -> Callable[[Any], None] | None:
     """``processor``'s ``_on_ending`` hook, or None when it does nothing."""
     method = getattr(processor, "_on_ending", None)
     return None if method is None or _does_nothing(method) else method
-
-
-def span_processors_of(multi: Any) -> Any:
-    """The processors a ``SynchronousMultiSpanProcessor`` holds (a tuple, replaced on add)."""
-    return multi._span_processors
 
 
 def silence_reader(reader: Any, exporter: Any) -> None:

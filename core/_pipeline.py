@@ -21,8 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import Sampler
 
-from ._batch import ExportQueue
 from ._errors import ConfigError
+from ._export_queue import ExportQueue
 from ._guards import GuardedSampler, GuardedSpanProcessor, PluginErrors, call_hook, strict
 from ._host import Kind, PluginHost
 from ._metric_export import CountingMetricExporter

@@ -11,7 +11,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from ._batch import ExportQueue
+from ._export_queue import ExportQueue
 from ._otel import (
     LogRecordProcessor,
     ReadableLogRecord,

@@ -16,7 +16,7 @@ from ._errors import ConfigError
 from ._host import Kind, PluginHost, options_model
 from ._stats import Stats
 from ._validation import dotted, validate_model
-from .plugin import BuildContext, ExporterUse, SamplerSpec
+from .plugin import Backend, BuildContext, Exporter, ExporterUse, SamplerPlugin, SamplerSpec
 from .settings import SIGNALS, Settings, Signal, _scrubbed
 
 __all__ = ["ExporterNode", "Plan", "SamplerNode", "resolve", "sampler_spec"]
@@ -27,7 +27,7 @@ class SamplerNode:
     """One sampler of the resolved tree."""
 
     name: str
-    plugin: Any
+    plugin: SamplerPlugin
     options: BaseModel
     key: str
     children: list[SamplerNode] = field(default_factory=list)
@@ -64,7 +64,7 @@ class ExporterNode:
     """One exporter the pipeline builds, and the signals it carries."""
 
     name: str
-    plugin: Any
+    plugin: Exporter
     options: BaseModel
     signals: frozenset[Signal]
     key: str
@@ -87,7 +87,7 @@ class ExporterNode:
 class Plan:
     settings: Settings
     host: PluginHost
-    backend: Any
+    backend: Backend
     backend_options: BaseModel
     exporters: list[ExporterNode]
     sampler: SamplerNode

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
@@ -19,13 +19,21 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind
 from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
+from ._stats import Stats
 from .settings import SIGNALS, Settings, Signal, _scrubbed
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
     from opentelemetry.sdk.trace import SpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from ._otel import LogRecordExporter
+
+    # What ``Exporter.create`` returns for a signal: the SDK's exporter of that signal, or
+    # for metrics a reader that serves them itself (Prometheus).
+    ExportTarget: TypeAlias = SpanExporter | MetricExporter | MetricReader | LogRecordExporter
     from opentelemetry.sdk.trace.sampling import Sampler
 
-    from ._stats import Stats
 
 __all__ = [
     "Backend",
@@ -39,6 +47,7 @@ __all__ = [
     "SamplerSpec",
     "SpanSampler",
     "SpanStarter",
+    "Stats",
     "TailStage",
     "TraceUnit",
 ]
@@ -153,7 +162,7 @@ class Exporter:
         so a config that validates also builds. The default checks nothing.
         """
 
-    def create(self, signal: Signal, options: Any, context: BuildContext) -> Any:
+    def create(self, signal: Signal, options: Any, context: BuildContext) -> ExportTarget:
         raise NotImplementedError
 
 

@@ -7,7 +7,7 @@ Built-ins (entry points in the ``sfumato.samplers`` group): ``always_on``, ``alw
 
 from ._consistent import ADJUSTED_COUNT, POLICY, SAMPLE_RATE
 from ._tail import FinishedTrace
-from .custom import HeadSampler, SpanStart, TraceEndSampler
+from .bases import HeadSampler, SpanStart, TraceEndSampler
 from .narrative import NARRATIVE_TYPE, narrative_type, narrative_type_context
 
 __all__ = [

@@ -40,8 +40,8 @@ from ._consistent import (
     randomness,
     threshold,
 )
-from .basic import counters
 from .narrative import NARRATIVE_TYPE, resolve_type
+from .probability import counters
 
 if TYPE_CHECKING:
     from sfumato._stats import Stats

@@ -110,7 +110,7 @@ def test_the_walk_sees_every_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "if TYPE_CHECKING:\n"
         "    from sfumato.plugins.local.store import Store\n"
         "def f():\n"
-        "    from sfumato.samplers.basic import Ratio\n"
+        "    from sfumato.samplers.probability import Ratio\n"
         "    importlib.import_module('sfumato.backends.none')\n"
     )
     monkeypatch.setattr(sys.modules[__name__], "CORE", tmp_path / "core")
@@ -121,7 +121,7 @@ def test_the_walk_sees_every_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "sfumato.plugins.http",
         "sfumato.samplers",
         "sfumato.plugins.local.store",
-        "sfumato.samplers.basic",
+        "sfumato.samplers.probability",
         "sfumato.backends.none",
     } <= found
 

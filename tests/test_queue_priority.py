@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from sfumato import _batch
-from sfumato._batch import ExportQueue
+from sfumato import _export_queue as _batch
+from sfumato._export_queue import ExportQueue
 from sfumato._stats import Stats
 
 Item = tuple[str, int]

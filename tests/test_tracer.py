@@ -353,7 +353,7 @@ def test_a_sfumato_sampler_s_spans_carry_what_the_sdk_would_give_them() -> None:
     """sfumato's samplers let the tracer check only the caller's attributes and keep the
     decision's dict (plain_attributes); with a length limit, or values to clean, the spans
     still come out as the SDK's tracer makes them with the same sampler."""
-    from sfumato.samplers.basic import AlwaysOnSampler, ParentBasedSfumato, RatioSampler
+    from sfumato.samplers.probability import AlwaysOnSampler, ParentBasedSampler, RatioSampler
 
     def script(tracer: trace.Tracer) -> None:
         given = {"narrative.type": "curation", "tags": ["a", "b"], "n": 3}
@@ -363,7 +363,7 @@ def test_a_sfumato_sampler_s_spans_carry_what_the_sdk_would_give_them() -> None:
                 pass
             tracer.start_span("plain", attributes={"k": "v"}).end()
 
-    for sampler in (AlwaysOnSampler(), ParentBasedSfumato(RatioSampler(1.0))):
+    for sampler in (AlwaysOnSampler(), ParentBasedSampler(RatioSampler(1.0))):
         for limits in (None, SpanLimits(max_attribute_length=4)):
             shapes = _same_spans(script, limits=limits, sampler=sampler)
             assert shapes[2]["attributes"]["n"] == 3

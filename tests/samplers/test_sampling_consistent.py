@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.span import TraceState
 from sampling_support import assert_binomial, estimate_tolerance, memory_telemetry, trace_ids
+from sfumato._otel import span_context_in
 from sfumato._stats import Stats
 from sfumato.samplers import ADJUSTED_COUNT, POLICY, SAMPLE_RATE
 from sfumato.samplers._consistent import (
@@ -21,10 +22,10 @@ from sfumato.samplers._consistent import (
     th_hex,
     threshold,
 )
-from sfumato.samplers.basic import (
+from sfumato.samplers.probability import (
     AlwaysOffSampler,
     AlwaysOnSampler,
-    ParentBasedSfumato,
+    ParentBasedSampler,
     RatioSampler,
 )
 
@@ -104,7 +105,7 @@ def test_a_dropped_span_does_not_claim_a_threshold() -> None:
 
 
 def test_parent_based_children_follow_and_carry_the_parents_weight() -> None:
-    sampler = ParentBasedSfumato(RatioSampler(0.1))
+    sampler = ParentBasedSampler(RatioSampler(0.1))
     ts = TraceState([("ot", "th:c")])  # parent kept at p = 1/4
     tid = 0xD0000000000003  # R >= th: consistent with being kept at th:c
     child = sampler.should_sample(_parent(tid, True, ts), tid, "child", attributes={"a": 1})
@@ -119,7 +120,7 @@ def test_parent_based_children_follow_and_carry_the_parents_weight() -> None:
 
 
 def test_parent_based_delegates() -> None:
-    sampler = ParentBasedSfumato(
+    sampler = ParentBasedSampler(
         AlwaysOffSampler(),
         remote_parent_not_sampled=AlwaysOnSampler(),
         local_parent_sampled=AlwaysOffSampler(),
@@ -205,7 +206,9 @@ def test_consistent_decides_as_randomness_keep_and_drop_results_do() -> None:
                     expected = keep_result("p", t, attributes, ts)
                 else:
                     expected = drop_result(ts)
-                got = consistent.decide(parent, trace_id, "s", None, attributes, None)
+                got = consistent.decide_parent(
+                    span_context_in(parent), parent, trace_id, "s", None, attributes
+                )
                 assert got.decision is expected.decision
                 assert dict(got.attributes or {}) == dict(expected.attributes or {})
                 assert got.trace_state == expected.trace_state
@@ -223,14 +226,14 @@ def test_the_tracers_fast_path_decides_as_should_sample() -> None:
     """sample_span (the parent span context given) against should_sample (the context
     given), for sfumato's samplers, the record-only form under error-always included, and
     every kind of parent: none, local and remote, sampled or not, with and without ot."""
-    from sfumato.samplers.basic import AlwaysOnSampler, ParentBasedSfumato, RatioSampler
     from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
     from sfumato.samplers.narrative import PerNarrativeTypeSampler
+    from sfumato.samplers.probability import AlwaysOnSampler, ParentBasedSampler, RatioSampler
 
     per_type = PerNarrativeTypeSampler.from_rates({"curation": 0.25, "posting": 0.5}, 0.1)
     samplers = {
         "always_on": AlwaysOnSampler(),
-        "parent_based": ParentBasedSfumato(RatioSampler(0.3)),
+        "parent_based": ParentBasedSampler(RatioSampler(0.3)),
         "per_type": per_type,
         "error_always": ErrorAlwaysSampler(per_type, ErrorAlwaysOptions()),
     }
@@ -290,7 +293,7 @@ def test_a_foreign_sampler_nested_in_a_sfumato_one_has_its_attributes_cleaned() 
 
 def test_a_span_never_shares_its_attributes_with_a_sampler_or_another_span() -> None:
     from sfumato._tracer import SfumatoTracerProvider
-    from sfumato.samplers.basic import AlwaysOnSampler
+    from sfumato.samplers.probability import AlwaysOnSampler
 
     provider = SfumatoTracerProvider(sampler=AlwaysOnSampler(), shutdown_on_exit=False)
     tracer = provider.get_tracer("t")
@@ -337,7 +340,7 @@ def test_sample_rate_sums_to_the_adjusted_count_without_bias(p: float) -> None:
     """SampleRate is an integer; 1/p at these p is not. Rounded up with probability equal to
     the fraction (drawn from the trace's randomness), its sum over the kept spans estimates
     the number of spans as sampling.adjusted_count does: 100k spans, three standard errors."""
-    from sfumato.samplers.basic import RatioSampler
+    from sfumato.samplers.probability import RatioSampler
 
     sampler = RatioSampler(p)
     n = 100_000
@@ -382,7 +385,7 @@ def test_a_malformed_rv_is_not_read(value: str) -> None:
 def test_parent_based_erases_a_threshold_inconsistent_with_the_randomness() -> None:
     """A sampled parent whose th the trace's randomness does not reach (rv < th) was not
     kept at that threshold: the th is erased, and the weight is the unknown-probability 1."""
-    sampler = ParentBasedSfumato(RatioSampler(0.5))
+    sampler = ParentBasedSampler(RatioSampler(0.5))
     state = TraceState([("ot", "rv:10000000000000;th:c")])  # rv < th: inconsistent
     parent = SpanContext(7, 8, True, TraceFlags(1), state)
     ctx = trace.set_span_in_context(NonRecordingSpan(parent))
@@ -399,7 +402,7 @@ def test_parent_based_erases_a_threshold_inconsistent_with_the_randomness() -> N
 
 
 def test_malformed_members_are_erased_on_output() -> None:
-    sampler = ParentBasedSfumato(RatioSampler(0.5))
+    sampler = ParentBasedSampler(RatioSampler(0.5))
     state = TraceState([("ot", "th:0xc;rv:+0000000000001;x:1")])
     parent = SpanContext(7, 8, True, TraceFlags(1), state)
     result = sampler.should_sample(trace.set_span_in_context(NonRecordingSpan(parent)), 7, "c")

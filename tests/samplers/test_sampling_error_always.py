@@ -14,8 +14,8 @@ from sampling_support import Recorder, assert_binomial, estimate_tolerance, memo
 from sfumato._stats import Stats
 from sfumato.samplers import ADJUSTED_COUNT, POLICY, SAMPLE_RATE
 from sfumato.samplers._tail import TailProcessor
-from sfumato.samplers.basic import RatioSampler
 from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
+from sfumato.samplers.probability import RatioSampler
 
 _RESOURCE = Resource.get_empty()
 

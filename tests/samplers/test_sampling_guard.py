@@ -17,9 +17,9 @@ from opentelemetry.trace import (
 from sampling_support import memory_telemetry
 from sfumato.samplers._consistent import parent_span_context
 from sfumato.samplers._parent_first import ParentFirstSampler
-from sfumato.samplers.basic import AlwaysOnSampler, ParentBasedSfumato, RatioSampler
 from sfumato.samplers.error_always import ErrorAlwaysOptions, ErrorAlwaysSampler
 from sfumato.samplers.narrative import PerNarrativeTypeSampler
+from sfumato.samplers.probability import AlwaysOnSampler, ParentBasedSampler, RatioSampler
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ class _BrokenParent(NonRecordingSpan):
     "sampler",
     [
         AlwaysOnSampler(),
-        ParentBasedSfumato(RatioSampler(0.5)),
+        ParentBasedSampler(RatioSampler(0.5)),
         PerNarrativeTypeSampler.from_rates({"curation": 0.5}),
         ErrorAlwaysSampler(PerNarrativeTypeSampler.from_rates({}), ErrorAlwaysOptions()),
     ],

@@ -43,8 +43,8 @@ __all__ = [
     "AlwaysOffSampler",
     "AlwaysOn",
     "AlwaysOnSampler",
+    "ParentBased",
     "ParentBasedSampler",
-    "ParentBasedSfumato",
     "Ratio",
     "RatioSampler",
     "counters",
@@ -175,7 +175,7 @@ class RatioSampler(Sampler):
         return f"ConsistentRatio{{{self.rate}}}"
 
 
-class ParentBasedSfumato(ParentFirstSampler):
+class ParentBasedSampler(ParentFirstSampler):
     """Roots go to ``root``; a child goes to the delegate for its parent's kind, or, by
     default, follows its parent: same flag, same tracestate, the parent's weight."""
 
@@ -249,11 +249,11 @@ class ParentBasedSfumato(ParentFirstSampler):
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 
-    def marked(self) -> ParentBasedSfumato:
+    def marked(self) -> ParentBasedSampler:
         """The same sampler, RECORD_ONLY (with the span's attributes) where it would drop:
         what ``error-always`` needs of the sampler under it, so that it calls this one's
         ``sample_span`` directly, with no step in between."""
-        copy = ParentBasedSfumato(self.root, *self.delegates, stats=self._stats, record_only=True)
+        copy = ParentBasedSampler(self.root, *self.delegates, stats=self._stats, record_only=True)
         copy._root = self._root.marked()
         copy._delegates = tuple(d.marked() if d is not None else None for d in self._delegates)
         return copy
@@ -308,14 +308,14 @@ class ParentBasedOptions(BaseModel):
     )
 
 
-class ParentBasedSampler(SamplerPlugin):
+class ParentBased(SamplerPlugin):
     Options: ClassVar[type[BaseModel]] = ParentBasedOptions
 
     def build(self, options: Any, context: SamplerContext) -> Sampler:
         def nested(spec: SamplerSpec | None) -> Sampler | None:
             return context.build(spec) if spec is not None else None
 
-        return ParentBasedSfumato(
+        return ParentBasedSampler(
             context.build(options.root),
             nested(options.remote_parent_sampled),
             nested(options.remote_parent_not_sampled),
