@@ -7,10 +7,10 @@ the ``precision`` option. The arithmetic is in ``sfumato._threshold``, the decis
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, runtime_checkable
 
 from opentelemetry.context import Context
-from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanContext
 from opentelemetry.trace.span import TraceState
 from pydantic import Field
@@ -42,6 +42,7 @@ from sfumato._threshold import (
     threshold,
     weight_attributes,
 )
+from sfumato.plugin import SpanSampler
 
 __all__ = [
     "ADJUSTED_COUNT",
@@ -55,6 +56,7 @@ __all__ = [
     "SAMPLE_RATE",
     "Consistent",
     "Delegate",
+    "Markable",
     "Precision",
     "adjusted_count",
     "consistent",
@@ -65,6 +67,7 @@ __all__ = [
     "parent_span_context",
     "parse_ot",
     "probability",
+    "promises_plain",
     "randomness",
     "state_with_th",
     "th_hex",
@@ -89,6 +92,20 @@ Precision = Annotated[
 parent_span_context = span_context_in
 
 
+@runtime_checkable
+class Markable(Protocol):
+    """A sampler with a marked form: the same decisions, but RECORD_ONLY (with the span's
+    own attributes) where it would drop: what a tail stage needs of the sampler under it,
+    so that it sees every span."""
+
+    def marked(self) -> Sampler: ...
+
+
+def promises_plain(sampler: object) -> bool:
+    """Whether ``sampler`` is a ``SpanSampler`` whose decisions add only plain attributes."""
+    return isinstance(sampler, SpanSampler) and sampler.plain_attributes is True
+
+
 class Delegate:
     """Another sampler in a sfumato sampler's tree: called through ``sample_span`` when it
     has one (the parent span context handed on), else through ``should_sample``.
@@ -100,12 +117,12 @@ class Delegate:
         self.sampler = sampler
         self.record_only = record_only
         self.label = label  # recorded before the nested policy: "<label>/<policy>"
-        self.fast = getattr(sampler, "sample_span", None)
+        self.fast = sampler.sample_span if isinstance(sampler, SpanSampler) else None
         self.slow = sampler.should_sample
 
     @property
     def plain_attributes(self) -> bool:
-        return getattr(self.sampler, "plain_attributes", False) is True
+        return promises_plain(self.sampler)
 
     def decide_parent(
         self,
@@ -137,10 +154,8 @@ class Delegate:
 
     def marked(self) -> Delegate:
         """RECORD_ONLY where it would drop: the sampler's own marked form when it has one."""
-        mark = getattr(self.sampler, "marked", None)
-        inner = mark() if mark is not None else None
-        if inner is not None:
-            return Delegate(inner, label=self.label)
+        if isinstance(self.sampler, Markable):
+            return Delegate(self.sampler.marked(), label=self.label)
         return Delegate(self.sampler, record_only=True, label=self.label)
 
 

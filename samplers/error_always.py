@@ -14,9 +14,9 @@ from opentelemetry.util.types import Attributes
 from pydantic import BaseModel, ConfigDict, Field
 from sfumato._errors import ConfigError
 from sfumato._guards import Guard
-from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
+from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec, SpanSampler
 
-from ._consistent import Delegate
+from ._consistent import Delegate, Markable, promises_plain
 from ._parent_first import ParentFirstSampler
 from ._tail import FinishedTrace, TailProcessor
 
@@ -81,11 +81,11 @@ class ErrorAlwaysSampler(ParentFirstSampler):
         self._otherwise = Delegate(otherwise, record_only=True)
         self._slow_ns = int(options.slow_ms * 1_000_000) if options.slow_ms else None
         self._guard = Guard("error-always", stats, record_only=True)
-        self.plain_attributes = getattr(otherwise, "plain_attributes", False) is True
-        mark = getattr(otherwise, "marked", None)
-        marked = mark() if mark is not None else None
-        if marked is not None:
-            self.sample_span = marked.sample_span  # type: ignore[method-assign]
+        self.plain_attributes = promises_plain(otherwise)
+        if isinstance(otherwise, Markable):
+            marked = otherwise.marked()
+            if isinstance(marked, SpanSampler):
+                self.sample_span = marked.sample_span  # type: ignore[method-assign]
 
     def sample_span(
         self,

@@ -27,6 +27,7 @@ from ._consistent import (
     facts_of,
     follow_parent,
     keep_result,
+    promises_plain,
     randomness,
     threshold,
     unflagged,
@@ -204,9 +205,7 @@ class ParentBasedSampler(ParentFirstSampler):
         self._root = Delegate(root)
         self._delegates = tuple(Delegate(d) if d is not None else None for d in self.delegates)
         self.plain_attributes = all(
-            getattr(s, "plain_attributes", False) is True
-            for s in (root, *self.delegates)
-            if s is not None
+            promises_plain(s) for s in (root, *self.delegates) if s is not None
         )
 
     def sample_span(
