@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,8 @@ class OtelLogHandler(logging.Handler):
     LoggerProvider, and stands in for Python's last-resort handler (see the module's
     docstring): for every record when ``stderr_fallback``, else for those it never exports
     (sfumato's own and the OpenTelemetry SDK's), which would be lost otherwise."""
+
+    _emit_failed = False
 
     def __init__(
         self,
@@ -127,9 +130,17 @@ class OtelLogHandler(logging.Handler):
                 attributes=attributes,
                 exception=exc,
             )
-        except Exception:
+        except Exception as exc:
             # Telemetry never raises into the application; logging's own error hook is noisy.
-            pass
+            # A record that cannot be handed over is said once, on stderr (not through
+            # logging, which would come back here).
+            if not self._emit_failed:
+                self._emit_failed = True
+                with contextlib.suppress(Exception):
+                    sys.stderr.write(
+                        f"sfumato: a log record could not be exported ({type(exc).__name__}: "
+                        f"{exc}); later failures are not reported\n"
+                    )
 
 
 def install(

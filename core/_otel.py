@@ -57,7 +57,7 @@ from opentelemetry import baggage as baggage_api
 from opentelemetry import context as context_api
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
-from opentelemetry._logs import SeverityNumber
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
@@ -72,7 +72,6 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExporter,
     LogRecordExportResult,
 )
-from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util import BoundedList
@@ -104,6 +103,7 @@ __all__ = [
     "TUPLE_LAYOUT",
     "ConsoleLogRecordExporter",
     "FastTracer",
+    "LogRecord",
     "LogRecordExportResult",
     "LogRecordExporter",
     "LogRecordProcessor",
@@ -120,6 +120,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("sfumato")
+
+try:  # the SDK's tracer metrics (1.42+): with an SDK without them, the shape check fails
+    from opentelemetry.sdk.trace._tracer_metrics import NoOpTracerMetrics
+except ImportError:
+    NoOpTracerMetrics = None  # type: ignore[assignment,misc]
 
 try:
     SDK_VERSION = importlib.metadata.version("opentelemetry-sdk")
@@ -262,6 +267,8 @@ def check_shape(
     ):
         if not hasattr(module, slot):
             problems.append(f"{module.__name__}.{slot} is missing")
+    if NoOpTracerMetrics is None:
+        problems.append("opentelemetry.sdk.trace._tracer_metrics is missing")
     problems.extend(_series_problems())
     return problems
 
@@ -598,6 +605,67 @@ else:
         return span.attributes or {}
 
 
+def _dropped(container: Any) -> int:
+    return getattr(container, "dropped", 0) or 0
+
+
+if FAST:
+
+    def span_fields(span: Any) -> tuple[Any, ...]:
+        """What an encoder reads of an ended span, in one call: (context, parent, name,
+        kind, start time, end time, attributes, events, links, status, resource, scope,
+        dropped attributes, dropped events, dropped links)."""
+        try:
+            attributes = span._attributes
+            events = span._events
+            links = span._links
+            return (
+                span._context,
+                span._parent,
+                span._name,
+                span._kind,
+                span._start_time,
+                span._end_time,
+                attributes,
+                events,
+                links,
+                span._status,
+                span._resource,
+                span._instrumentation_scope,
+                _dropped(attributes),
+                _dropped(events),
+                _dropped(links),
+            )
+        except AttributeError:
+            return _public_span_fields(span)
+
+else:
+
+    def span_fields(span: Any) -> tuple[Any, ...]:
+        """What an encoder reads of an ended span (see the fast variant)."""
+        return _public_span_fields(span)
+
+
+def _public_span_fields(span: Any) -> tuple[Any, ...]:
+    return (
+        span.context,
+        span.parent,
+        span.name,
+        span.kind,
+        span.start_time,
+        span.end_time,
+        span.attributes,
+        span.events,
+        span.links,
+        span.status,
+        span.resource,
+        span.instrumentation_scope,
+        span.dropped_attributes,
+        span.dropped_events,
+        span.dropped_links,
+    )
+
+
 # The attribute mapping of a live span (the current span in a context), read in C: an SDK
 # span's own dict, or the public property. Raises AttributeError for a span without them.
 live_attributes: Callable[[Any], Mapping[str, Any]] = (
@@ -646,12 +714,14 @@ _SAMPLE = Decision.RECORD_AND_SAMPLE
 _RECORD_ONLY = Decision.RECORD_ONLY
 _INTERNAL = SpanKind.INTERNAL
 _ApiSpan = trace_api.Span
+# W3C Trace Context level 2's random flag (the API names it from 1.40 on).
+_RANDOM_FLAG = getattr(TraceFlags, "RANDOM_TRACE_ID", 0x02)
 # (sampled, random trace id) -> flags; TraceFlags are immutable ints, so they are shared.
 _FLAGS = {
     (False, False): TraceFlags(TraceFlags.DEFAULT),
     (True, False): TraceFlags(TraceFlags.SAMPLED),
-    (False, True): TraceFlags(TraceFlags.RANDOM_TRACE_ID),
-    (True, True): TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID),
+    (False, True): TraceFlags(_RANDOM_FLAG),
+    (True, True): TraceFlags(TraceFlags.SAMPLED | _RANDOM_FLAG),
 }
 # The same flags indexed by (random trace id bit 0x02) | sampled: one list subscript per span.
 _FLAG_LIST = (
@@ -662,7 +732,7 @@ _FLAG_LIST = (
 )
 _new = object.__new__
 _tuple_new = tuple.__new__
-_RANDOM = TraceFlags.RANDOM_TRACE_ID
+_RANDOM = _RANDOM_FLAG
 _EMPTY_STATE = TraceState()
 
 
@@ -1255,6 +1325,15 @@ class FastTracerProvider(sdk_trace.TracerProvider):
     tracer_class: type[FastTracer] = FastTracer
     # The counter of span calls that raised (stats ``spans.api_errors``), set by the pipeline.
     api_errors: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if PROBLEMS:
+            raise RuntimeError(
+                f"sfumato's fast span path does not fit opentelemetry-sdk {SDK_VERSION} "
+                f"({'; '.join(PROBLEMS)}): build the SDK's own provider instead "
+                "(configure() does)"
+            )
+        super().__init__(*args, **kwargs)
 
     def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
         tracer = super().get_tracer(*args, **kwargs)

@@ -23,6 +23,7 @@ from opentelemetry.util import types
 
 from . import _otel
 from ._current import CurrentSpan
+from ._safe import SafeTracer
 from .plugin import SpanStarter
 
 __all__ = ["SdkTracerProvider", "SfumatoTracer", "SfumatoTracerProvider", "follow_global"]
@@ -107,12 +108,18 @@ class SfumatoTracerProvider(_Following, _otel.FastTracerProvider):
 
 
 class SdkTracerProvider(_Following, sdk_trace.TracerProvider):
-    """The SDK's own provider and tracers (the path taken when ``_otel.FAST`` is False)."""
+    """The SDK's own provider and tracers (the path taken when ``_otel.FAST`` is False),
+    each tracer wrapped so that its spans keep sfumato's promises (``_safe.SafeTracer``)."""
 
     api_errors: Any = None
 
     def get_tracer(self, *args: Any, **kwargs: Any) -> trace_api.Tracer:
-        tracer = super().get_tracer(*args, **kwargs)
+        inner = super().get_tracer(*args, **kwargs)
+        wrapped: dict[int, SafeTracer] = self.__dict__.setdefault("_sfumato_safe", {})
+        tracer = wrapped.get(id(inner))
+        if tracer is None:
+            with _MADE_LOCK:
+                tracer = wrapped.setdefault(id(inner), SafeTracer(inner, self.api_errors))
         self._remember(tracer, args, kwargs)
         return tracer
 
