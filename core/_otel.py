@@ -103,6 +103,7 @@ __all__ = [
     "TUPLE_LAYOUT",
     "ConsoleLogRecordExporter",
     "FastTracer",
+    "GrpcBytes",
     "LogRecord",
     "LogRecordExportResult",
     "LogRecordExporter",
@@ -605,16 +606,12 @@ else:
         return span.attributes or {}
 
 
-def _dropped(container: Any) -> int:
-    return getattr(container, "dropped", 0) or 0
-
-
 if FAST:
 
     def span_fields(span: Any) -> tuple[Any, ...]:
         """What an encoder reads of an ended span, in one call: (context, parent, name,
-        kind, start time, end time, attributes, events, links, status, resource, scope,
-        dropped attributes, dropped events, dropped links)."""
+        kind, start time, end time, attributes (a plain mapping), events, links, status,
+        resource, scope, dropped attributes, dropped events, dropped links)."""
         try:
             attributes = span._attributes
             events = span._events
@@ -626,15 +623,15 @@ if FAST:
                 span._kind,
                 span._start_time,
                 span._end_time,
-                attributes,
+                getattr(attributes, "_dict", attributes),
                 events,
                 links,
                 span._status,
                 span._resource,
                 span._instrumentation_scope,
-                _dropped(attributes),
-                _dropped(events),
-                _dropped(links),
+                getattr(attributes, "dropped", 0),
+                getattr(events, "dropped", 0),
+                getattr(links, "dropped", 0),
             )
         except AttributeError:
             return _public_span_fields(span)
@@ -1466,6 +1463,46 @@ class _RecordingStub:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stub, name)
+
+
+class GrpcBytes:
+    """Mixed into the SDK's OTLP/gRPC span and log exporters: the request is encoded by
+    ``sfumato_encode(batch) -> bytes`` (sfumato's own encoder) and sent pre-serialized, by a
+    generic unary call on the exporter's own channel (its compression, credentials, deadline
+    and retries stay the SDK's). ``sfumato_method`` is the RPC's path, ``sfumato_response``
+    its response class."""
+
+    sfumato_method: str
+    sfumato_response: Any
+
+    @staticmethod
+    def sfumato_encode(batch: Sequence[Any], /) -> bytes:
+        raise NotImplementedError
+
+    def _translate_data(self, data: Sequence[Any]) -> bytes:
+        return self.sfumato_encode(data)
+
+    def _initialize_channel_and_stub(self) -> None:
+        super()._initialize_channel_and_stub()  # type: ignore[misc]
+        self._client = _BytesStub(
+            self._channel.unary_unary(  # type: ignore[attr-defined]
+                self.sfumato_method,
+                request_serializer=None,
+                response_deserializer=self.sfumato_response.FromString,
+            )
+        )
+
+
+class _BytesStub:
+    """A stub whose ``Export`` takes the request already serialized."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def Export(self, request: bytes, metadata: Any = None, timeout: float | None = None) -> Any:
+        return self._call(request, metadata=metadata, timeout=timeout)
 
 
 # -- metric series: the SDK's record path, shortened ------------------------------------------

@@ -10,10 +10,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sfumato import ConfigError
-from sfumato._otel import GrpcStatus, otlp_log_exporter, with_contents
+from sfumato._otel import GrpcBytes, GrpcStatus, otlp_log_exporter, with_contents
 from sfumato.plugin import BuildContext, Exporter
 from sfumato.settings import HeaderValue, Settings, Signal
 
+from .otlp_encoding import encode_logs, encode_spans
 from .otlp_endpoints import DEFAULT_GRPC, DEFAULT_HTTP, grpc_target, http_signal_url
 
 __all__ = [
@@ -133,6 +134,14 @@ class OtlpOptions(BaseModel):
     timeout_ms: int | None = Field(default=None, ge=1, description="Default: export_timeout_ms.")
 
 
+class OtlpGrpcOptions(OtlpOptions):
+    encoder: Literal["sfumato", "sdk"] = Field(
+        default="sfumato",
+        description="Who encodes spans and log records: sfumato's own encoder (the same "
+        "bytes, several times faster) or the SDK's.",
+    )
+
+
 def _common(options: OtlpOptions, settings: Settings) -> tuple[dict[str, str], bool, str, float]:
     headers = settings.header_values()
     headers.update({k: v.get_secret_value() for k, v in options.headers.items()})
@@ -156,7 +165,7 @@ def _requires(package: str, *modules: str) -> dict[str, str]:
 class OtlpGrpcExporter(Exporter):
     """OTLP over gRPC for all three signals."""
 
-    Options: ClassVar[type[BaseModel]] = OtlpOptions
+    Options: ClassVar[type[BaseModel]] = OtlpGrpcOptions
     requires: ClassVar[dict[str, str]] = _requires(
         "opentelemetry-exporter-otlp-proto-grpc",
         "grpc",
@@ -186,11 +195,15 @@ class OtlpGrpcExporter(Exporter):
         if signal == "traces":
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
+            if options.encoder == "sfumato":
+                return _with_status(OTLPSpanExporter, GrpcStatus, _SpanBytes)(**kwargs)
             return _with_status(OTLPSpanExporter, GrpcStatus)(**kwargs)
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
             return _with_status(OTLPMetricExporter, GrpcStatus)(**kwargs)
+        if options.encoder == "sfumato":
+            return _with_status(otlp_log_exporter("grpc"), GrpcStatus, _LogBytes)(**kwargs)
         return _with_status(otlp_log_exporter("grpc"), GrpcStatus)(**kwargs)
 
 
@@ -269,15 +282,46 @@ class _HttpStatus:
         return last
 
 
-_STATUS_CLASSES: dict[type, type] = {}
+_STATUS_CLASSES: dict[tuple[type, ...], type] = {}
 
 
-def _with_status(cls: type, mixin: type) -> type:
-    """``cls`` (an SDK exporter class) with ``mixin`` in front, made once per class."""
-    made = _STATUS_CLASSES.get(cls)
+def _with_status(cls: type, *mixins: type) -> type:
+    """``cls`` (an SDK exporter class) with ``mixins`` in front, made once per combination."""
+    key = (cls, *mixins)
+    made = _STATUS_CLASSES.get(key)
     if made is None:
-        made = _STATUS_CLASSES[cls] = type(cls.__name__, (mixin, cls), {"__module__": __name__})
+        made = _STATUS_CLASSES[key] = type(cls.__name__, (*mixins, cls), {"__module__": __name__})
     return made
+
+
+class _SpanBytes(GrpcBytes):
+    """OTLP/gRPC spans encoded by sfumato (see ``plugins/otlp_encoding.py``)."""
+
+    sfumato_method = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    sfumato_encode = staticmethod(encode_spans)
+
+    @property
+    def sfumato_response(self) -> Any:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
+        return ExportTraceServiceResponse
+
+
+class _LogBytes(GrpcBytes):
+    """OTLP/gRPC log records encoded by sfumato."""
+
+    sfumato_method = "/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+    sfumato_encode = staticmethod(encode_logs)
+
+    @property
+    def sfumato_response(self) -> Any:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceResponse,
+        )
+
+        return ExportLogsServiceResponse
 
 
 def _grpc_target(options: OtlpOptions, settings: Settings) -> tuple[str, bool]:

@@ -107,9 +107,11 @@ def to_line(message: Message, signal: str) -> bytes:
 
 
 def encode_spans_line(spans: Sequence[Any]) -> bytes:
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    """One line of ``spans``, by sfumato's own encoder (the same line ``to_line`` writes of
+    the SDK's message, several times faster)."""
+    from ..otlp_encoding import encode_spans_json
 
-    return to_line(encode_spans(spans), "traces")
+    return encode_spans_json(spans)
 
 
 def encode_metrics_line(data: Any) -> bytes:
@@ -119,9 +121,10 @@ def encode_metrics_line(data: Any) -> bytes:
 
 
 def encode_logs_line(records: Sequence[Any]) -> bytes:
-    from sfumato._otel import encode_logs
+    """One line of ``records``, by sfumato's own encoder."""
+    from ..otlp_encoding import encode_logs_json
 
-    return to_line(encode_logs(records), "logs")
+    return encode_logs_json(records)
 
 
 def decode_line(line: str | bytes, signal: str) -> Message:
