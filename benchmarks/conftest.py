@@ -52,6 +52,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         w(f"{'pipeline':<34}{'us/span':>9}{'ratio':>8}{'crossover':>11}")
         for name, f in span_cost.items():
             w(f"{name:<34}{f['us_per_span']:>9.2f}{f['ratio']:>7.2f}x{f['crossover_ms']:>9.2f}ms")
+    full = results.get("full_pipeline")
+    if full:
+        w("")
+        w("Full pipeline: process CPU per span, OTLP/gRPC to Rotel (export threads counted)")
+        w("ratio to the bare SDK AlwaysOn + BatchSpanProcessor + its OTLP exporter; limits")
+        w("0.35x always_on, 0.2x production")
+        w(f"{'pipeline':<34}{'us/span':>9}{'ratio':>8}")
+        for name, f in full.items():
+            w(f"{name:<34}{f['us_per_span']:>9.2f}{f['ratio']:>7.2f}x")
     samplers = results.get("samplers")
     if samplers:
         w("")
