@@ -104,6 +104,7 @@ __all__ = [
     "ConsoleLogRecordExporter",
     "FastTracer",
     "GrpcBytes",
+    "HttpBytes",
     "LogRecord",
     "LogRecordExportResult",
     "LogRecordExporter",
@@ -1503,6 +1504,64 @@ class _BytesStub:
 
     def Export(self, request: bytes, metadata: Any = None, timeout: float | None = None) -> Any:
         return self._call(request, metadata=metadata, timeout=timeout)
+
+
+# What the OTLP/HTTP exporters' ``export`` uses, which HttpBytes.export does as they do.
+_HTTP_EXPORT_NAMES = frozenset(
+    ("_shutdown", "_metrics", "export_operation", "_max_request_size", "_client", "export")
+)
+
+
+def http_bytes_fit(cls: type) -> bool:
+    """Whether the SDK's OTLP/HTTP exporter class ``cls`` exports as ``HttpBytes`` expects
+    (else sfumato leaves its encoder in place)."""
+    code = getattr(getattr(cls, "export", None), "__code__", None)
+    return code is not None and set(code.co_names) >= _HTTP_EXPORT_NAMES
+
+
+class HttpBytes:
+    """Mixed into the SDK's OTLP/HTTP span and log exporters: ``export`` encodes the batch
+    with ``sfumato_encode(batch) -> bytes`` (sfumato's own encoder) and hands the bytes to
+    the exporter's own HTTP client, which compresses, sends, retries and backs off as the
+    SDK's does; the size limit, the accounting and the result are the SDK's ``export``'s."""
+
+    sfumato_result: Any  # SpanExportResult or LogRecordExportResult
+
+    @staticmethod
+    def sfumato_encode(batch: Sequence[Any], /) -> bytes:
+        raise NotImplementedError
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        failure = self.sfumato_result.FAILURE
+        if self._shutdown:  # type: ignore[attr-defined]
+            log.warning("Exporter already shutdown, ignoring batch")
+            return failure
+        with self._metrics.export_operation(len(batch)) as result:  # type: ignore[attr-defined]
+            try:
+                data = self.sfumato_encode(batch)
+            except Exception as error:
+                log.error("Failed to encode batch: %s", error)
+                result.error = error
+                return failure
+            limit = self._max_request_size  # type: ignore[attr-defined]
+            if limit is not None and 0 < limit < len(data):
+                log.warning(
+                    "Dropping batch: serialized size %d bytes exceeds max_request_size %d bytes.",
+                    len(data),
+                    limit,
+                )
+                result.error = ValueError(
+                    f"Serialized request size {len(data)} bytes exceeds max_request_size "
+                    f"{limit} bytes."
+                )
+                return failure
+            sent = self._client.export(data)  # type: ignore[attr-defined]
+            if not sent.success:
+                result.error = sent.error
+                if sent.status_code is not None:
+                    result.error_attrs = {"http.response.status_code": sent.status_code}
+                return failure
+        return self.sfumato_result.SUCCESS
 
 
 # -- metric series: the SDK's record path, shortened ------------------------------------------

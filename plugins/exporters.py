@@ -10,7 +10,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sfumato import ConfigError
-from sfumato._otel import GrpcBytes, GrpcStatus, otlp_log_exporter, with_contents
+from sfumato._otel import (
+    GrpcBytes,
+    GrpcStatus,
+    HttpBytes,
+    http_bytes_fit,
+    otlp_log_exporter,
+    with_contents,
+)
 from sfumato.plugin import BuildContext, Exporter
 from sfumato.settings import HeaderValue, Settings, Signal
 
@@ -134,7 +141,7 @@ class OtlpOptions(BaseModel):
     timeout_ms: int | None = Field(default=None, ge=1, description="Default: export_timeout_ms.")
 
 
-class OtlpGrpcOptions(OtlpOptions):
+class OtlpEncodedOptions(OtlpOptions):
     encoder: Literal["sfumato", "sdk"] = Field(
         default="sfumato",
         description="Who encodes spans and log records: sfumato's own encoder (the same "
@@ -165,7 +172,7 @@ def _requires(package: str, *modules: str) -> dict[str, str]:
 class OtlpGrpcExporter(Exporter):
     """OTLP over gRPC for all three signals."""
 
-    Options: ClassVar[type[BaseModel]] = OtlpGrpcOptions
+    Options: ClassVar[type[BaseModel]] = OtlpEncodedOptions
     requires: ClassVar[dict[str, str]] = _requires(
         "opentelemetry-exporter-otlp-proto-grpc",
         "grpc",
@@ -309,6 +316,30 @@ class _SpanBytes(GrpcBytes):
         return ExportTraceServiceResponse
 
 
+class _SpanHttpBytes(HttpBytes):
+    """OTLP/HTTP spans encoded by sfumato."""
+
+    sfumato_encode = staticmethod(encode_spans)
+
+    @property
+    def sfumato_result(self) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult
+
+
+class _LogHttpBytes(HttpBytes):
+    """OTLP/HTTP log records encoded by sfumato."""
+
+    sfumato_encode = staticmethod(encode_logs)
+
+    @property
+    def sfumato_result(self) -> Any:
+        from sfumato._otel import LogRecordExportResult
+
+        return LogRecordExportResult
+
+
 class _LogBytes(GrpcBytes):
     """OTLP/gRPC log records encoded by sfumato."""
 
@@ -336,7 +367,7 @@ def _http_url(options: OtlpOptions, settings: Settings, signal: Signal) -> str:
 class OtlpHttpExporter(Exporter):
     """OTLP over HTTP (protobuf) for all three signals; ``/v1/<signal>`` paths added."""
 
-    Options: ClassVar[type[BaseModel]] = OtlpOptions
+    Options: ClassVar[type[BaseModel]] = OtlpEncodedOptions
     requires: ClassVar[dict[str, str]] = _requires(
         "opentelemetry-exporter-otlp-proto-http",
         "requests",
@@ -377,7 +408,10 @@ class OtlpHttpExporter(Exporter):
             cls = otlp_log_exporter("http/protobuf")
         if "session" not in kwargs and not _credential_provider(signal):
             kwargs["session"] = _recording_session()
-        exporter = _with_status(cls, _HttpStatus)(**kwargs)
+        mixins: tuple[type, ...] = (_HttpStatus,)
+        if options.encoder == "sfumato" and signal != "metrics" and http_bytes_fit(cls):
+            mixins += (_SpanHttpBytes if signal == "traces" else _LogHttpBytes,)
+        exporter = _with_status(cls, *mixins)(**kwargs)
         # A credential provider's session (the SDK loads it when given none) is left as it
         # is: its failures carry no status here, so they stay retryable, as before.
         exporter._sfumato_session = kwargs.get("session")

@@ -232,8 +232,8 @@ def test_log_records_encode_to_the_sdks_bytes(batch: list[Any]) -> None:
 
 @pytest.mark.server
 def test_both_encoders_deliver_the_same_spans_and_logs_to_rotel(rotel: Any) -> None:
-    """The same batch, exported by sfumato's encoder and by the SDK's (``encoder = "sdk"``)
-    over OTLP/gRPC to Rotel, arrives as the same messages, twice."""
+    """The same batch, exported by sfumato's encoder and by the SDK's (``encoder = "sdk"``),
+    over OTLP/gRPC and OTLP/HTTP (gzip) to Rotel, arrives as the same messages, four times."""
     import logging
     import uuid
 
@@ -241,10 +241,9 @@ def test_both_encoders_deliver_the_same_spans_and_logs_to_rotel(rotel: Any) -> N
     from receivers import wait_until
 
     service = f"svc-encoders-{uuid.uuid4().hex[:8]}"
-    exporters = [
-        {"type": "otlp-grpc", "endpoint": rotel.grpc_endpoint, "insecure": True},
-        {"type": "otlp-grpc", "endpoint": rotel.grpc_endpoint, "insecure": True, "encoder": "sdk"},
-    ]
+    grpc = {"type": "otlp-grpc", "endpoint": rotel.grpc_endpoint, "insecure": True}
+    http = {"type": "otlp-http", "endpoint": rotel.http_endpoint, "compression": "gzip"}
+    exporters = [grpc, {**grpc, "encoder": "sdk"}, http, {**http, "encoder": "sdk"}]
     with sfumato.configure(
         None, service_name=service, backend="none", exporters=exporters, metrics={"enabled": False}
     ) as telemetry:
@@ -261,22 +260,29 @@ def test_both_encoders_deliver_the_same_spans_and_logs_to_rotel(rotel: Any) -> N
             except ValueError:
                 pass
         assert telemetry.force_flush(10)
-        assert telemetry.stats()["traces.exported"] == 6  # 3 spans, by each exporter
+        assert telemetry.stats()["traces.exported"] == 12  # 3 spans, by each exporter
+        # sfumato's encoder where chosen (the default), the SDK's where asked for
+        from sfumato._otel import GrpcBytes, HttpBytes
+
+        assert isinstance(telemetry.exporter("otlp-grpc"), GrpcBytes)
+        assert not isinstance(telemetry.exporter("otlp-grpc#2"), GrpcBytes)
+        assert isinstance(telemetry.exporter("otlp-http"), HttpBytes)
+        assert not isinstance(telemetry.exporter("otlp-http#2"), HttpBytes)
 
     def ours(items: list[Any]) -> list[Any]:
         return [item for r, item in items if r.get("service.name") == service]
 
-    spans = wait_until(lambda: len(ours(rotel.sink.spans())) == 6 and ours(rotel.sink.spans()))
+    spans = wait_until(lambda: len(ours(rotel.sink.spans())) == 12 and ours(rotel.sink.spans()))
     by_id: dict[bytes, list[bytes]] = {}
     for span in spans:
         by_id.setdefault(span.span_id, []).append(span.SerializeToString())
     assert len(by_id) == 3
     for copies in by_id.values():
-        assert len(copies) == 2 and copies[0] == copies[1]
+        assert len(copies) == 4 and len(set(copies)) == 1
     records = wait_until(
-        lambda: len(ours(rotel.sink.log_records())) == 2 and ours(rotel.sink.log_records())
+        lambda: len(ours(rotel.sink.log_records())) == 4 and ours(rotel.sink.log_records())
     )
-    assert records[0].SerializeToString() == records[1].SerializeToString()
+    assert len({r.SerializeToString() for r in records}) == 1
 
 
 # -- OTLP/JSON lines ----------------------------------------------------------------------
@@ -302,3 +308,15 @@ def test_log_json_lines_are_the_sdk_messages_lines(batch: list[Any]) -> None:
     line = encode_logs_json(batch)
     assert decode_line(line, "logs") == expected
     assert line == to_line(expected, "logs")
+
+
+def test_the_http_byte_path_is_taken_only_where_the_sdk_exports_as_expected() -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from sfumato._otel import http_bytes_fit
+
+    class Changed(OTLPSpanExporter):
+        def export(self, spans: Any) -> Any:  # a later SDK's export, shaped otherwise
+            return self._send(spans)  # type: ignore[attr-defined]
+
+    assert http_bytes_fit(OTLPSpanExporter)
+    assert not http_bytes_fit(Changed)
