@@ -61,6 +61,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         w(f"{'pipeline':<34}{'us/span':>9}{'ratio':>8}")
         for name, f in full.items():
             w(f"{name:<34}{f['us_per_span']:>9.2f}{f['ratio']:>7.2f}x")
+    rates = results.get("export_throughput")
+    if rates:
+        w("")
+        w("Export capacity: spans/s one OTLP/gRPC exporter sends to Rotel, 512 a batch;")
+        w("limit 50,000 with sfumato's encoder")
+        for name, rate in rates.items():
+            w(f"{name + ' encoder':<34}{rate:>12,.0f}")
     samplers = results.get("samplers")
     if samplers:
         w("")

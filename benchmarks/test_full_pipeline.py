@@ -10,6 +10,7 @@ per-round ratios is what is judged.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import subprocess
 import sys
@@ -140,3 +141,61 @@ def test_full_pipeline_against_the_bare_sdk(benchmark: Any, rotel_endpoint: str)
     production = table["production (error-always)"]["ratio"]
     assert always_on <= ALWAYS_ON_LIMIT, f"always_on: {always_on:.2f}x the bare SDK"
     assert production <= PRODUCTION_LIMIT, f"production: {production:.2f}x the bare SDK"
+
+
+THROUGHPUT_LIMIT = 50_000  # spans per second, one export worker, default batch (512)
+
+
+def _batch(size: int = 512) -> list[Any]:
+    """``size`` ended spans of the reference narrative, from sfumato's tracer."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from sfumato._tracer import tracer_provider_class
+
+    kept = InMemorySpanExporter()
+    provider = tracer_provider_class()(resource=Resource.create({"service.name": "bench"}))
+    provider.add_span_processor(SimpleSpanProcessor(kept))
+    tracer = provider.get_tracer("bench")
+    while len(kept.get_finished_spans()) < size:
+        api_narrative(tracer)
+    provider.shutdown()
+    return list(kept.get_finished_spans())[:size]
+
+
+def measure_export_throughput(endpoint: str, rounds: int = 20) -> dict[str, float]:
+    """Spans per second one OTLP/gRPC exporter sends to Rotel, a full batch at a time (the
+    export worker's capacity, on a core of its own), with each encoder."""
+    from sfumato._stats import Stats
+    from sfumato.plugin import BuildContext
+    from sfumato.plugins.exporters import OtlpEncodedOptions, OtlpGrpcExporter
+    from sfumato.settings import Settings
+
+    batch = _batch()
+    context = BuildContext(settings=Settings(service_name="bench"), stats=Stats())
+    out: dict[str, float] = {}
+    for encoder in ("sfumato", "sdk"):
+        options = OtlpEncodedOptions(endpoint=endpoint, insecure=True, encoder=encoder)
+        exporter = OtlpGrpcExporter().create("traces", options, context)
+        try:
+            exporter.export(batch)  # the channel connects
+            send = functools.partial(exporter.export, batch)
+            best = min(_timed(send) for _ in range(rounds))
+        finally:
+            exporter.shutdown()
+        out[encoder] = len(batch) / best
+    return out
+
+
+def _timed(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    result = call()
+    elapsed = time.perf_counter() - started
+    assert getattr(result, "name", "") == "SUCCESS", result
+    return elapsed
+
+
+def test_export_throughput(benchmark: Any, rotel_endpoint: str) -> None:
+    rates = benchmark.pedantic(measure_export_throughput, args=(rotel_endpoint,), rounds=1)
+    results["export_throughput"] = rates
+    benchmark.extra_info.update(rates)
+    assert rates["sfumato"] >= THROUGHPUT_LIMIT, f"{rates['sfumato']:,.0f} spans/s"
