@@ -8,9 +8,10 @@ processors and exporters get the SDK's spans as they are.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import trace as trace_api
@@ -175,7 +176,6 @@ class SafeTracer(trace_api.Tracer):
             return trace_api.INVALID_SPAN
         return SafeSpan(span, self.errors)
 
-    @contextmanager
     def start_as_current_span(  # type: ignore[override]
         self,
         name: str,
@@ -187,24 +187,57 @@ class SafeTracer(trace_api.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
         end_on_exit: bool = True,
-    ) -> Iterator[trace_api.Span]:
-        span = self.start_span(
-            name,
-            context,
-            kind,
-            attributes,
-            links,
-            start_time,
-            record_exception,
-            set_status_on_exception,
-        )
-        with trace_api.use_span(
-            span,
-            end_on_exit=end_on_exit,
-            record_exception=record_exception,
-            set_status_on_exception=set_status_on_exception,
-        ) as current:
-            yield current
+    ) -> _SafeCurrent:
+        args = (name, context, kind, attributes, links, start_time, record_exception)
+        return _SafeCurrent(self, (*args, set_status_on_exception), end_on_exit)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.tracer, name)
+
+
+class _SafeCurrent:
+    """``with tracer.start_as_current_span(...)`` on the SDK's path; also a decorator of
+    sync and async functions, a fresh span per call (as the SDK's)."""
+
+    __slots__ = ("_args", "_end_on_exit", "_scope", "_tracer")
+
+    def __init__(self, tracer: SafeTracer, args: tuple[Any, ...], end_on_exit: bool) -> None:
+        self._tracer = tracer
+        self._args = args
+        self._end_on_exit = end_on_exit
+        self._scope: Any = None
+
+    def __enter__(self) -> trace_api.Span:
+        args = self._args
+        span = self._tracer.start_span(*args)
+        self._scope = trace_api.use_span(
+            span,
+            end_on_exit=self._end_on_exit,
+            record_exception=args[6],
+            set_status_on_exception=args[7],
+        )
+        return self._scope.__enter__()  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: Any) -> Any:
+        scope, self._scope = self._scope, None
+        return scope.__exit__(*exc)
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        def fresh() -> _SafeCurrent:
+            return _SafeCurrent(self._tracer, self._args, self._end_on_exit)
+
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with fresh():
+                    return await func(*args, **kwargs)
+
+            return run_async
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with fresh():
+                return func(*args, **kwargs)
+
+        return run

@@ -262,6 +262,32 @@ def test_decorators_sync_and_async() -> None:
         assert names == ["sync", "sync", "async"]
 
 
+def test_the_sdk_paths_tracer_decorates_sync_and_async_functions() -> None:
+    """The SDK's path (its tracers wrapped by sfumato): a decorated coroutine function runs
+    inside its span, a fresh one per call, as on the fast path."""
+    from sfumato._tracer import SdkTracerProvider
+
+    exporter = InMemorySpanExporter()
+    provider = SdkTracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+
+    @tracer.start_as_current_span("sync")
+    def work(x: int) -> int:
+        return x
+
+    @tracer.start_as_current_span("async")
+    async def awork() -> str:
+        await asyncio.sleep(0)
+        return trace.get_current_span().name  # type: ignore[attr-defined, no-any-return]
+
+    assert work(1) == 1 and work(2) == 2
+    assert asyncio.run(awork()) == "async"
+    assert asyncio.run(awork()) == "async"
+    assert [s.name for s in exporter.get_finished_spans()] == ["sync", "sync", "async", "async"]
+    provider.shutdown()
+
+
 def test_failing_processors_and_samplers_never_raise(caplog: pytest.LogCaptureFixture) -> None:
     seen: list[str] = []
 
