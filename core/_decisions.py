@@ -336,7 +336,7 @@ class Consistent:
 
     __slots__ = ("cut", "policy", "record_only", "root_keep", "root_keep_up", "t", "weights")
 
-    plain_attributes = True  # see SfumatoTracer._prepare
+    plain_attributes = True  # see sfumato.plugin.SpanSampler
 
     def __init__(self, t: int, policy: str, record_only: bool = False) -> None:
         self.t = t
@@ -362,7 +362,7 @@ class Consistent:
         links: Any = None,
     ) -> SamplingResult:
         """``decide`` given the valid parent span context (None for a root): what the
-        tracer has already looked up (see ``sample_span`` in ``sfumato._tracer``)."""
+        tracer has already looked up (see ``sfumato.plugin.SpanSampler``)."""
         ts: TraceState | None = None
         if parent is not None:
             # A SpanContext (or a subclass) is the tuple (trace_id, span_id, is_remote, flags,

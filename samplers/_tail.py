@@ -141,7 +141,7 @@ class _Trace:
     ``spans``: its ended spans in end order, None once decided. ``root``: the local root
     span when sfumato's tracer opened the unit as that root started (``open_trace``); its
     local descendants then append themselves to ``spans`` as they end, while ``len(spans) <
-    room``, without a call to ``on_end`` (see ``_Span.end`` in ``sfumato._tracer``), and a
+    room``, without a call to ``on_end`` (see ``_Span.end`` in ``sfumato._otel``), and a
     span that ends after the decision finds the unit through its ``_buffer``.
     ``closed_at``: how many spans the decision covered; a span that finds the unit decided
     after appending itself asks ``included`` whether it was one of them. ``decision``: None

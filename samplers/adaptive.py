@@ -101,7 +101,7 @@ def key_function(fields: Sequence[str]) -> KeyFn:
 
 
 class AdaptiveSampler(Sampler):
-    plain_attributes = True  # see SfumatoTracer._prepare
+    plain_attributes = True  # see sfumato.plugin.SpanSampler
     guarded = True
 
     def __init__(

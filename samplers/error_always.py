@@ -97,7 +97,7 @@ class ErrorAlwaysSampler(ParentFirstSampler):
         attributes: Attributes = None,
         links: Sequence[Link] | None = None,
     ) -> SamplingResult:
-        """``should_sample`` given the parent span context (see ``sfumato._tracer``)."""
+        """``should_sample`` given the parent span context (``sfumato.plugin.SpanSampler``)."""
         try:
             return self._otherwise.decide_parent(
                 parent, parent_context, trace_id, name, kind, attributes, links

@@ -72,7 +72,7 @@ class AlwaysOnSampler(ParentFirstSampler):
     """Keeps every span: threshold 0, adjusted count 1."""
 
     guarded = True
-    plain_attributes = True  # see SfumatoTracer._prepare
+    plain_attributes = True  # see sfumato.plugin.SpanSampler
 
     def __init__(self, policy: str = "always_on") -> None:
         self.policy = policy
@@ -88,7 +88,7 @@ class AlwaysOnSampler(ParentFirstSampler):
         attributes: Attributes = None,
         links: Sequence[Link] | None = None,
     ) -> SamplingResult:
-        """``should_sample`` given the parent span context (see ``sfumato._tracer``)."""
+        """``should_sample`` given the parent span context (``sfumato.plugin.SpanSampler``)."""
         try:
             ts = None if parent is None else parent[4] if TUPLE_LAYOUT else parent.trace_state
             return keep_result(self.policy, 0, attributes, ts)
@@ -218,7 +218,7 @@ class ParentBasedSampler(ParentFirstSampler):
         attributes: Attributes = None,
         links: Sequence[Link] | None = None,
     ) -> SamplingResult:
-        """``should_sample`` given the parent span context (see ``sfumato._tracer``)."""
+        """``should_sample`` given the parent span context (``sfumato.plugin.SpanSampler``)."""
         try:
             if parent is None:
                 return self._root.decide_parent(
