@@ -791,7 +791,7 @@ class _Attributes(BoundedAttributes):
 
 
 def _bounded(given: types.Attributes, cls: type[_Attributes]) -> BoundedAttributes:
-    """The SDK's container, cleaning and bounding ``given`` (what ``_start`` falls back to
+    """The SDK's container, cleaning and bounding ``given`` (what ``start_span`` falls back to
     when the attributes are not a clean dict within the limits)."""
     return BoundedAttributes(cls.maxlen, given, immutable=False, max_value_len=cls.max_value_len)
 
