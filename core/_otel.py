@@ -245,7 +245,7 @@ def check_shape(
         for name in ("_dict", "_immutable", "_lock"):
             if not hasattr(made, name):
                 problems.append(f"BoundedAttributes has no {name}")
-        provider = provider_cls()
+        provider = provider_cls(shutdown_on_exit=False)
         for name in PROVIDER_FIELDS:
             if not hasattr(provider, name):
                 problems.append(f"TracerProvider has no {name}")

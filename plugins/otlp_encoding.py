@@ -38,12 +38,12 @@ _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _UINT64 = (1 << 64) - 1
 
-# Varints of 0 .. 16383: the lengths and counts almost every field has.
-_SMALL = [bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(1 << 14)]
+# Varints of 0 .. 2047: the lengths and counts of almost every field but the containers.
+_SMALL = [bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(1 << 11)]
 
 
 def _varint(n: int) -> bytes:
-    if n < 16384:
+    if n < 2048:
         return _SMALL[n]
     out = bytearray()
     while n >= 0x80:
@@ -56,7 +56,7 @@ def _varint(n: int) -> bytes:
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field: its tag, the payload's length and the payload."""
     n = len(payload)
-    return tag + (_SMALL[n] if n < 16384 else _varint(n)) + payload
+    return tag + (_SMALL[n] if n < 2048 else _varint(n)) + payload
 
 
 # -- values --------------------------------------------------------------------------------

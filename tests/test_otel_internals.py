@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import pathlib
 from collections.abc import Iterator
+from typing import Any
 
 import opentelemetry
 import pytest
@@ -228,8 +229,8 @@ def test_shape_check_sees_an_attributes_field_it_does_not_set() -> None:
 
 def test_shape_check_sees_a_provider_without_its_tracers() -> None:
     class Changed(sdk_trace.TracerProvider):
-        def __init__(self) -> None:
-            super().__init__()
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
             del self._tracers
 
     problems = _otel.check_shape(provider_cls=Changed)
