@@ -201,9 +201,8 @@ def test_the_check_finds_each_kind_of_use(tmp_path: pathlib.Path) -> None:
     assert kinds == {"module", "name", "attribute", "string", "override"}
 
 
+@pytest.mark.fast_path
 def test_the_installed_sdk_has_the_shape_the_fast_path_relies_on() -> None:
-    if _otel.FORCED:
-        pytest.skip("SFUMATO_OTEL_FALLBACK forces the SDK's path in this run")
     assert _otel.PROBLEMS == ()
     assert _otel.FAST
 

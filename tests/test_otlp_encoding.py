@@ -178,7 +178,7 @@ def test_spans_of_sfumatos_tracer_encode_to_the_sdks_bytes() -> None:
     assert encode_spans(batch) == sdk_spans(batch).SerializeToString()
 
 
-@pytest.mark.skipif(not _otel.FAST, reason="the fast path's field reads")
+@pytest.mark.fast_path
 def test_the_fast_field_reads_match_the_properties() -> None:
     span = ReadableSpan(
         name="s",

@@ -19,12 +19,11 @@ from opentelemetry.sdk.metrics import (
 from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import TracerProvider
-from sfumato import _otel
 from sfumato._otel import SeriesRecorder
 
-# The SDK's own path (SFUMATO_OTEL_FALLBACK) records through each instrument's own method:
-# these tests are of the short path. (The metrics tests cover records on either path.)
-pytestmark = pytest.mark.skipif(not _otel.FAST, reason="sfumato's own metric path is off")
+# These tests are of the short path; the SDK's own path (SFUMATO_OTEL_FALLBACK) records through
+# each instrument's own method (the metrics tests cover records on either path).
+pytestmark = pytest.mark.fast_path
 
 SETS = [
     {"narrative.type": "curation", "outcome": "success"},

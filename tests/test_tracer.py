@@ -18,7 +18,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, Sampler
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
-from sfumato import _otel
 from sfumato._tracer import SfumatoTracer, SfumatoTracerProvider
 
 STACK = "exception.stacktrace"
@@ -335,7 +334,7 @@ def test_processors_added_later_see_new_spans() -> None:
     assert [s.name for s in exporter.get_finished_spans()] == ["after"]
 
 
-@pytest.mark.skipif(not _otel.FAST, reason="the SDK's own tracer is the one installed then")
+@pytest.mark.fast_path
 def test_configure_installs_sfumato_tracer_for_the_api() -> None:
     with sfumato.configure(None, backend="none", exporters=[{"type": "memory"}]) as handle:
         tracer = trace.get_tracer("app")

@@ -16,7 +16,6 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from sampling_support import memory_telemetry
-from sfumato import _otel
 from sfumato.plugins.botticelli import act, llm_call, narrative, parse_json
 from sfumato.samplers import POLICY
 from sfumato.samplers._tail import TailProcessor
@@ -87,7 +86,7 @@ def _run(buffered: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], di
     return exported, stats, calls[0]
 
 
-@pytest.mark.skipif(not _otel.FAST, reason="the tracer's buffered path is the fast path's")
+@pytest.mark.fast_path  # the tracer's buffered path is the fast path's
 def test_the_buffered_path_decides_as_the_on_end_path(monkeypatch: pytest.MonkeyPatch) -> None:
     exported, stats, buffered_calls = _run(True, monkeypatch)
     assert _run(False, monkeypatch)[:2] == (exported, stats)
@@ -140,7 +139,7 @@ def test_children_ending_on_other_threads_as_the_root_ends_are_counted_once() ->
     assert len({s.context.span_id for s in spans}) == total
 
 
-@pytest.mark.skipif(not _otel.FAST, reason="the tracer's buffered path is the fast path's")
+@pytest.mark.fast_path  # the tracer's buffered path is the fast path's
 def test_a_child_appended_as_its_trace_is_decided_knows_whether_the_decision_had_it() -> None:
     """The steps of ``_Span.end`` for a buffered child, with the root's decision between
     reading the trace's span list and appending to it (a thread switch there)."""
