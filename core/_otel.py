@@ -49,7 +49,7 @@ from contextvars import ContextVar
 from operator import attrgetter
 from threading import Lock
 from time import time_ns
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 # The logs API and SDK: public in all but name.
 from opentelemetry import _logs as _logs_api
@@ -90,9 +90,6 @@ from opentelemetry.util import types
 from ._mending import TIME_LIMIT, mend_kind, mend_time, rejected, safe_text
 from ._strict import strict
 from .plugin import BufferingProcessor, SpanSampler
-
-if TYPE_CHECKING:
-    from ._tracer import SfumatoTracer
 
 __all__ = [
     "BAGGAGE_KEY",
@@ -465,7 +462,7 @@ def install_global_providers(
         if hasattr(module, slot):
             setattr(module, slot + "_SET_ONCE", Once())
             setattr(module, slot, None)
-    GENERATION += 1
+    GENERATION += 1  # what is made from here until the install ends is made again after it
     if tracer_provider is not None:
         trace_api.set_tracer_provider(tracer_provider)
     if meter_provider is not None:
@@ -813,7 +810,7 @@ class _Span(sdk_trace.Span):
     _trace_config = None
     _record_end_metrics: Callable[[], None] | None = None
     _lock = _SPAN_LOCK
-    _tracer: SfumatoTracer
+    _tracer: FastTracer
     # The open trace of a buffering processor (see _Processors) this span ends into, when
     # its local root opened one; the root itself holds it too.
     _buffer: Any = None

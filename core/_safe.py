@@ -115,11 +115,10 @@ class SafeSpan(trace_api.Span):
     def end(self, end_time: int | None = None) -> None:
         try:
             self.span.end(_time(self._errors, "end", end_time))
-        except Exception as exc:
+        except Exception:
             if strict():
                 raise
             log.debug("sfumato: failed to end a span", exc_info=True)
-            del exc
 
     def __getattr__(self, name: str) -> Any:
         # What the SDK's span has beyond the API (name, attributes, ...): read through.

@@ -127,3 +127,27 @@ def test_no_handler_without_a_log_exporter(overrides: dict[str, Any]) -> None:
     with sfumato.configure(None, **config) as telemetry:
         assert telemetry.logger_provider is None
         assert not any(isinstance(h, OtelLogHandler) for h in logging.getLogger().handlers)
+
+
+def test_a_record_the_sdk_refuses_is_said_once_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An SDK whose Logger.emit takes other arguments (1.39 had no ``exception``) must not
+    lose every record silently: the first failure is said on stderr, once."""
+    import logging
+
+    from sfumato._logging import OtelLogHandler
+
+    class Refusing:
+        def get_logger(self, name: str) -> Refusing:
+            return self
+
+        def emit(self, **kwargs: object) -> None:
+            raise TypeError("emit() got an unexpected keyword argument 'exception'")
+
+    handler = OtelLogHandler(Refusing(), logging.INFO, stderr_fallback=False)  # type: ignore[arg-type]
+    for n in range(3):
+        handler.emit(logging.LogRecord("app", logging.WARNING, __file__, 1, "m %d", (n,), None))
+    err = capsys.readouterr().err
+    assert err.count("a log record could not be exported") == 1, err
+    assert "unexpected keyword argument 'exception'" in err
