@@ -167,14 +167,14 @@ def measure_export_throughput(endpoint: str, rounds: int = 20) -> dict[str, floa
     export worker's capacity, on a core of its own), with each encoder."""
     from sfumato._stats import Stats
     from sfumato.plugin import BuildContext
-    from sfumato.plugins.exporters import OtlpEncodedOptions, OtlpGrpcExporter
+    from sfumato.plugins.exporters import OtlpGrpcExporter, OtlpOptions
     from sfumato.settings import Settings
 
     batch = _batch()
     context = BuildContext(settings=Settings(service_name="bench"), stats=Stats())
     out: dict[str, float] = {}
     for encoder in ("sfumato", "sdk"):
-        options = OtlpEncodedOptions(endpoint=endpoint, insecure=True, encoder=encoder)
+        options = OtlpOptions(endpoint=endpoint, insecure=True, encoder=encoder)
         exporter = OtlpGrpcExporter().create("traces", options, context)
         try:
             exporter.export(batch)  # the channel connects

@@ -116,6 +116,8 @@ __all__ = [
     "check_shape",
     "current_context",
     "detach",
+    "grpc_bytes_fit",
+    "http_bytes_fit",
 ]
 
 log = logging.getLogger("sfumato")
@@ -1461,6 +1463,21 @@ class _RecordingStub:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stub, name)
+
+
+# What the OTLP/gRPC exporters' ``_export`` uses, which GrpcBytes relies on.
+_GRPC_EXPORT_NAMES = frozenset(("_client", "_translate_data", "Export", "_channel"))
+
+
+def grpc_bytes_fit(cls: type) -> bool:
+    """Whether the SDK's OTLP/gRPC exporter class ``cls`` exports as ``GrpcBytes`` expects
+    (else sfumato leaves its encoder in place)."""
+    code = getattr(getattr(cls, "_export", None), "__code__", None)
+    return (
+        code is not None
+        and set(code.co_names) >= _GRPC_EXPORT_NAMES
+        and callable(getattr(cls, "_initialize_channel_and_stub", None))
+    )
 
 
 class GrpcBytes:

@@ -14,6 +14,7 @@ from sfumato._otel import (
     GrpcBytes,
     GrpcStatus,
     HttpBytes,
+    grpc_bytes_fit,
     http_bytes_fit,
     otlp_log_exporter,
     with_contents,
@@ -139,9 +140,6 @@ class OtlpOptions(BaseModel):
     )
     certificate_file: str | None = Field(default=None, description="CA bundle for https.")
     timeout_ms: int | None = Field(default=None, ge=1, description="Default: export_timeout_ms.")
-
-
-class OtlpEncodedOptions(OtlpOptions):
     encoder: Literal["sfumato", "sdk"] = Field(
         default="sfumato",
         description="Who encodes spans and log records: sfumato's own encoder (the same "
@@ -172,7 +170,7 @@ def _requires(package: str, *modules: str) -> dict[str, str]:
 class OtlpGrpcExporter(Exporter):
     """OTLP over gRPC for all three signals."""
 
-    Options: ClassVar[type[BaseModel]] = OtlpEncodedOptions
+    Options: ClassVar[type[BaseModel]] = OtlpOptions
     requires: ClassVar[dict[str, str]] = _requires(
         "opentelemetry-exporter-otlp-proto-grpc",
         "grpc",
@@ -199,19 +197,21 @@ class OtlpGrpcExporter(Exporter):
         if options.certificate_file and not plaintext:
             with open(options.certificate_file, "rb") as f:
                 kwargs["credentials"] = grpc.ssl_channel_credentials(f.read())
-        if signal == "traces":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-            if options.encoder == "sfumato":
-                return _with_status(OTLPSpanExporter, GrpcStatus, _SpanBytes)(**kwargs)
-            return _with_status(OTLPSpanExporter, GrpcStatus)(**kwargs)
+        cls: type
         if signal == "metrics":
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
 
             return _with_status(OTLPMetricExporter, GrpcStatus)(**kwargs)
-        if options.encoder == "sfumato":
-            return _with_status(otlp_log_exporter("grpc"), GrpcStatus, _LogBytes)(**kwargs)
-        return _with_status(otlp_log_exporter("grpc"), GrpcStatus)(**kwargs)
+        if signal == "traces":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            cls = OTLPSpanExporter
+        else:
+            cls = otlp_log_exporter("grpc")
+        mixins: tuple[type, ...] = (GrpcStatus,)
+        if options.encoder == "sfumato" and grpc_bytes_fit(cls):
+            mixins += (_SpanBytes if signal == "traces" else _LogBytes,)
+        return _with_status(cls, *mixins)(**kwargs)
 
 
 def _recording_session(verify: bool | str | None = None) -> Any:
@@ -367,7 +367,7 @@ def _http_url(options: OtlpOptions, settings: Settings, signal: Signal) -> str:
 class OtlpHttpExporter(Exporter):
     """OTLP over HTTP (protobuf) for all three signals; ``/v1/<signal>`` paths added."""
 
-    Options: ClassVar[type[BaseModel]] = OtlpEncodedOptions
+    Options: ClassVar[type[BaseModel]] = OtlpOptions
     requires: ClassVar[dict[str, str]] = _requires(
         "opentelemetry-exporter-otlp-proto-http",
         "requests",

@@ -133,7 +133,9 @@ def _attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     cache = _KV_CACHE
     for key, value in attributes.items():
         kind = type(value)
-        if kind in _PLAIN and type(key) is str:
+        # Cached by value, so not a float equal to another of other bytes (0.0 and -0.0) or
+        # to none (NaN).
+        if kind in _PLAIN and type(key) is str and (kind is not float or value == value != 0.0):
             ck = (tag, key, kind, value)
             entry = cache.get(ck)
             if entry is None:
@@ -256,7 +258,7 @@ def _trace_state(state: Any) -> bytes:
     cached = _STATES.get(id(state))
     if cached is not None and cached[0] is state:
         return cached[1]
-    text = ",".join(f"{k}={v}" for k, v in state.items())
+    text = state.to_header()
     encoded = _field(b"\x1a", text.encode("utf-8")) if text else b""
     if len(_STATES) >= _STATES_MAX:
         _STATES.clear()
@@ -480,7 +482,7 @@ def _json_attributes(attributes: Mapping[str, Any] | None) -> str:
     cache = _JSON_KV_CACHE
     for key, value in attributes.items():
         kind = type(value)
-        if kind in _PLAIN and type(key) is str:
+        if kind in _PLAIN and type(key) is str and (kind is not float or value == value != 0.0):
             ck = (key, kind, value)
             entry = cache.get(ck)
             if entry is None:
@@ -549,10 +551,9 @@ def _json_request(
 
 
 def _line(text: str) -> bytes:
-    try:
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: \u escapes, still valid JSON
-        return (json.dumps(json.loads(text), separators=(",", ":")) + "\n").encode("ascii")
+    """The line as UTF-8; UnicodeEncodeError for text that has none (a lone surrogate), which
+    the local store's ``encode_*_line`` hand to the SDK's encoder, as before."""
+    return (text + "\n").encode("utf-8")
 
 
 _JSON_KINDS: dict[Any, str] = {kind: ',"kind":' + str(kind.value + 1) for kind in SpanKind}
@@ -580,9 +581,7 @@ def _json_span(span: Any) -> tuple[Any, Any, str]:
     out = f'{{"traceId":"{context.trace_id:032x}","spanId":"{context.span_id:016x}"'
     state = context.trace_state
     if state:
-        text = ",".join(f"{k}={v}" for k, v in state.items())
-        if text:
-            out += ',"traceState":' + _quote(text)
+        out += ',"traceState":' + _quote(state.to_header())
     if parent is not None:
         out += f',"parentSpanId":"{parent.span_id:016x}"'
     if name:

@@ -36,6 +36,16 @@ class Raises:
     @sfumato.hookimpl
     def sfumato_cli_commands(self, subparsers):
         raise RuntimeError("no commands today")
+
+
+class Faulty:
+    @sfumato.hookimpl
+    def sfumato_metric_instruments(self):
+        raise RuntimeError("no instruments today")
+
+    @sfumato.hookimpl
+    def sfumato_doctor_endpoint(self, exporter):
+        raise RuntimeError("no probes today")
 """
 
 
@@ -150,3 +160,25 @@ def test_configure_never_loads_a_command_line_plugin(tmp_path: Path) -> None:
         }
         & loaded
     )
+
+
+def test_a_plugin_whose_hooks_raise_does_not_take_doctor_or_alerts_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], clean_env: pytest.MonkeyPatch
+) -> None:
+    """Its failure is one warning, and sfumato's own plugins still answer."""
+    _install(tmp_path, clean_env, "faulty = hellocli_mod:Faulty\n")
+    config = tmp_path / "sfumato.toml"
+    config.write_text(
+        '[telemetry]\nservice_name = "svc"\nbackend = "otlp"\n'
+        'otlp_endpoint = "http://127.0.0.1:1"\n',
+        encoding="utf-8",
+    )
+    assert main(["doctor", str(config), "--timeout", "0.2"]) == 1  # a finding: nothing listens
+    out, err = capsys.readouterr()
+    assert "127.0.0.1:1" in out  # otlp-probes probed the endpoint
+    assert "error:" not in err  # asked or not (the first answer wins), it broke nothing
+    from sfumato.cli._extensions import instruments
+
+    found = instruments()
+    assert "narrative.execution.duration" in found  # Botticelli's, despite the faulty one
+    assert "failed in sfumato_metric_instruments" in capsys.readouterr().err

@@ -320,3 +320,41 @@ def test_the_http_byte_path_is_taken_only_where_the_sdk_exports_as_expected() ->
 
     assert http_bytes_fit(OTLPSpanExporter)
     assert not http_bytes_fit(Changed)
+
+
+def test_zero_and_minus_zero_and_nan_are_not_mixed_up_by_the_cache() -> None:
+    """The key/value cache is keyed by value, and 0.0 == -0.0: each keeps its own bytes."""
+    from sfumato.plugins.local.otlp_json import to_line
+
+    batch = [
+        ReadableSpan(
+            name="s",
+            context=SpanContext(1, n + 1, False),
+            resource=Resource({}),
+            attributes={"z": value, "n": math.nan},
+            start_time=1,
+            end_time=2,
+        )
+        for n, value in enumerate((0.0, -0.0, 0.0, -0.0))
+    ]
+    assert encode_spans(batch) == sdk_spans(batch).SerializeToString()
+    assert encode_spans_json(batch) == to_line(sdk_spans(batch), "traces")
+
+
+def test_a_lone_surrogate_in_the_local_store_goes_the_sdks_way() -> None:
+    """No UTF-8 form: the line is the SDK's (which leaves that attribute out), decodable."""
+    from sfumato.plugins.local.otlp_json import decode_line, encode_spans_line, to_line
+
+    span = ReadableSpan(
+        name="s",
+        context=SpanContext(1, 2, False),
+        resource=Resource({}),
+        attributes={"bad": "a\ud800b", "good": "ok"},
+        start_time=1,
+        end_time=2,
+    )
+    line = encode_spans_line([span])
+    assert line == to_line(sdk_spans([span]), "traces")
+    decoded = decode_line(line, "traces")
+    keys = [kv.key for kv in decoded.resource_spans[0].scope_spans[0].spans[0].attributes]
+    assert keys == ["good"]

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from .._host import HookFailure, PluginHost
 from ..alerts import Instrument
 
-__all__ = ["cli_plugins", "instruments"]
+__all__ = ["answers", "cli_plugins", "instruments"]
 
 
 def cli_plugins(disabled: list[str] | None = None) -> tuple[PluginHost, list[HookFailure]]:
@@ -35,14 +36,37 @@ def warn(failures: list[HookFailure]) -> None:
         print(f"warning: {failure.message}", file=sys.stderr)
 
 
+def answers(host: PluginHost, hook: str, **kwargs: Any) -> Iterator[Any]:
+    """Each command-line plugin's answer to ``hook``, in the order pluggy would ask them
+    (the last registered first), None answers left out. A plugin whose hook raises is said
+    on stderr and skipped, so one broken plugin does not take a command down; a
+    ``ConfigError`` (a problem with the config the plugin reports) goes to the caller."""
+    from .._errors import ConfigError
+
+    for impl in reversed(getattr(host.pm.hook, hook).get_hookimpls()):
+        try:
+            answer = impl.function(**{name: kwargs[name] for name in impl.argnames})
+        except ConfigError:
+            raise
+        except Exception as exc:
+            print(
+                f"warning: plugin {impl.plugin_name!r} failed in {hook}: "
+                f"{type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            continue
+        if answer is not None:
+            yield answer
+
+
 def instruments(host: PluginHost | None = None) -> dict[str, Instrument]:
-    """Every instrument the command-line plugins know, by metric name (the first plugin to
-    name one wins)."""
+    """Every instrument the command-line plugins know, by metric name (the plugin asked
+    first wins)."""
     if host is None:
         host, _ = cli_plugins()
     found: dict[str, Instrument] = {}
-    answers: list[Mapping[str, Instrument] | None] = host.pm.hook.sfumato_metric_instruments()
-    for answer in reversed(answers):  # pluggy calls the last registered first
-        for name, instrument in (answer or {}).items():
+    answer: Mapping[str, Instrument]
+    for answer in answers(host, "sfumato_metric_instruments"):
+        for name, instrument in answer.items():
             found.setdefault(name, instrument)
     return found

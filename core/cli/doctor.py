@@ -26,7 +26,7 @@ from .. import _otel
 from .._errors import ConfigError
 from .._loading import LoadedConfig
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
-from ._extensions import cli_plugins
+from ._extensions import answers, cli_plugins
 from ._help import add_command, plural
 from ._output import load_or_report, print_json
 from ._probe import ProbeTarget, probe
@@ -156,16 +156,21 @@ def checks(loaded: LoadedConfig, timeout: float = 2.0) -> list[Check]:
     seen: set[tuple[str, str, int]] = set()
     connected: dict[tuple[str, int], Check] = {}
     probed: set[tuple[str, ProbeTarget]] = set()
-    hook = cli_plugins()[0].pm.hook.sfumato_doctor_endpoint
+    plugins = cli_plugins()[0]
     for node in plan.exporters:
         try:
-            answer: DoctorEndpoint | None = hook(
-                exporter=node.plugin,
-                options=node.options,
-                settings=settings,
-                signals=[s for s in SIGNALS if s in node.signals],
-                key=str(node.key),
-                timeout=timeout,
+            answer: DoctorEndpoint | None = next(
+                answers(
+                    plugins,
+                    "sfumato_doctor_endpoint",
+                    exporter=node.plugin,
+                    options=node.options,
+                    settings=settings,
+                    signals=[s for s in SIGNALS if s in node.signals],
+                    key=str(node.key),
+                    timeout=timeout,
+                ),
+                None,
             )
         except ConfigError as exc:
             results.append(Check("FAIL", f"{_label(node)}: {exc.message}", exporter=node.label))
