@@ -1,15 +1,21 @@
-"""A bounded export queue with one worker thread, shared by spans and log records.
+"""A bounded export queue with its export workers, shared by spans and log records.
 
 The caller's thread does as little as possible: a length check, one ``deque.append`` and, when
 a batch is full, one ``Event.set``. Everything else (batching, export, retries, accounting)
-happens on the worker. Drops are counted by reason, never logged per item, and ``shutdown``
+happens on the workers. Drops are counted by reason, never logged per item, and ``shutdown``
 returns within its deadline whatever the exporter does.
+
+``workers`` export threads take batches from the one queue, so that many export calls are in
+flight at once: while one batch waits for the backend's answer the next is encoded and sent
+(one synchronous worker is bound by the round trip, not by its CPU). A flush returns once
+every batch taken before it has been answered, and shutdown counts every batch still in
+flight. Only exporters that may be called from several threads at once get more than one.
 
 A batch whose export fails is not dropped at once: the worker keeps it and tries again with
 a growing back-off (0.5 s doubling to 5 s) for up to ``retry_s``, so what was queued during a
 short outage is delivered when the backend is back. Meanwhile newer items wait in the queue
-behind it, in order, and beyond ``max_queue_size`` they are dropped as ``queue_full``: memory
-stays bounded by ``max_queue_size + batch_size`` items. A batch still failing after
+(or go out through another worker), and beyond ``max_queue_size`` they are dropped as
+``queue_full``: memory stays bounded by ``max_queue_size + workers * batch_size`` items. A batch still failing after
 ``retry_s`` (a long outage) is counted as ``export_failed`` and the next one is tried.
 
 Under overload the queue drops whole units, by priority. A span queue knows each span's
@@ -167,8 +173,10 @@ class ExportQueue(Generic[T]):
         retry_ms: int = 0,
         block_ms: int = 0,
         unit_of: Callable[[T], Hashable] | None = None,
+        workers: int = 1,
     ) -> None:
         self.exporter = exporter
+        self.workers = max(1, workers)
         self.signal = signal
         self.batch_size = batch_size
         self.delay = delay_ms / 1000
@@ -195,9 +203,14 @@ class ExportQueue(Generic[T]):
         self._flushed = threading.Condition()
         self._flush_requests = 0
         self._flush_done = 0
+        # Batches taken, and the numbers of those still in flight (with several workers, a
+        # flush waits for those taken before it, not for later ones).
+        self._taken = 0
+        self._open: set[int] = set()
+        self._answered = threading.Condition()  # a batch's export ended (workers > 1)
         self._closed = False
-        # The batch inside exporter.export(): counted as dropped.shutdown if shutdown gives up
-        # on it, and then not counted again when (if ever) the export returns.
+        # The batches inside exporter.export(): counted as dropped.shutdown if shutdown gives
+        # up on them, and then not counted again when (if ever) the exports return.
         self._inflight = 0
         self._abandoned = False
         self._exporter_stopped = False  # shutdown called exporter.shutdown() mid-export
@@ -236,10 +249,25 @@ class ExportQueue(Generic[T]):
             os.register_at_fork(after_in_child=after_in_child)
 
     def _start_worker(self) -> None:
-        self._worker = threading.Thread(
-            target=self._run, name=f"sfumato-export-{self.signal}-{self.name}", daemon=True
-        )
-        self._worker.start()
+        name = f"sfumato-export-{self.signal}-{self.name}"
+        self._threads = [
+            threading.Thread(
+                target=self._run,
+                args=(i == 0,),
+                name=name if i == 0 else f"{name}-{i + 1}",
+                daemon=True,
+            )
+            for i in range(self.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _alive(self) -> list[threading.Thread]:
+        return [t for t in self._threads if t.is_alive()]
+
+    def _join(self, deadline: float) -> None:
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _after_fork(self) -> None:
         if self._pid == os.getpid():
@@ -258,6 +286,8 @@ class ExportQueue(Generic[T]):
         self._stop = threading.Event()
         self._flushed = threading.Condition()
         self._flush_requests = self._flush_done = 0
+        self._answered = threading.Condition()
+        self._open = set()
         self._pid = os.getpid()
         if not self._closed:
             self._start_worker()
@@ -339,11 +369,12 @@ class ExportQueue(Generic[T]):
     def _strand_check(self) -> None:
         """An item was appended as shutdown closed the queue: once the worker is gone,
         nothing will send it, so it is counted as dropped.shutdown (never left stranded)."""
-        worker = self._worker
-        if worker.is_alive() and worker is not threading.current_thread():
-            worker.join(0.05)
-            if worker.is_alive():
-                return  # the worker drains it before it exits
+        others = [t for t in self._alive() if t is not threading.current_thread()]
+        if others:
+            for worker in others:
+                worker.join(0.05)
+            if self._alive():
+                return  # a worker drains it before it exits
         with self._account:
             left = len(self._queue) + len(self._urgent)
             if not left:
@@ -487,24 +518,26 @@ class ExportQueue(Generic[T]):
 
     # -- worker ------------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, first: bool) -> None:
         token = attach(suppressed_context())
         _WORKERS.add(threading.get_ident())
         try:
             while True:
                 # Woken early means a batch filled up: send full batches only. A timeout
-                # means the delay passed: send everything, partial batch included.
+                # means the delay passed: the first worker sends everything, partial batch
+                # included (the others send full batches only).
                 woken = self._wake.wait(self.delay)
                 self._wake.clear()
                 with self._flushed:
                     flush_to = self._flush_requests
                 flushing = flush_to != self._flush_done
-                if self._shed or self._shed_old:
+                if first and (self._shed or self._shed_old):
                     self._age_shed()
-                self._drain(everything=not woken or flushing)
+                self._drain(everything=(first and not woken) or flushing)
                 if flush_to != self._flush_done:
+                    self._settle(self._taken)
                     with self._flushed:
-                        self._flush_done = flush_to
+                        self._flush_done = max(self._flush_done, flush_to)
                         self._flushed.notify_all()
                 if self._closed:
                     # Shutdown may have begun while a batch was being exported: what arrived
@@ -540,9 +573,29 @@ class ExportQueue(Generic[T]):
                 return
             with self._account:
                 batch = self._take()
+                self._taken += 1
+                ticket = self._taken
+                self._open.add(ticket)
             self._made_room()
-            if batch:
-                self._export(batch)
+            try:
+                if batch:
+                    self._export(batch)
+            finally:
+                self._open.discard(ticket)
+                if self.workers > 1:
+                    with self._answered:
+                        self._answered.notify_all()
+
+    def _settle(self, upto: int) -> None:
+        """Wait until every batch taken up to number ``upto`` has been answered (those
+        other workers took before a flush)."""
+        if self.workers == 1:
+            return
+        with self._answered:
+            while (
+                self._open and min(self._open) <= upto and not self._abandoned and not self._closed
+            ):
+                self._answered.wait(0.1)
 
     def _take(self) -> list[T]:
         """The next batch (under ``_account``): what a tail policy kept first; the spans of
@@ -568,7 +621,7 @@ class ExportQueue(Generic[T]):
         else:
             while queue and len(batch) < size:
                 batch.append(queue.popleft())
-        self._inflight = len(batch)
+        self._inflight += len(batch)
         self._relimit()
         return batch
 
@@ -636,7 +689,8 @@ class ExportQueue(Generic[T]):
                             f"{self.signal}.export_failed.{status or 'unreachable'}", self.name
                         ).add(len(batch))
                         self._losses.lose("export_failed", len(batch))
-                        if status in SIGNAL_REFUSED:
+                        if status in SIGNAL_REFUSED and self.refused is None:
+                            # Once, however many workers' batches the backend refused.
                             self.refused = status
                             self._losses.stats.part(f"{self.signal}.refused", self.name).incr()
             if not ok:
@@ -734,7 +788,7 @@ class ExportQueue(Generic[T]):
         """Export everything queued; False if the deadline passed first, or if anything
         this queue had accepted was dropped since the last flush (refused by the backend,
         failing past ``retry_s``)."""
-        if self._closed or not self._worker.is_alive():
+        if self._closed or not self._alive():
             return not self._queue and not self._urgent
         deadline = time.monotonic() + timeout
         with self._flushed:
@@ -771,13 +825,13 @@ class ExportQueue(Generic[T]):
         # early: that cuts its retry back-off short, so the batch ends, counted as
         # dropped.shutdown, instead of being abandoned mid-call.
         reserve = min(timeout / 4, 0.5)
-        self._worker.join(max(0.0, deadline - reserve - time.monotonic()))
-        if self._worker.is_alive() and stop is not None:
+        self._join(deadline - reserve)
+        if self._alive() and stop is not None:
             self._exporter_stopped = True
             closer = threading.Thread(target=_quietly, args=(stop,), daemon=True)
             closer.start()
-            self._worker.join(max(0.0, deadline - time.monotonic()))
-        clean = not self._worker.is_alive()
+            self._join(deadline)
+        clean = not self._alive()
         not_done = not clean
         with self._account:
             left = len(self._queue) + len(self._urgent)

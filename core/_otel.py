@@ -1415,22 +1415,33 @@ class GrpcStatus:
     the stub it calls: this wraps the ``_client`` that ``_initialize_channel_and_stub``
     makes. Should a later SDK rename them, the hook does nothing and every failure is
     treated as retryable.
+
+    The status is the calling thread's: export workers may call ``export`` at once
+    (``sfumato_concurrent``), each reading the failure of its own call.
     """
 
-    _sfumato_last: tuple[str, float | None, str] | None = None
+    sfumato_concurrent = True
+    _sfumato_calls: threading.local | None = None
 
     def _initialize_channel_and_stub(self) -> None:
+        if self._sfumato_calls is None:
+            self._sfumato_calls = threading.local()
         super()._initialize_channel_and_stub()  # type: ignore[misc]
         client = getattr(self, "_client", None)
         if client is not None and not isinstance(client, _RecordingStub):
             self._client = _RecordingStub(client, self)
 
     def export(self, batch: Any, *args: Any, **kwargs: Any) -> Any:
-        self._sfumato_last = None
+        self.sfumato_record(None)
         return super().export(batch, *args, **kwargs)  # type: ignore[misc]
 
+    def sfumato_record(self, failure: tuple[str, float | None, str] | None) -> None:
+        if self._sfumato_calls is not None:
+            self._sfumato_calls.last = failure
+
     def sfumato_failure(self) -> tuple[str, float | None, str] | None:
-        return self._sfumato_last
+        last: tuple[str, float | None, str] | None = getattr(self._sfumato_calls, "last", None)
+        return last
 
 
 class _RecordingStub:
@@ -1458,7 +1469,7 @@ class _RecordingStub:
                     delay = parsed.retry_delay.seconds + parsed.retry_delay.nanos / 1e9
             except Exception:
                 delay = None  # a malformed RetryInfo: the code still counts, without a delay
-            self._owner._sfumato_last = (code, delay, str(getattr(self._owner, "_endpoint", "")))
+            self._owner.sfumato_record((code, delay, str(getattr(self._owner, "_endpoint", ""))))
             raise
 
     def __getattr__(self, name: str) -> Any:

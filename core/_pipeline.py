@@ -204,6 +204,8 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
             retry_ms=settings.export_retry_ms,
             block_ms=settings.block_ms if settings.on_full == "block" else 0,
             unit_of=trace_id_of if signal == "traces" else None,
+            # Several calls at once only where the exporter says it takes them.
+            workers=settings.export_workers if _concurrent(exporter) else 1,
         )
         queues.append(q)
         return q
@@ -215,6 +217,10 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
         # exporter's connection or a pull exporter's listening port.
         _discard(queues, context.built)
         raise
+
+
+def _concurrent(exporter: Any) -> bool:
+    return getattr(exporter, "sfumato_concurrent", False) is True
 
 
 def _discard(queues: list[ExportQueue[Any]], built: dict[tuple[str, Signal], Any]) -> None:

@@ -347,6 +347,14 @@ class Settings(_Redacted, _Strict):
     block_ms: Annotated[int, Field(ge=1, le=HOUR_MS)] = Field(
         default=1000, description="With on_full = 'block': the longest a caller waits for room."
     )
+    export_workers: Annotated[int, Field(ge=1, le=16)] = Field(
+        default=2,
+        description=(
+            "Export calls in flight at once per OTLP exporter: while one batch waits for "
+            "the backend's answer, the next is encoded and sent. Exporters that cannot be "
+            "called from several threads (the local store, the console) use one."
+        ),
+    )
     export_timeout_ms: Annotated[int, Field(ge=1, le=HOUR_MS)] = Field(
         default=10_000, description="Deadline for one export call."
     )

@@ -226,7 +226,21 @@ def _recording_session(verify: bool | str | None = None) -> Any:
     import requests
 
     class RecordingSession(requests.Session):
-        last: tuple[str, float | None, str] | None = None
+        """``last``: the status of the calling thread's last request (export workers may
+        send at once)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._calls = threading.local()
+
+        @property
+        def last(self) -> tuple[str, float | None, str] | None:
+            value: tuple[str, float | None, str] | None = getattr(self._calls, "last", None)
+            return value
+
+        @last.setter
+        def last(self, value: tuple[str, float | None, str] | None) -> None:
+            self._calls.last = value
 
         def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
             if verify is not None:
@@ -275,7 +289,10 @@ def _retry_after(value: str | None) -> float | None:
 
 class _HttpStatus:
     """Mixed into the SDK's OTLP/HTTP exporters: ``sfumato_failure()`` is the status of the
-    last failed export, from the session the exporter was given (public API only)."""
+    calling thread's last failed export, from the session the exporter was given (public API
+    only); export workers may call ``export`` at once."""
+
+    sfumato_concurrent = True
 
     _sfumato_session: Any
 

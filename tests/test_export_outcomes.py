@@ -125,12 +125,14 @@ def test_a_permanent_error_is_final_counted_by_status_and_explained_once(
     key = str(status)
     assert stats.get("traces.export.retries", 0) == 0
     if key in SIGNAL_REFUSED:
-        # One request: the backend takes no traces, so nothing more is sent to it, and what
-        # followed the refused batch is dropped as refused.
-        assert receiver.requests["traces"] == 1
-        assert stats["traces.dropped.export_failed"] == 10
-        assert stats[f"traces.export_failed.{key}"] == 10
-        assert stats["traces.dropped.refused"] == 20
+        # One request per export worker at most (two were in flight before the first
+        # answer): the backend takes no traces, so nothing more is sent to it, and what
+        # followed the refused batches is dropped as refused.
+        sent = receiver.requests["traces"]
+        assert 1 <= sent <= 2
+        assert stats["traces.dropped.export_failed"] == 10 * sent
+        assert stats[f"traces.export_failed.{key}"] == 10 * sent
+        assert stats["traces.dropped.refused"] == 30 - 10 * sent
         exporter = "otlp-grpc" if protocol == "grpc" else "otlp-http"
         assert stats[f"exporters.{exporter}.traces.refused"] == 1
         assert stats["traces.refused"] == 1
@@ -209,9 +211,12 @@ def test_counters_are_kept_per_exporter_and_losses_are_reported_by_where(
     assert stats[f"{grpc}traces.exported"] == 25
     assert stats[f"{http}traces.exported"] == 0
     assert stats["traces.exported"] == 25
-    assert stats[f"{http}traces.dropped.export_failed"] == 10
-    assert stats[f"{http}traces.export_failed.404"] == 10
-    assert stats[f"{http}traces.dropped.refused"] == 15
+    # A batch per export worker may have been in flight when the first 404 came back.
+    refused_batches = stats[f"{http}traces.dropped.export_failed"] // 10
+    assert refused_batches in (1, 2), stats
+    assert stats[f"{http}traces.dropped.export_failed"] == 10 * refused_batches
+    assert stats[f"{http}traces.export_failed.404"] == 10 * refused_batches
+    assert stats[f"{http}traces.dropped.refused"] == 25 - 10 * refused_batches
     assert stats[f"{http}traces.refused"] == 1
     assert f"{grpc}traces.refused" not in stats
     for prefix in (grpc, http):  # the sum holds per exporter too
