@@ -15,8 +15,9 @@ A batch whose export fails is not dropped at once: the worker keeps it and tries
 a growing back-off (0.5 s doubling to 5 s) for up to ``retry_s``, so what was queued during a
 short outage is delivered when the backend is back. Meanwhile newer items wait in the queue
 (or go out through another worker), and beyond ``max_queue_size`` they are dropped as
-``queue_full``: memory stays bounded by ``max_queue_size + workers * batch_size`` items. A batch still failing after
-``retry_s`` (a long outage) is counted as ``export_failed`` and the next one is tried.
+``queue_full``: memory stays bounded by ``max_queue_size + workers * batch_size`` items. A
+batch still failing after ``retry_s`` (a long outage) is counted as ``export_failed`` and the
+next one is tried.
 
 Under overload the queue drops whole units, by priority. A span queue knows each span's
 trace (``unit_of``); a tail sampler hands it whole local traces (``put_unit``), with the

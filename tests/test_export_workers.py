@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 import sfumato
-from sfumato._export_queue import ExportQueue
 from opentelemetry.sdk.trace.export import SpanExportResult
+from sfumato._export_queue import ExportQueue
 from sfumato._stats import Stats
 
 Item = tuple[str, int]
@@ -172,7 +172,7 @@ def test_a_failing_batch_retried_by_one_worker_does_not_hold_up_the_other() -> N
 def test_workers_restart_in_a_forked_child() -> None:
     import os
 
-    queue, stats = make(Slow(0.0), workers=2)
+    queue, _ = make(Slow(0.0), workers=2)
     pid = os.fork()
     if pid == 0:  # the child: its own two workers export what it queues
         code = 1
