@@ -1,5 +1,13 @@
 """Shared machinery of the benchmark suite: the shipped configurations, the bare-SDK
-baselines, the reference workload in two forms, and an interleaved-rounds timer.
+baselines, the reference workload in two forms, a Rotel to export to, and an
+interleaved-rounds timer.
+
+Every pipeline runs in one of two forms. **Full** (``endpoint`` given): exactly as shipped,
+its OTLP exporters sending to a Rotel on loopback that drops what it receives (its CPU is
+another process's), the bare SDK with its OTLP/gRPC exporter to the same Rotel; each timed
+block ends with a flush of the span queues inside the timing, so the export of a block's
+spans is counted in that block, never in the next side's. **Hot path only** (no endpoint):
+the exporters behind the queues replaced by null ones, which leaves out encoding and sending.
 
 Method (see docs/benchmarks.md): every figure is a ratio measured in one run. The overhead of
 a configuration is its telemetry cost per narrative (the reference narrative with no CPU work,
@@ -13,34 +21,45 @@ from __future__ import annotations
 
 import gc
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sfumato
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
 from sfumato._telemetry import _install_globals
 from sfumato.plugins.botticelli.simulator import reference_narrative, reference_narrative_bare
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from receivers import _wait_for_port, free_port, require, rotel_binary
+
 __all__ = [
     "BASELINES",
     "CONFIGS",
     "NARRATIVE_CPU_MS",
     "SPANS_PER_NARRATIVE",
+    "CountingExporter",
     "NullMetricExporter",
     "NullSpanExporter",
     "Rounds",
+    "Running",
     "api_narrative",
     "baseline_provider",
     "configured",
     "interleaved",
     "results",
+    "rotel",
 ]
 
 SPANS_PER_NARRATIVE = 10
@@ -57,6 +76,7 @@ PRODUCTION_SAMPLER: dict[str, Any] = {
     },
 }
 _TRACES_ONLY: dict[str, Any] = {"metrics": {"enabled": False}, "logs": {"enabled": False}}
+# The endpoint is Rotel's (full pipeline), or the exporters are replaced (hot path only).
 _OTLP: dict[str, Any] = {"backend": "otlp", "otlp_endpoint": "http://127.0.0.1:4317"}
 
 # name -> configure() keyword arguments (METRICS: the ones whose narratives record metrics)
@@ -112,59 +132,151 @@ class NullMetricExporter(MetricExporter):
         pass
 
 
+@dataclass
+class Running:
+    """A pipeline in place: ``flush()`` sends what its span queues hold and waits for it;
+    ``dropped()`` counts the spans it lost (a measurement is void if any)."""
+
+    flush: Callable[[], Any]
+    dropped: Callable[[], int]
+    handle: sfumato.Telemetry | None = None
+
+
+def _options(name: str, endpoint: str | None) -> dict[str, Any]:
+    options = dict(CONFIGS[name])
+    if endpoint is not None and "otlp_endpoint" in options:
+        options["otlp_endpoint"] = endpoint
+        options["insecure"] = True
+    return options
+
+
 @contextmanager
-def configured(name: str) -> Iterator[tuple[sfumato.Telemetry, NullSpanExporter]]:
-    """``sfumato.configure()`` with configuration ``name``, its OTLP exporters replaced by
-    null ones (the whole shipped pipeline runs; only the network is left out)."""
-    handle = sfumato.configure(None, service_name="bench", **CONFIGS[name])
-    null = NullSpanExporter()
+def configured(name: str, endpoint: str | None = None) -> Iterator[Running]:
+    """``sfumato.configure()`` with configuration ``name``: exporting to ``endpoint`` (the
+    full pipeline) or, without one, its exporters replaced by null ones (hot path only)."""
+    handle = sfumato.configure(None, service_name="bench", **_options(name, endpoint))
     pipes = handle._pipes
-    if pipes is not None:
+    if pipes is not None and endpoint is None:
+        null = NullSpanExporter()
         for queue in pipes.queues:
             queue.exporter = null
         for reader in pipes.readers:
             if hasattr(reader, "_exporter"):
                 reader._exporter = NullMetricExporter()
+
+    provider_flush = getattr(handle.tracer_provider, "force_flush", None)
+
+    def flush() -> None:
+        # The spans only (the tail stage hands what it decided to the queues, which send
+        # it): a metric export belongs to its interval, not to a block.
+        if provider_flush is not None:
+            provider_flush(30_000)
+
+    def dropped() -> int:
+        return sum(v for k, v in handle.stats().items() if k.startswith("traces.dropped."))
+
     try:
-        yield handle, null
+        yield Running(flush, dropped, handle)
     finally:
-        handle.shutdown(timeout=2.0)
+        handle.shutdown(timeout=5.0)
 
 
-def _null_batch() -> BatchSpanProcessor:
-    return BatchSpanProcessor(NullSpanExporter(), max_queue_size=2048, max_export_batch_size=512)
+def _batch(endpoint: str | None) -> tuple[BatchSpanProcessor, Callable[[], int]]:
+    if endpoint is None:
+        exporter: SpanExporter = NullSpanExporter()
+    else:
+        exporter = CountingExporter(OTLPSpanExporter(endpoint=endpoint, insecure=True))
+    processor = BatchSpanProcessor(exporter)
+    return processor, getattr(exporter, "failed", lambda: 0)
 
 
-def _sdk_always_on() -> TracerProvider:
-    provider = TracerProvider(sampler=ALWAYS_ON, shutdown_on_exit=False)
-    provider.add_span_processor(_null_batch())
-    return provider
+class CountingExporter(SpanExporter):
+    """The SDK's OTLP exporter, counting the spans of batches it failed to send."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+        self.lost = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        result = self.inner.export(spans)
+        if result is not SpanExportResult.SUCCESS:
+            self.lost += len(spans)
+        return result
+
+    def failed(self) -> int:
+        return self.lost
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
 
 
-def _sdk_parent_ratio() -> TracerProvider:
-    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.1)), shutdown_on_exit=False)
-    provider.add_span_processor(_null_batch())
-    return provider
+def _sdk_provider(sampler: Any, endpoint: str | None) -> tuple[TracerProvider, Callable[[], int]]:
+    provider = TracerProvider(
+        sampler=sampler,
+        resource=Resource.create({"service.name": "bench"}),
+        shutdown_on_exit=False,
+    )
+    processor, failed = _batch(endpoint)
+    provider.add_span_processor(processor)
+    return provider, failed
 
 
-# The bare SDK configured by hand for the same job.
-BASELINES: dict[str, Callable[[], TracerProvider]] = {
-    "sdk AlwaysOn+Batch": _sdk_always_on,
-    "sdk ParentBased(Ratio 0.1)+Batch": _sdk_parent_ratio,
+# The bare SDK configured by hand for the same job: AlwaysOn or ParentBased(ratio 0.1),
+# BatchSpanProcessor with its defaults, the SDK's OTLP/gRPC exporter (or a null one).
+BASELINES: dict[str, Any] = {
+    "sdk AlwaysOn+Batch": ALWAYS_ON,
+    "sdk ParentBased(Ratio 0.1)+Batch": ParentBased(TraceIdRatioBased(0.1)),
 }
 
 
 @contextmanager
-def baseline_provider(name: str) -> Iterator[TracerProvider]:
-    """A bare-SDK provider installed as the global one (so the helpers use it too)."""
-    provider = BASELINES[name]()
-    _install_globals(None)
-    trace.set_tracer_provider(provider)
+def sdk_pipeline(
+    name: str, endpoint: str | None = None
+) -> Iterator[tuple[TracerProvider, Running]]:
+    """A bare-SDK pipeline (not installed globally)."""
+    provider, failed = _sdk_provider(BASELINES[name], endpoint)
     try:
-        yield provider
+        yield provider, Running(lambda: provider.force_flush(30_000), failed)
     finally:
         provider.shutdown()
+
+
+@contextmanager
+def baseline_provider(name: str, endpoint: str | None = None) -> Iterator[Running]:
+    """A bare-SDK pipeline installed as the global provider (so the helpers use it too)."""
+    with sdk_pipeline(name, endpoint) as (provider, running):
         _install_globals(None)
+        trace.set_tracer_provider(provider)
+        try:
+            yield running
+        finally:
+            _install_globals(None)
+
+
+@contextmanager
+def rotel() -> Iterator[str]:
+    """A Rotel on loopback that drops what it receives; yields its OTLP/gRPC endpoint."""
+    binary = require(rotel_binary(), "rotel-agent (pip install rotel)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary, "start",
+            "--otlp-grpc-endpoint", f"127.0.0.1:{port}",
+            "--otlp-http-endpoint", f"127.0.0.1:{free_port()}",
+            "--exporter", "blackhole",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 _TYPE = "content_generation"
@@ -215,10 +327,16 @@ class Rounds:
 
 
 def interleaved(
-    sides: dict[str, Callable[[], Any]], *, rounds: int, calls: int, warmup: int = 1
+    sides: dict[str, Callable[[], Any]],
+    *,
+    rounds: int,
+    calls: int,
+    warmup: int = 1,
+    settle: dict[str, Callable[[], Any]] | None = None,
 ) -> Rounds:
     """Time each side ``calls`` times per round, the sides interleaved in every round (the
-    order rotating).
+    order rotating). ``settle[side]``, when given, runs once at the end of each of that
+    side's blocks, inside the timing (a flush: the block's export is counted in it).
 
     Every timed block starts from a full collection (untimed). Without it the cyclic
     collector's rhythm, set by the work's own allocations, falls on the same side round
@@ -226,19 +344,25 @@ def interleaved(
     a block the collector runs as usual, so the collections a side's allocations cause
     are counted in its time."""
     names = list(sides)
+    settle = settle or {}
     out = Rounds({n: [] for n in names})
     for _ in range(warmup):
         for n in names:
             for _ in range(calls):
                 sides[n]()
+            if n in settle:
+                settle[n]()
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for n in order:
             fn = sides[n]
+            after = settle.get(n)
             gc.collect()
             start = CLOCK()
             for _ in range(calls):
                 fn()
+            if after is not None:
+                after()
             out.samples[n].append((CLOCK() - start) / calls)
     return out
 

@@ -66,7 +66,9 @@ def test_configure_time(benchmark: Any) -> None:
 def buffered_trace_bytes(traces: int = 500) -> tuple[float, int]:
     """Bytes held per open trace of nine ended spans (its root still running) under the
     production configuration, and the number of traces the tail processor held."""
-    with configured(PRODUCTION) as (handle, _):
+    with configured(PRODUCTION) as running:
+        handle = running.handle
+        assert handle is not None
         tracer = trace.get_tracer("bench")
         tail = handle.tracer_provider._active_span_processor._span_processors[0]
         roots = []
