@@ -1,8 +1,9 @@
 """A simulated Botticelli bot server: deterministic for a seed, fully instrumented.
 
 Bots start runs drawn from a mix of narrative types. A ``content_generation`` run goes
-through acts, each with an LLM call (real CPU work building a prompt document and the JSON
-reply, plus an optional simulated latency) and a JSON parse that fails at a configured rate.
+through acts, each with an LLM call (real CPU work rendering a prompt and building the JSON
+reply, plus an optional simulated latency), a JSON parse that fails at a configured rate, and
+the parsed reply interpreted (validated into typed objects and ranked).
 Each generated item is stored as a row with its trace carrier; curation picks it up later
 (continuing the generation's trace) and approves or rejects it; approved items are posted
 in a trace of their own linked back to curation, and posting fails at a configured rate.
@@ -13,8 +14,9 @@ estimated against what really happened. All random draws come from one ``random.
 in a fixed order, so the same config gives the same runs, failures and trace structure.
 
 ``reference_narrative()`` is the fixed workload benchmarks measure: one narrative of three
-acts, ten spans, about ``cpu_ms`` of CPU work; ``reference_narrative_bare()`` does the same
-work with no telemetry at all.
+acts, ten spans, about ``cpu_ms`` of CPU work (two thirds interpreted Python, one third
+C-level JSON: see ``workload``); ``reference_narrative_bare()`` does the same work with no
+telemetry at all.
 """
 
 from __future__ import annotations
@@ -212,18 +214,21 @@ class _Server:
             self.metrics.record_db_query(time.perf_counter() - start, operation, "content")
 
     def _llm_act(self, narrative_type: str, act_name: str, topic: str) -> int:
-        """One act with an LLM call and a JSON parse; returns tokens used, raises on a bad
-        reply. Draws: model, prompt tokens, completion tokens, parse failure."""
+        """One act with an LLM call, a JSON parse and the parsed reply interpreted; returns
+        tokens used, raises on a bad reply. Draws: model, prompt tokens, completion tokens,
+        parse failure."""
         rng = self.rng
         model = rng.choice(self.config.models)
         prompt, completion = rng.randint(200, 1200), rng.randint(50, 600)
         corrupt = rng.random() < self.config.json_failure_rate
         result = self.result
+        workload = self.workload
         started = time.perf_counter()
         try:
             with act(act_name, metrics=self.metrics, record_metrics=self.record):
                 with llm_call(model) as call:
-                    reply = self.workload.build_reply(topic, act_name, corrupt=corrupt)
+                    workload.build_prompt(topic, act_name)
+                    reply = workload.build_reply(topic, act_name, corrupt=corrupt)
                     if self.config.latency_ms:
                         time.sleep(self.config.latency_ms / 1000 * self.jitter.uniform(0.5, 1.5))
                     call.record_tokens(prompt, completion)
@@ -234,7 +239,8 @@ class _Server:
                 if self.record and narrative_type != "content_generation":
                     # Generation runs report their tokens in record_generation*().
                     self.metrics.record_tokens(prompt + completion, topic, model)
-                parse_json(reply, metrics=self.metrics, record_metrics=self.record)
+                parsed = parse_json(reply, metrics=self.metrics, record_metrics=self.record)
+                workload.interpret(parsed)
         finally:
             result.spans += 3
             result.acts[act_name] += 1
@@ -369,7 +375,8 @@ class _Server:
         workload = self.workload
 
         def format_post() -> None:
-            workload.parse(workload.build_reply(row.topic, "format"))
+            workload.build_prompt(row.topic, "format")
+            workload.interpret(workload.parse(workload.build_reply(row.topic, "format")))
 
         def publish() -> None:
             start = time.perf_counter()
@@ -465,8 +472,10 @@ def reference_narrative(
     cpu_ms: float = 10.0, *, latency_ms: float = 0.0, record_metrics: bool = True
 ) -> None:
     """One narrative of three acts, each with an act, an LLM-call and a JSON-parse span: ten
-    spans in all, about ``cpu_ms`` of CPU work, and (unless ``record_metrics`` is false) the
-    narrative and act histograms and the parse counters."""
+    spans in all, and (unless ``record_metrics`` is false) the narrative and act histograms
+    and the parse counters, around ``cpu_ms`` of CPU work: about two thirds interpreted
+    (rendering the prompt, building the reply, interpreting the parsed reply), one third
+    C-level JSON (``json.dumps`` of the reply, ``json.loads`` in the parse)."""
     workload = workload_for(cpu_ms / len(REFERENCE_ACTS))
     with narrative(
         "content_generation",
@@ -477,18 +486,21 @@ def reference_narrative(
         for name in REFERENCE_ACTS:
             with act(name, record_metrics=record_metrics):
                 with llm_call(REFERENCE_MODEL) as call:
+                    workload.build_prompt(REFERENCE_TOPIC, name)
                     reply = workload.build_reply(REFERENCE_TOPIC, name)
                     if latency_ms:
                         time.sleep(latency_ms / 1000)
                     call.record_tokens(500, 200)
-                parse_json(reply, record_metrics=record_metrics)
+                parsed = parse_json(reply, record_metrics=record_metrics)
+                workload.interpret(parsed)
 
 
 def reference_narrative_bare(cpu_ms: float = 10.0, *, latency_ms: float = 0.0) -> None:
     """The same work as ``reference_narrative`` with no telemetry at all."""
     workload: Workload = workload_for(cpu_ms / len(REFERENCE_ACTS))
     for name in REFERENCE_ACTS:
+        workload.build_prompt(REFERENCE_TOPIC, name)
         reply = workload.build_reply(REFERENCE_TOPIC, name)
         if latency_ms:
             time.sleep(latency_ms / 1000)
-        workload.parse(reply)
+        workload.interpret(workload.parse(reply))
