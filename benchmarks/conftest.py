@@ -41,15 +41,18 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         w("pipeline: encoded and sent to Rotel, every thread's CPU; limit 1%. hot: null exporters")
         w("(the sdk rows: the bare SDK by the same method, for comparison, not limited)")
         w(
-            f"{'configuration':<34}{'us/span':>9}{'overhead':>10}{'halves':>13}{'hot':>8}"
-            f"{'A/B':>8}{'A/B null':>10}{'realistic':>11}{'A/B wall':>10}{'crossover':>11}"
+            f"{'configuration':<34}{'us/span':>9}{'x SDK':>7}{'overhead':>10}{'halves':>13}"
+            f"{'hot':>8}{'A/B':>8}{'A/B null':>10}{'realistic':>11}{'A/B wall':>10}"
+            f"{'crossover':>11}"
         )
+        sdk = overhead.get("sdk AlwaysOn+Batch", {}).get("us_per_narrative")
         for name, f in overhead.items():
             halves = f"{f['first_half_pct']:.2f}/{f['second_half_pct']:.2f}"
             hot = f"{f['hot_pct']:.2f}%" if "hot_pct" in f else "-"
+            ratio = f"{f['us_per_narrative'] / sdk:.2f}x" if sdk else "-"
             w(
-                f"{name:<34}{f['us_per_span']:>9.2f}{f['overhead_pct']:>9.2f}%{halves:>13}"
-                f"{hot:>8}{f['ab_pct']:>7.2f}%{f['ab_null_pct']:>9.2f}%"
+                f"{name:<34}{f['us_per_span']:>9.2f}{ratio:>7}{f['overhead_pct']:>9.2f}%"
+                f"{halves:>13}{hot:>8}{f['ab_pct']:>7.2f}%{f['ab_null_pct']:>9.2f}%"
                 f"{f['realistic_pct']:>10.3f}%{f['ab_wall_pct']:>9.2f}%{f['crossover_ms']:>9.2f}ms"
             )
     span_cost = results.get("span_cost")

@@ -20,6 +20,7 @@ rounds are kept.
 from __future__ import annotations
 
 import gc
+import itertools
 import statistics
 import subprocess
 import sys
@@ -330,13 +331,14 @@ def interleaved(
     sides: dict[str, Callable[[], Any]],
     *,
     rounds: int,
-    calls: int,
+    calls: int | dict[str, int],
     warmup: int = 1,
     settle: dict[str, Callable[[], Any]] | None = None,
 ) -> Rounds:
     """Time each side ``calls`` times per round, the sides interleaved in every round (the
-    order rotating). ``settle[side]``, when given, runs once at the end of each of that
-    side's blocks, inside the timing (a flush: the block's export is counted in it).
+    order going through every permutation). ``settle[side]``, when given, runs once at the
+    end of each of that side's blocks, inside the timing (a flush: the block's export is
+    counted in it). ``calls`` may differ per side (a dict).
 
     Every timed block starts from a full collection (untimed). Without it the cyclic
     collector's rhythm, set by the work's own allocations, falls on the same side round
@@ -345,25 +347,30 @@ def interleaved(
     are counted in its time."""
     names = list(sides)
     settle = settle or {}
+    counts = calls if isinstance(calls, dict) else dict.fromkeys(names, calls)
     out = Rounds({n: [] for n in names})
     for _ in range(warmup):
         for n in names:
-            for _ in range(calls):
+            for _ in range(counts[n]):
                 sides[n]()
             if n in settle:
                 settle[n]()
+    # Every order of the sides in turn, so that each side follows each other side as often:
+    # what one side's block leaves behind (a collector's work, a timer's wake-up) falls on
+    # the others alike.
+    orders = list(itertools.permutations(names))
     for r in range(rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for n in order:
+        for n in orders[r % len(orders)]:
             fn = sides[n]
             after = settle.get(n)
+            count = counts[n]
             gc.collect()
             start = CLOCK()
-            for _ in range(calls):
+            for _ in range(count):
                 fn()
             if after is not None:
                 after()
-            out.samples[n].append((CLOCK() - start) / calls)
+            out.samples[n].append((CLOCK() - start) / count)
     return out
 
 

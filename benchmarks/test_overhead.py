@@ -1,9 +1,10 @@
 """sfumato's overhead on the reference Botticelli narrative, per shipped configuration, on
 the full pipeline: real encoding, sent to a Rotel on loopback, every thread's CPU.
 
-The enforced figure is CPU-bound: per-span cost x spans per narrative / the narrative's own
-cost, in interleaved rounds (median of paired differences over min of the work), each block
-of the instrumented side ending with a flush inside its timing. The hot path's cost alone
+The enforced figure is CPU-bound: the telemetry cost per narrative over the narrative's own
+cost, both timed in the same interleaved rounds (the median over rounds of each round's
+paired difference over that round's work), each block of the instrumented side ending with
+a flush inside its timing. The hot path's cost alone
 (exporters replaced by null ones) is reported beside it. The direct
 A/B figure (the narrative with its 10 ms of work, instrumented against bare) and the realistic
 form (50 ms of simulated LLM latency per call, on wall time) are reported beside it. The test
@@ -44,6 +45,10 @@ from sfumato.plugins.botticelli.simulator import reference_narrative, reference_
 LIMIT_PERCENT = 1.0
 LATENCY_MS = 50.0
 SDK = "sdk AlwaysOn+Batch"
+# Per narrative, export included, against the bare SDK's AlwaysOn + batch + OTLP in the same
+# run (the per-span table holds the plain-API limits, 0.2x and 0.35x).
+PRODUCTION_RATIO = 0.25
+ANY_RATIO = 0.4
 
 
 def pipeline(name: str, endpoint: str | None) -> AbstractContextManager[Running]:
@@ -66,13 +71,19 @@ def measure_overhead(
     metrics = name in METRICS
     with pipeline(name, endpoint) as running:
         flush = {"sfumato": running.flush}
+        # The narrative's own work is timed in the same rounds ("work"): each round's
+        # telemetry cost is divided by that round's work, so a host that changes speed
+        # between rounds moves both alike.
         cost = interleaved(
-            {"sfumato": helper_narrative(metrics), "bare": bare_narrative(0.0)},
+            {
+                "sfumato": helper_narrative(metrics),
+                "bare": bare_narrative(0.0),
+                "work": bare_narrative(NARRATIVE_CPU_MS),
+            },
             rounds=rounds,
-            calls=calls,
+            calls={"sfumato": calls, "bare": calls, "work": 3},
             settle=flush,
         )
-        work = interleaved({"bare": bare_narrative(NARRATIVE_CPU_MS)}, rounds=rounds, calls=2)
         # "again" is the bare narrative a second time: its A/B against "bare" is the noise
         # floor of the A/B figure in this same run. Blocks of 25 narratives (250 spans,
         # flushed in the block: about the batches export sends in steady state).
@@ -89,18 +100,19 @@ def measure_overhead(
         dropped = running.dropped()
     assert dropped == 0, f"{name}: {dropped} spans dropped; the figures would leave them out"
     hot = _hot_path_cost(name, rounds=rounds, calls=calls) if endpoint is not None else None
-    own = work.min("bare")
+    own = cost.median("work")
     paired = cost.paired("sfumato", "bare")
-    half = len(paired) // 2
+    shares = [d / w * 100 for d, w in zip(paired, cost.samples["work"], strict=True)]
+    half = len(shares) // 2
     per_narrative = statistics.median(paired)
     ab_paired = ab.paired("sfumato", "bare")
     figures = {
         "us_per_span": per_narrative / SPANS_PER_NARRATIVE * 1e6,
         "us_per_narrative": per_narrative * 1e6,
         "own_ms": own * 1e3,
-        "overhead_pct": per_narrative / own * 100,
-        "first_half_pct": statistics.median(paired[:half]) / own * 100,
-        "second_half_pct": statistics.median(paired[half:]) / own * 100,
+        "overhead_pct": statistics.median(shares),
+        "first_half_pct": statistics.median(shares[:half]),
+        "second_half_pct": statistics.median(shares[half:]),
         "ab_pct": statistics.median(ab_paired) / ab.median("bare") * 100,
         "ab_null_pct": statistics.median(ab.paired("again", "bare")) / ab.median("bare") * 100,
         # CPU work per span at which this configuration's overhead reaches 1%.
@@ -108,7 +120,7 @@ def measure_overhead(
     }
     if hot is not None:
         figures["hot_us_per_span"] = hot / SPANS_PER_NARRATIVE * 1e6
-        figures["hot_pct"] = hot / own * 100
+        figures["hot_pct"] = hot / own * 100  # over the median work of the full rounds
     return figures
 
 
@@ -178,10 +190,16 @@ def test_bare_sdk_on_the_same_narrative(benchmark: Any, name: str, rotel_endpoin
     with pipeline(name, rotel_endpoint):
         benchmark.pedantic(helper_narrative(False), rounds=5, iterations=200, warmup_rounds=1)
     if name == SDK:
-        production = results.get("overhead", {}).get(PRODUCTION) or _measure_all(
-            PRODUCTION, rotel_endpoint
+        # The ratios to the bare SDK in the same run: what must hold on any host.
+        measured = results.get("overhead", {})
+        if PRODUCTION not in measured:
+            measured[PRODUCTION] = _measure_all(PRODUCTION, rotel_endpoint)
+        sdk = figures["us_per_narrative"]
+        ratios = {n: f["us_per_narrative"] / sdk for n, f in measured.items() if n in CONFIGS}
+        figures["ratios"] = ratios  # type: ignore[assignment]
+        assert ratios[PRODUCTION] <= PRODUCTION_RATIO, (
+            f"{PRODUCTION}: {ratios[PRODUCTION]:.2f}x the bare SDK's AlwaysOn + batch + OTLP "
+            f"per narrative (limit {PRODUCTION_RATIO}x)"
         )
-        assert production["us_per_narrative"] < figures["us_per_narrative"], (
-            f"{PRODUCTION}: {production['us_per_narrative']:.1f} us per narrative, the bare "
-            f"SDK's AlwaysOn + BatchSpanProcessor {figures['us_per_narrative']:.1f} us"
-        )
+        over = {n: r for n, r in ratios.items() if r > ANY_RATIO}
+        assert not over, f"above {ANY_RATIO}x the bare SDK per narrative: {over}"

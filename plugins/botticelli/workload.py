@@ -36,6 +36,7 @@ __all__ = [
 
 _CALIBRATION_ITEMS = 200
 _CALIBRATION_ROUNDS = 7
+_CALIBRATION_S = 0.3
 _TOP = 5
 _first = operator.itemgetter(0)
 _lock = threading.Lock()
@@ -281,7 +282,12 @@ def _act_parts(items: int) -> dict[str, float]:
     and interpreting the parsed reply."""
     clock = time.perf_counter
     best = dict.fromkeys(("prompt", "document", "json", "interpret"), float("inf"))
-    for _ in range(_CALIBRATION_ROUNDS):
+    # At least _CALIBRATION_ROUNDS rounds over at least _CALIBRATION_S: a host whose speed
+    # moves between states seconds apart is less likely to be caught in its slow one only.
+    rounds = 0
+    until = clock() + _CALIBRATION_S
+    while rounds < _CALIBRATION_ROUNDS or clock() < until:
+        rounds += 1
         t0 = clock()
         _prompt(items, "calibration", "act")
         t1 = clock()
@@ -311,7 +317,7 @@ def _calibrate() -> None:
 
 def per_item_seconds() -> float:
     """Seconds of one act's work per item: prompt, reply, parse and interpret (measured once
-    per process: the best of a few rounds, so a busy moment does not inflate it)."""
+    per process: the best of the rounds of 0.3 s, so a busy moment does not inflate it)."""
     if _per_item is None:
         with _lock:
             if _per_item is None:
