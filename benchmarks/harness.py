@@ -326,6 +326,9 @@ class Rounds:
     def paired(self, side: str, base: str) -> list[float]:
         return [a - b for a, b in zip(self.samples[side], self.samples[base], strict=True)]
 
+    def ratios(self, side: str, base: str) -> list[float]:
+        return [a / b for a, b in zip(self.samples[side], self.samples[base], strict=True)]
+
 
 def interleaved(
     sides: dict[str, Callable[[], Any]],

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from ._errors import ConfigError
 from ._host import Kind, PluginHost, options_model
+from ._instrumentations import Instrumentation, plan_instrumentations
 from ._stats import Stats
 from ._validation import dotted, validate_model
 from .plugin import Backend, BuildContext, Exporter, ExporterUse, SamplerPlugin, SamplerSpec
@@ -93,6 +94,7 @@ class Plan:
     sampler: SamplerNode
     signals: frozenset[Signal]
     notices: list[str]
+    instrumentations: list[Instrumentation] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return (
@@ -259,6 +261,7 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
         if count > 1:
             node.label = f"{node.name}#{count}"
     sampler = _resolve_sampler(host, sampler_spec(settings), "telemetry.sampler", templates)
+    instrumentations = plan_instrumentations(settings.instrumentations, context.notices)
     signals = frozenset(s for node in exporters for s in node.signals)
     return Plan(
         settings=settings,
@@ -269,4 +272,5 @@ def resolve(settings: Settings, host: PluginHost | None = None) -> Plan:
         sampler=sampler,
         signals=signals,
         notices=context.notices,
+        instrumentations=instrumentations,
     )

@@ -26,6 +26,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from . import _instrumentations as instrumentations
 from . import _otel
 from ._guards import call_hook
 from ._loading import load_config
@@ -81,6 +82,7 @@ class Telemetry:
         self.stats_registry = stats
         self._pipes = pipes
         self._handler: OtelLogHandler | None = None
+        self._instrumented: instrumentations.Running | None = None
         self._closed = False
         self._pid = os.getpid()
         #: True in a process forked from the one that called configure(): the pipelines were
@@ -110,6 +112,18 @@ class Telemetry:
     @property
     def sampler(self) -> Any:
         return self._pipes.sampler if self._pipes else None
+
+    @property
+    def instrumented(self) -> dict[str, str]:
+        """The instrumentations asked for and what became of each: ``instrumented``,
+        ``already instrumented`` (left as it was) or ``failed: <why>``."""
+        running = self._instrumented
+        if running is None:
+            return {}
+        out = dict.fromkeys(running.instrumented, "instrumented")
+        out.update(dict.fromkeys(running.already, "already instrumented"))
+        out.update({name: f"failed: {why}" for name, why in running.failed.items()})
+        return out
 
     @property
     def notices(self) -> list[str]:
@@ -160,6 +174,11 @@ class Telemetry:
             logs = self.settings.logs
             self._handler = install_log_handler(
                 pipes.logger_provider, logs.level, logs.stderr_fallback
+            )
+        if self.plan is not None and self.plan.instrumentations:
+            # Once sfumato's providers exist: the instrumentors are given them.
+            self._instrumented = instrumentations.start(
+                self.plan.instrumentations, pipes.tracer_provider, pipes.meter_provider
             )
         if self.plan is not None:
             for notice in self.plan.notices:
@@ -260,6 +279,8 @@ class Telemetry:
         pipes = self._pipes
         if pipes is None:
             return True
+        # The libraries stop making spans before the pipelines stop taking them.
+        instrumentations.stop(self._instrumented)
         budget = timeout if timeout is not None else self.settings.shutdown_timeout_ms / 1000
         deadline = time.monotonic() + budget
         if self.plan is not None:

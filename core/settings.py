@@ -391,6 +391,14 @@ class Settings(_Redacted, _Strict):
         max_length=MAX_EXPORTERS,
         description="Extra exporters beside the backend's.",
     )
+    instrumentations: dict[str, bool | dict[str, Any]] = Field(
+        default_factory=dict,
+        description=(
+            "Libraries to instrument, by their instrumentor's entry-point name (requests, "
+            'flask, sqlite3, ...): true, false, or a table of its options; "*" = true: '
+            "every installed one."
+        ),
+    )
 
     # Filled by the loader: where each dotted key came from, and the file read.
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)

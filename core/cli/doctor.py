@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from .. import _otel
 from .._errors import ConfigError
+from .._instrumentations import auto_instrumented, mismatched
 from .._loading import LoadedConfig
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
 from ._extensions import answers, cli_plugins
@@ -152,6 +153,7 @@ def checks(loaded: LoadedConfig, timeout: float = 2.0) -> list[Check]:
         if signal != "traces":
             hint += f" or set {signal}.enabled = false"
         results.append(Check("note", f"{why}: {signal} are not exported ({hint})"))
+    results += _instrumentation_checks(plan)
 
     seen: set[tuple[str, str, int]] = set()
     connected: dict[tuple[str, int], Check] = {}
@@ -206,6 +208,35 @@ def checks(loaded: LoadedConfig, timeout: float = 2.0) -> list[Check]:
             else:
                 results.append(_bindable(host, port, label))
     return results
+
+
+def _instrumentation_checks(plan: Any) -> list[Check]:
+    """The active instrumentations; opentelemetry-instrument running beside sfumato; and
+    installed instrumentation packages pinned to other OpenTelemetry versions."""
+    found: list[Check] = []
+    for instrumentation in plan.instrumentations:
+        found.append(Check("ok", f"instrumentation {instrumentation.describe()}"))
+    if auto_instrumented():
+        found.append(
+            Check(
+                "note",
+                "opentelemetry-instrument set this process up: libraries it instrumented are "
+                "left as they are (sfumato instruments nothing twice); run the service "
+                "without it and list them under [telemetry.instrumentations]",
+            )
+        )
+    active = {i.package for i in plan.instrumentations}
+    for package, requires, fix in mismatched():
+        # A finding for an instrumentation in use; a note for one merely installed.
+        level: Level = "FAIL" if package.split(" ")[0] in active else "note"
+        found.append(
+            Check(
+                level,
+                f"{package} requires {requires}, another OpenTelemetry release than the "
+                f"installed one: {fix}",
+            )
+        )
+    return found
 
 
 def _label(node: Any) -> str:

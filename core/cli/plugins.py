@@ -1,6 +1,9 @@
-"""``sfumato plugins``: every installed plugin, its distribution and version.
+"""``sfumato plugins``: every installed plugin, its distribution and version, and every
+installed instrumentation (``[telemetry.instrumentations]`` names them).
 
 Listing imports nothing; ``--check`` imports each enabled plugin and marks the ones that fail.
+An instrumentation is ``ready`` or ``unusable`` (the library it instruments is missing or at
+a version it does not instrument: read from package metadata, nothing imported).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 
 from .._errors import ConfigError
 from .._host import Kind, PluginHost, PluginInfo
+from .._instrumentations import GROUP, conflict_of, installed
 from .._loading import find_config, load_settings
 from ._help import add_command
 
@@ -73,9 +77,30 @@ def _row(info: PluginInfo, host: PluginHost, check: bool) -> dict[str, Any]:
     return row
 
 
+def _instrumentation_rows() -> list[dict[str, Any]]:
+    rows = []
+    for name, ep in sorted(installed().items()):
+        dist = getattr(ep, "dist", None)
+        problem = conflict_of(ep)
+        rows.append(
+            {
+                "kind": "instrumentation",
+                "name": name,
+                "distribution": dist.metadata["Name"] if dist is not None else "?",
+                "version": dist.version if dist is not None else "?",
+                "group": GROUP,
+                "value": ep.value,
+                "status": "unusable" if problem else "ready",
+                "error": problem,
+            }
+        )
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     host = PluginHost(disabled=_disabled(args.config))
     rows = [_row(info, host, args.check) for kind in KINDS for info in host.discover(kind)]
+    rows += _instrumentation_rows()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -89,6 +114,6 @@ def run(args: argparse.Namespace) -> int:
             print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
         for r in rows:
             if r["error"]:
-                print(f"broken: {r['kind']} {r['name']}: {r['error']}")
+                print(f"{r['status']}: {r['kind']} {r['name']}: {r['error']}")
     broken = any(r["status"] == "broken" for r in rows)
     return 1 if broken else 0

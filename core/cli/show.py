@@ -152,6 +152,14 @@ def run(args: argparse.Namespace) -> int:
             "sampler": _sampler_tree(plan.sampler) if plan is not None else None,
             "exporters": exporters if plan is not None else None,
             "batch": batch,
+            "instrumentations": (
+                [
+                    {"name": i.name, "package": i.package, "version": i.version}
+                    for i in plan.instrumentations
+                ]
+                if plan is not None
+                else []
+            ),
             "notices": list(plan.notices) if plan is not None else [],
         }
         print(json.dumps(document, indent=2, default=str, ensure_ascii=False))
@@ -173,6 +181,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {signal}: {', '.join(names) if names else '(off)'}")
     print("# batch")
     print("  " + " ".join(f"{k}={v}" for k, v in batch.items()))
+    if plan.instrumentations:
+        print("# instrumentations")
+        for instrumentation in plan.instrumentations:
+            print(f"  {instrumentation.describe()}")
     for notice in plan.notices:
         print(f"# note: {notice}")
     return 0
