@@ -573,6 +573,10 @@ class ExportQueue(Generic[T]):
             if len(queue) + len(urgent) < self.batch_size and not (everything or self._closed):
                 return
             with self._account:
+                # Another worker may have taken the full batch first: no partial one after it.
+                short = len(queue) + len(urgent) < self.batch_size
+                if self.workers > 1 and short and not (everything or self._closed):
+                    return
                 batch = self._take()
                 self._taken += 1
                 ticket = self._taken

@@ -178,7 +178,7 @@ class Telemetry:
         if self.plan is not None and self.plan.instrumentations:
             # Once sfumato's providers exist: the instrumentors are given them.
             self._instrumented = instrumentations.start(
-                self.plan.instrumentations, pipes.tracer_provider, pipes.meter_provider
+                self.plan.instrumentations, pipes.tracer_provider, self.meter_provider
             )
         if self.plan is not None:
             for notice in self.plan.notices:

@@ -391,7 +391,8 @@ class Settings(_Redacted, _Strict):
         max_length=MAX_EXPORTERS,
         description="Extra exporters beside the backend's.",
     )
-    instrumentations: dict[str, bool | dict[str, Any]] = Field(
+    # Checked when the plan is made (see _instrumentations): its own errors name the choices.
+    instrumentations: dict[str, Any] = Field(
         default_factory=dict,
         description=(
             "Libraries to instrument, by their instrumentor's entry-point name (requests, "

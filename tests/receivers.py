@@ -22,6 +22,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,6 +36,8 @@ __all__ = [
     "free_port",
     "missing",
     "prometheus_binary",
+    "redis_binary",
+    "redis_server",
     "require",
     "rotel_binary",
     "wait_until",
@@ -75,6 +78,29 @@ def rotel_binary() -> str | None:
 def prometheus_binary() -> str | None:
     """Debian's ``prometheus`` (``/usr/bin/prometheus``), or ``$PROMETHEUS`` or PATH's."""
     return os.environ.get("PROMETHEUS") or shutil.which("prometheus")
+
+
+def redis_binary() -> str | None:
+    """Debian's ``redis-server``, or ``$REDIS_SERVER`` or PATH's."""
+    return os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
+
+
+@contextmanager
+def redis_server() -> Iterator[int]:
+    """A ``redis-server`` on a free loopback port, nothing persisted; yields the port."""
+    binary = require(redis_binary(), "redis-server (apt-get install redis-server)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_port(port, process)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def free_port() -> int:

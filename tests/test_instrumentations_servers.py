@@ -1,0 +1,165 @@
+"""Instrumentations against real servers: a Redis client against ``redis-server`` (installed by
+``.ci/run`` from Debian's packages), and the OpenAI client, instrumented by
+``opentelemetry-instrumentation-openai-v2``, against an OpenAI-compatible server written
+here and served on loopback. Both instrumented from ``[telemetry.instrumentations]`` alone;
+their spans are children of sfumato's own, and the samplers decide for them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import openai
+import pytest
+import redis
+import sfumato
+from receivers import redis_server
+from sfumato.plugins.botticelli import narrative
+
+pytestmark = pytest.mark.server
+
+CANARY = "canary-prompt-text-5ac1"
+
+
+def _configure(sampler: dict[str, Any] | None = None, **instrumentations: Any) -> Any:
+    return sfumato.configure(
+        None,
+        service_name="instrumented",
+        backend="none",
+        exporters=[{"type": "memory"}],
+        metrics={"enabled": False},
+        logs={"enabled": False},
+        instrumentations=instrumentations,
+        **({"sampler": sampler} if sampler else {}),
+    )
+
+
+def _spans(telemetry: Any) -> list[Any]:
+    telemetry.force_flush(5)
+    return list(telemetry.exporter("memory").get_finished_spans())
+
+
+@pytest.fixture(scope="module")
+def redis_port() -> Iterator[int]:
+    with redis_server() as port:
+        yield port
+
+
+def test_redis_commands_are_spans_of_the_narrative_that_ran_them(redis_port: int) -> None:
+    telemetry = _configure(redis=True)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=redis_port)
+        with narrative("curation", "cache") as run:
+            client.set("item:1", "approved")
+            assert client.get("item:1") == b"approved"
+        spans = _spans(telemetry)
+    finally:
+        telemetry.shutdown()
+    commands = [s for s in spans if s.kind.name == "CLIENT"]
+    assert [s.name for s in commands] == ["SET", "GET"]
+    root = next(s for s in spans if s.context.span_id == int(run.span_id, 16))
+    for span in commands:
+        assert span.parent.span_id == root.context.span_id
+        assert span.attributes.get("db.system") == "redis" or (
+            span.attributes.get("db.system.name") == "redis"
+        )
+
+
+def test_a_failed_redis_command_keeps_its_trace_under_error_always(redis_port: int) -> None:
+    """error-always over a sampler that keeps nothing: only the trace whose command failed
+    is exported, whole."""
+    telemetry = _configure(
+        sampler={"type": "error-always", "otherwise": {"type": "always_off"}}, redis=True
+    )
+    try:
+        client = redis.Redis(host="127.0.0.1", port=redis_port)
+        with narrative("curation", "fine"):
+            client.set("ok", "1")
+        with pytest.raises(redis.ResponseError), narrative("curation", "broken") as failed:
+            client.execute_command("NOSUCH")
+        spans = _spans(telemetry)
+    finally:
+        telemetry.shutdown()
+    assert {s.context.trace_id for s in spans} == {int(failed.trace_id, 16)}
+    command = next(s for s in spans if s.kind.name == "CLIENT")
+    assert command.status.status_code.name == "ERROR"
+
+
+class _FakeOpenAI(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat completions endpoint: answers every request with one
+    completion and its token usage, and remembers the requests."""
+
+    seen: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+        answer = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "a reply"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        }
+        data = json.dumps(answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def openai_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeOpenAI)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeOpenAI.seen = []
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def test_an_llm_call_through_the_openai_client_is_a_span_of_the_narrative(
+    openai_url: str,
+) -> None:
+    telemetry = _configure(openai=True)
+    try:
+        client = openai.OpenAI(base_url=openai_url, api_key="sk-test", max_retries=0)
+        with narrative("content_generation", "draft") as run:
+            reply = client.chat.completions.create(
+                model="reference-model",
+                messages=[{"role": "user", "content": CANARY}],
+            )
+        assert reply.choices[0].message.content == "a reply"
+        spans = _spans(telemetry)
+    finally:
+        telemetry.shutdown()
+    (call,) = [s for s in spans if s.attributes.get("gen_ai.request.model") == "reference-model"]
+    assert call.name == "chat reference-model"
+    assert call.kind.name == "CLIENT"
+    assert call.parent.span_id == int(run.span_id, 16)
+    assert call.attributes["gen_ai.usage.input_tokens"] == 11
+    assert call.attributes["gen_ai.usage.output_tokens"] == 7
+    assert _FakeOpenAI.seen[0]["body"]["model"] == "reference-model"
+    # Message content is not recorded unless asked for.
+    attributes = [dict(s.attributes) for s in spans]
+    events = [dict(e.attributes) for s in spans for e in s.events]
+    recorded = json.dumps([attributes, events], default=str)
+    assert CANARY not in recorded
