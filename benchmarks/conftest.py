@@ -7,8 +7,8 @@ import platform
 from typing import Any
 
 import pytest
-from harness import results, rotel
-from sfumato.plugins.botticelli.workload import composition
+from harness import CALIBRATION_S, results, rotel
+from sfumato.plugins.botticelli.workload import calibrate, composition
 
 
 def _hardware() -> str:
@@ -79,6 +79,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
             f"bound {rates['bound']:,.0f} spans/s: 50,000 scaled by the SDK's hot path, "
             f"{rates['sdk_hot_path_us']:.1f} us/span this run (21 usual)"
         )
+    encoders = results.get("encoders")
+    if encoders:
+        w("")
+        w("Encoders, us per span or log record (512 a batch), against the SDK's; limit 6x")
+        w("(spans to protobuf, spans and logs to OTLP/JSON)")
+        w(f"{'encoding':<22}{'sfumato':>9}{'SDK':>9}{'speed-up':>10}")
+        for name, f in encoders.items():
+            w(f"{name:<22}{f['ours_us']:>9.2f}{f['theirs_us']:>9.2f}{f['speedup']:>9.1f}x")
     samplers = results.get("samplers")
     if samplers:
         w("")
@@ -91,6 +99,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: Any)
         w("")
         for label, value in other.items():
             w(f"{label:<56} {value}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _calibrated() -> None:
+    """The narrative's work sized by a calibration of seconds, once, before anything runs."""
+    calibrate(CALIBRATION_S)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,12 @@ log = logging.getLogger("sfumato")
 _pack_double = struct.Struct("<d").pack
 _pack_fixed64 = struct.Struct("<Q").pack
 _pack_fixed32 = struct.Struct("<I").pack
+# A span's trace id (1) and span id (2) in one call: tag, the trace id's two halves, tag,
+# the span id. The parent's span id (4). Start (7) and end (8) times (fixed64).
+_pack_ids = struct.Struct(">2sQQ2sQ").pack
+_pack_parent = struct.Struct(">2sQ").pack
+_pack_times = struct.Struct("<cQcQ").pack
+_LOW64 = (1 << 64) - 1
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _UINT64 = (1 << 64) - 1
@@ -236,15 +242,16 @@ def _request(groups: list[tuple[Any, list[tuple[Any, list[bytes]]]]], item_tag: 
 
 # -- spans ----------------------------------------------------------------------------------
 
-_KINDS: dict[Any, bytes] = {kind: bytes((0x30, kind.value + 1)) for kind in SpanKind}
+# Keyed by the members' ids: an Enum member's hash is a Python-level call, its id is not.
+_KINDS: dict[int, bytes] = {id(kind): bytes((0x30, kind.value + 1)) for kind in SpanKind}
 # flags (16, fixed32): the parent's is-remote bits, as the SDK writes them.
 _FLAGS_LOCAL = b"\x85\x01" + _pack_fixed32(0x100)
 _FLAGS_REMOTE = b"\x85\x01" + _pack_fixed32(0x300)
 _LINK_FLAGS_LOCAL = b"\x35" + _pack_fixed32(0x100)
 _LINK_FLAGS_REMOTE = b"\x35" + _pack_fixed32(0x300)
 _STATUS_UNSET = b"\x7a\x00"
-_STATUS_CODES: dict[Any, bytes] = {
-    code: (b"\x18" + _varint(code.value) if code.value else b"") for code in StatusCode
+_STATUS_CODES: dict[int, bytes] = {
+    id(code): (b"\x18" + _varint(code.value) if code.value else b"") for code in StatusCode
 }
 # Trace states (shared by the spans of a trace) -> their field, by identity; each entry
 # keeps its state, so that its id is not reused while cached. Bounded: cleared when full.
@@ -321,23 +328,24 @@ def _span_parts(span: Any) -> tuple[Any, Any, bytes]:
         context = (context.trace_id, context.span_id, context.is_remote, 0, context.trace_state)
         if parent is not None:
             parent = (parent.trace_id, parent.span_id, parent.is_remote)
-    out = bytearray(b"\x0a\x10")
-    out += context[0].to_bytes(16, "big")
-    out += b"\x12\x08"
-    out += context[1].to_bytes(8, "big")
+    trace_id = context[0]
+    out = bytearray(
+        _pack_ids(b"\x0a\x10", trace_id >> 64, trace_id & _LOW64, b"\x12\x08", context[1])
+    )
     state = context[4]
     if state is not None:
         out += _trace_state(state)
     if parent is not None:
-        out += b"\x22\x08"
-        out += parent[1].to_bytes(8, "big")
+        out += _pack_parent(b"\x22\x08", parent[1])
     if name:
         out += _field(b"\x2a", name.encode("utf-8"))
-    out += _KINDS[kind]
-    if start:
+    out += _KINDS[id(kind)]
+    if start and end:
+        out += _pack_times(b"\x39", start, b"\x41", end)
+    elif start:
         out += b"\x39"
         out += _pack_fixed64(start)
-    if end:
+    elif end:
         out += b"\x41"
         out += _pack_fixed64(end)
     if attributes:
@@ -355,12 +363,10 @@ def _span_parts(span: Any) -> tuple[Any, Any, bytes]:
     if status is not None:
         description = status.description
         if description:
-            out += _field(
-                b"\x7a",
-                _field(b"\x12", description.encode("utf-8")) + _STATUS_CODES[status.status_code],
-            )
+            code = _STATUS_CODES[id(status.status_code)]
+            out += _field(b"\x7a", _field(b"\x12", description.encode("utf-8")) + code)
         else:
-            code = _STATUS_CODES[status.status_code]
+            code = _STATUS_CODES[id(status.status_code)]
             out += _field(b"\x7a", code) if code else _STATUS_UNSET
     out += _FLAGS_REMOTE if parent is not None and parent[2] else _FLAGS_LOCAL
     return resource, scope, out  # type: ignore[return-value]  # bytes-like, joined later
@@ -556,8 +562,8 @@ def _line(text: str) -> bytes:
     return (text + "\n").encode("utf-8")
 
 
-_JSON_KINDS: dict[Any, str] = {kind: ',"kind":' + str(kind.value + 1) for kind in SpanKind}
-_JSON_CODES: dict[Any, str] = {code: f'"code":{code.value}' for code in StatusCode}
+_JSON_KINDS: dict[int, str] = {id(kind): ',"kind":' + str(kind.value + 1) for kind in SpanKind}
+_JSON_CODES: dict[int, str] = {id(code): f'"code":{code.value}' for code in StatusCode}
 
 
 def _json_span(span: Any) -> tuple[Any, Any, str]:
@@ -586,7 +592,7 @@ def _json_span(span: Any) -> tuple[Any, Any, str]:
         out += f',"parentSpanId":"{parent.span_id:016x}"'
     if name:
         out += ',"name":' + _quote(name)
-    out += _JSON_KINDS[kind]
+    out += _JSON_KINDS[id(kind)]
     if start:
         out += ',"startTimeUnixNano":"' + str(start) + '"'
     if end:
@@ -610,7 +616,7 @@ def _json_span(span: Any) -> tuple[Any, Any, str]:
         if status.description:
             parts.append('"message":' + _quote(status.description))
         if status.status_code is not StatusCode.UNSET:
-            parts.append(_JSON_CODES[status.status_code])
+            parts.append(_JSON_CODES[id(status.status_code)])
         out += ',"status":{' + ",".join(parts) + "}"
     out += ',"flags":768}' if parent is not None and parent.is_remote else ',"flags":256}'
     return resource, scope, out

@@ -28,6 +28,7 @@ __all__ = [
     "Idea",
     "InvalidReply",
     "Workload",
+    "calibrate",
     "composition",
     "interpret",
     "per_item_seconds",
@@ -276,7 +277,7 @@ def _reply(items: int, topic: str, act: str) -> dict[str, Any]:
     return {"topic": topic, "act": act, "items": _document(items, topic, act)}
 
 
-def _act_parts(items: int) -> dict[str, float]:
+def _act_parts(items: int, seconds: float = _CALIBRATION_S) -> dict[str, float]:
     """Seconds of each part of one act of ``items`` items, each the best of the calibration
     rounds: the prompt, building the reply document, ``json.dumps`` + ``json.loads`` of it,
     and interpreting the parsed reply."""
@@ -285,7 +286,7 @@ def _act_parts(items: int) -> dict[str, float]:
     # At least _CALIBRATION_ROUNDS rounds over at least _CALIBRATION_S: a host whose speed
     # moves between states seconds apart is less likely to be caught in its slow one only.
     rounds = 0
-    until = clock() + _CALIBRATION_S
+    until = clock() + seconds
     while rounds < _CALIBRATION_ROUNDS or clock() < until:
         rounds += 1
         t0 = clock()
@@ -307,12 +308,25 @@ def _act_parts(items: int) -> dict[str, float]:
     return best
 
 
-def _calibrate() -> None:
+def _calibrate(seconds: float = _CALIBRATION_S) -> None:
     global _per_item, _shares
-    parts = _act_parts(_CALIBRATION_ITEMS)
+    parts = _act_parts(_CALIBRATION_ITEMS, seconds)
     total = sum(parts.values())
     _shares = {"interpreted": (total - parts["json"]) / total, "json": parts["json"] / total}
     _per_item = total / _CALIBRATION_ITEMS
+
+
+def calibrate(seconds: float) -> float:
+    """Measure the cost per item again, for ``seconds`` (the best of the rounds), before any
+    workload is sized; returns it. The benchmarks calibrate for seconds rather than the
+    default 0.3 s: on a host whose speed moves between states seconds apart, a short
+    calibration sizes the work by whichever state it fell in, and two runs then measure
+    different amounts of work."""
+    with _lock:
+        _calibrate(seconds)
+        workload_for.cache_clear()
+    assert _per_item is not None
+    return _per_item
 
 
 def per_item_seconds() -> float:
