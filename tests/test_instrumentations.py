@@ -24,22 +24,12 @@ import pytest
 import requests
 import sfumato
 import uvicorn
+from instrumented import configure as _configure
+from instrumented import spans as _spans
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from receivers import free_port, wait_until
 from sfumato import ConfigError
 from sfumato._instrumentations import installed, mismatched
-
-
-def _configure(**instrumentations: Any) -> Any:
-    return sfumato.configure(
-        None,
-        service_name="instrumented",
-        backend="none",
-        exporters=[{"type": "memory"}],
-        metrics={"enabled": False},
-        logs={"enabled": False},
-        instrumentations=instrumentations,
-    )
 
 
 @contextmanager
@@ -71,11 +61,6 @@ def serving() -> Iterator[str]:
 def server() -> Iterator[str]:
     with serving() as url:
         yield url
-
-
-def _spans(telemetry: Any) -> list[Any]:
-    telemetry.force_flush(5)
-    return list(telemetry.exporter("memory").get_finished_spans())
 
 
 def _clients(telemetry: Any) -> list[Any]:
@@ -110,16 +95,7 @@ def test_a_web_framework_and_an_http_client_instrumented_from_the_configuration(
 
 
 def test_the_sampler_decides_for_instrumented_spans_too(server: str) -> None:
-    telemetry = sfumato.configure(
-        None,
-        service_name="instrumented",
-        backend="none",
-        exporters=[{"type": "memory"}],
-        metrics={"enabled": False},
-        logs={"enabled": False},
-        sampler={"type": "always_off"},
-        instrumentations={"requests": True},
-    )
+    telemetry = _configure(sampler={"type": "always_off"}, requests=True)
     try:
         with telemetry.tracer("app").start_as_current_span("dropped"):
             requests.get(f"{server}/hello", timeout=5)

@@ -16,31 +16,14 @@ from typing import Any, ClassVar
 import openai
 import pytest
 import redis
-import sfumato
+from instrumented import configure as _configure
+from instrumented import spans as _spans
 from receivers import redis_server
 from sfumato.plugins.botticelli import narrative
 
 pytestmark = pytest.mark.server
 
 CANARY = "canary-prompt-text-5ac1"
-
-
-def _configure(sampler: dict[str, Any] | None = None, **instrumentations: Any) -> Any:
-    return sfumato.configure(
-        None,
-        service_name="instrumented",
-        backend="none",
-        exporters=[{"type": "memory"}],
-        metrics={"enabled": False},
-        logs={"enabled": False},
-        instrumentations=instrumentations,
-        **({"sampler": sampler} if sampler else {}),
-    )
-
-
-def _spans(telemetry: Any) -> list[Any]:
-    telemetry.force_flush(5)
-    return list(telemetry.exporter("memory").get_finished_spans())
 
 
 @pytest.fixture(scope="module")
