@@ -131,6 +131,7 @@ def test_an_llm_call_through_the_openai_client_is_a_span_of_the_narrative(
                 messages=[{"role": "user", "content": CANARY}],
             )
         assert reply.choices[0].message.content == "a reply"
+        assert telemetry.instrumented == {"openai": "instrumented"}
         spans = _spans(telemetry)
     finally:
         telemetry.shutdown()
