@@ -195,14 +195,17 @@ def _batch(endpoint: str | None) -> tuple[BatchSpanProcessor, Callable[[], int]]
 
 
 class CountingExporter(SpanExporter):
-    """The SDK's OTLP exporter, counting the spans of batches it failed to send."""
+    """The SDK's OTLP exporter, counting the spans it was handed (``sent``) and those of
+    batches it failed to send (``lost``)."""
 
     def __init__(self, inner: SpanExporter) -> None:
         self.inner = inner
+        self.sent = 0
         self.lost = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self.inner.export(spans)
+        self.sent += len(spans)
         if result is not SpanExportResult.SUCCESS:
             self.lost += len(spans)
         return result

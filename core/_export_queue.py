@@ -586,7 +586,8 @@ class ExportQueue(Generic[T]):
                 if batch:
                     self._export(batch)
             finally:
-                self._open.discard(ticket)
+                with self._account:
+                    self._open.discard(ticket)
                 if self.workers > 1:
                     with self._answered:
                         self._answered.notify_all()
@@ -597,9 +598,11 @@ class ExportQueue(Generic[T]):
         if self.workers == 1:
             return
         with self._answered:
-            while (
-                self._open and min(self._open) <= upto and not self._abandoned and not self._closed
-            ):
+            while not (self._abandoned or self._closed):
+                with self._account:  # other workers add to and take from the set meanwhile
+                    oldest = min(self._open, default=upto + 1)
+                if oldest > upto:
+                    return
                 self._answered.wait(0.1)
 
     def _take(self) -> list[T]:

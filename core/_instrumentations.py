@@ -16,7 +16,6 @@ is and said so.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import sys
 from collections.abc import Iterable, Mapping
@@ -167,6 +166,8 @@ def _package(ep: EntryPoint) -> str:
 
 
 def _unknown(name: str, available: Iterable[str]) -> str:
+    import difflib  # only for an error: not at import
+
     names = sorted(available)
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""

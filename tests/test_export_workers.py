@@ -330,3 +330,36 @@ def test_each_worker_reads_the_http_status_of_its_own_call() -> None:
     server.shutdown()
     assert seen["a"][0] == "400"
     assert seen["b"][0] == "403"
+
+
+def test_flushes_while_four_workers_export_from_several_threads() -> None:
+    """Flushes from several threads while four workers take and finish small batches: every
+    worker survives (a flush reads the set of batches in flight that the others change),
+    and every item is counted once."""
+    exporter = Slow(0.0005)
+    queue, stats = make(exporter, workers=4, batch=2)
+    stop = time.monotonic() + 1.5
+    errors: list[BaseException] = []
+
+    def produce(name: str) -> None:
+        i = 0
+        try:
+            while time.monotonic() < stop:
+                queue.put((name, i))
+                i += 1
+                if i % 7 == 0:
+                    queue.force_flush(5)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=produce, args=(f"p{n}",)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not errors
+    assert all(t.is_alive() for t in queue._threads), "an export worker died"
+    assert queue.force_flush(5)
+    queue.shutdown(2)
+    snapshot = balanced(stats, queue)
+    assert snapshot["traces.exported"] == snapshot["traces.queued"] == len(exporter.exported)
