@@ -10,8 +10,9 @@ queues and processes.
 
 from __future__ import annotations
 
+import os
 from contextvars import ContextVar
-from typing import cast
+from typing import NamedTuple, cast
 
 from opentelemetry import baggage
 from opentelemetry import trace as trace_api
@@ -24,6 +25,8 @@ from .conventions import BAGGAGE_NARRATIVE_TYPE
 __all__ = [
     "SAMPLER_NARRATIVE_TYPE",
     "SCOPE",
+    "Conventions",
+    "conventions",
     "current_narrative_type",
     "fast_tracer",
     "tracer",
@@ -76,6 +79,41 @@ def _refresh() -> tuple[int, trace_api.Tracer, SpanStarter | None]:
     fast = made if isinstance(made, SfumatoTracer) else None
     _cached = (generation, made, fast)
     return _cached
+
+
+class Conventions(NamedTuple):
+    """What the LLM-call helper emits, read from the environment at each ``configure()``."""
+
+    genai: bool
+    """OpenTelemetry's GenAI conventions (``OTEL_SEMCONV_STABILITY_OPT_IN`` holds
+    ``gen_ai_latest_experimental``, as the contrib instrumentations read it): span
+    ``{operation} {model}`` of kind CLIENT, ``gen_ai.operation.name`` and
+    ``gen_ai.provider.name``, and the ``gen_ai.client.*`` metrics."""
+    content: bool
+    """Message content on LLM-call spans (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+    is ``SPAN_ONLY``, ``SPAN_AND_EVENT`` or ``true``); off by default."""
+
+
+SEMCONV_OPT_IN = "OTEL_SEMCONV_STABILITY_OPT_IN"
+GENAI_OPT_IN = "gen_ai_latest_experimental"
+CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_CONTENT_ON = frozenset({"span_only", "span_and_event", "true"})
+_conventions: tuple[int, Conventions] | None = None
+
+
+def conventions() -> Conventions:
+    """The conventions of the current configuration (the environment as ``configure()`` found
+    it: changing a variable later takes effect at the next ``configure()``)."""
+    global _conventions
+    c = _conventions
+    generation = _otel.GENERATION
+    if c is not None and c[0] == generation:
+        return c[1]
+    opt_in = {part.strip() for part in os.environ.get(SEMCONV_OPT_IN, "").split(",")}
+    content = os.environ.get(CAPTURE_CONTENT, "").strip().lower() in _CONTENT_ON
+    made = Conventions(genai=GENAI_OPT_IN in opt_in, content=content)
+    _conventions = (generation, made)
+    return made
 
 
 def with_narrative_type(narrative_type: str, context: Context | None = None) -> Context:

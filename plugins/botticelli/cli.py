@@ -11,20 +11,20 @@ from sfumato import hookimpl
 from sfumato.alerts import Instrument
 
 from . import demo
-from .metrics import INSTRUMENTS, SECONDS_BUCKETS
+from .metrics import GENAI_INSTRUMENTS, INSTRUMENTS
 
 __all__ = ["BotticelliCommands", "instruments"]
 
 
 def instruments() -> dict[str, Instrument]:
-    """Every Botticelli instrument by metric name; its histograms use the seconds buckets."""
+    """Every Botticelli instrument by metric name, with its histogram buckets."""
     return {
         spec.name: Instrument(
             spec.kind,
             spec.unit,
-            tuple(SECONDS_BUCKETS) if spec.kind == "histogram" else None,
+            tuple(spec.buckets) if spec.kind == "histogram" else None,
         )
-        for spec in INSTRUMENTS
+        for spec in INSTRUMENTS + GENAI_INSTRUMENTS
     }
 
 

@@ -12,8 +12,10 @@ __all__ = [
     "ACT",
     "ACT_SPAN_PREFIX",
     "BAGGAGE_NARRATIVE_TYPE",
+    "CHAT",
     "CONTENT_ID",
     "ERROR_KIND",
+    "INPUT_MESSAGES",
     "INPUT_TOKENS",
     "JSON_PARSE_SPAN",
     "LLM_SPAN_PREFIX",
@@ -21,8 +23,11 @@ __all__ = [
     "NARRATIVE_NAME",
     "NARRATIVE_SPAN_PREFIX",
     "NARRATIVE_TYPE",
+    "OPERATION_NAME",
+    "OUTPUT_MESSAGES",
     "OUTPUT_TOKENS",
     "OVERFLOW_VALUE",
+    "PROVIDER_NAME",
     "STAGE",
     "TOKENS_USED",
     "TOPIC",
@@ -43,6 +48,12 @@ ERROR_KIND: Final = "bot.error.kind"
 MODEL: Final = "gen_ai.request.model"
 INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+OPERATION_NAME: Final = "gen_ai.operation.name"
+"""The GenAI operation (chat, text_completion, embeddings, ...), under the GenAI conventions."""
+PROVIDER_NAME: Final = "gen_ai.provider.name"
+INPUT_MESSAGES: Final = "gen_ai.input.messages"
+OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+CHAT: Final = "chat"
 TOKENS_USED: Final = "bot.tokens.used"
 """Tokens used by all LLM calls under a narrative, set on the narrative's span at its end."""
 

@@ -23,7 +23,16 @@ from sfumato._otel import FOLD_AT, NUMBERS, Series, SeriesRecorder, reader_stora
 
 from .cardinality import DEFAULT_CAP, CardinalityGuard
 
-__all__ = ["INSTRUMENTS", "SECONDS_BUCKETS", "BotMetrics", "InstrumentSpec", "default_metrics"]
+__all__ = [
+    "GENAI_DURATION_BUCKETS",
+    "GENAI_INSTRUMENTS",
+    "GENAI_TOKEN_BUCKETS",
+    "INSTRUMENTS",
+    "SECONDS_BUCKETS",
+    "BotMetrics",
+    "InstrumentSpec",
+    "default_metrics",
+]
 
 log = logging.getLogger("sfumato.botticelli")
 
@@ -48,6 +57,16 @@ SECONDS_BUCKETS: Final = (
     120.0,
     300.0,
 )
+# The buckets OpenTelemetry's GenAI metric conventions document for
+# gen_ai.client.operation.duration (seconds) and gen_ai.client.token.usage (tokens).
+GENAI_DURATION_BUCKETS: Final = (
+    *(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64),
+    *(1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92),
+)
+GENAI_TOKEN_BUCKETS: Final = (
+    *(1, 4, 16, 64, 256, 1024, 4096),
+    *(16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864),
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,7 @@ class InstrumentSpec:
     unit: str
     description: str
     keys: tuple[str, ...]
+    buckets: tuple[float, ...] = SECONDS_BUCKETS  # a histogram's bucket boundaries
 
 
 INSTRUMENTS: Final[tuple[InstrumentSpec, ...]] = (
@@ -171,8 +191,35 @@ INSTRUMENTS: Final[tuple[InstrumentSpec, ...]] = (
 )
 
 
+# The GenAI client metrics of OpenTelemetry's conventions, recorded by ``llm_call`` when
+# OTEL_SEMCONV_STABILITY_OPT_IN holds gen_ai_latest_experimental (not part of the plan).
+GENAI_INSTRUMENTS: Final[tuple[InstrumentSpec, ...]] = (
+    InstrumentSpec(
+        "gen_ai.client.operation.duration",
+        "histogram",
+        "s",
+        "GenAI operation duration.",
+        ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model", "error.type"),
+        GENAI_DURATION_BUCKETS,
+    ),
+    InstrumentSpec(
+        "gen_ai.client.token.usage",
+        "histogram",
+        "{token}",
+        "Number of input and output tokens used.",
+        (
+            "gen_ai.operation.name",
+            "gen_ai.provider.name",
+            "gen_ai.request.model",
+            "gen_ai.token.type",
+        ),
+        GENAI_TOKEN_BUCKETS,
+    ),
+)
+_ALL: Final = INSTRUMENTS + GENAI_INSTRUMENTS
+
 _METHOD = {"counter": "add", "up_down_counter": "add", "gauge": "set", "histogram": "record"}
-SPECS: Final[dict[str, InstrumentSpec]] = {spec.name: spec for spec in INSTRUMENTS}
+SPECS: Final[dict[str, InstrumentSpec]] = {spec.name: spec for spec in _ALL}
 # Guarded attribute sets remembered per instrument (a set folded by the guard never is).
 MAX_CACHED_SETS = 4096
 
@@ -190,7 +237,7 @@ class _Bound:
         self.recorders: dict[str, SeriesRecorder] = {}
         # Per instrument: attribute values (in the spec's key order) -> bound series.
         self.series: dict[str, dict[tuple[Any, ...], Series]] = {}
-        for spec in INSTRUMENTS:
+        for spec in _ALL:
             if spec.kind == "counter":
                 made = meter.create_counter(spec.name, spec.unit, spec.description)
             elif spec.kind == "up_down_counter":
@@ -202,7 +249,7 @@ class _Bound:
                     spec.name,
                     spec.unit,
                     spec.description,
-                    explicit_bucket_boundaries_advisory=list(SECONDS_BUCKETS),
+                    explicit_bucket_boundaries_advisory=list(spec.buckets),
                 )
             self.instruments[spec.name] = made
             self.recorders[spec.name] = SeriesRecorder(made, _METHOD[spec.kind])
@@ -233,7 +280,7 @@ class BotMetrics:
         per_key = dict(caps or {})
         self.guards: dict[str, CardinalityGuard] = {
             spec.name: CardinalityGuard({key: per_key.get(key, cap) for key in spec.keys})
-            for spec in INSTRUMENTS
+            for spec in _ALL
         }
         self._meter_name = meter_name
         self._version = version
@@ -418,6 +465,36 @@ class BotMetrics:
         values = (endpoint, method, status_code, _outcome(success))
         self._record("api.requests", 1, values)
         self._record("api.requests.duration", duration_s, values)
+
+    # -- GenAI conventions -------------------------------------------------------------------
+
+    def record_genai_call(
+        self,
+        duration_s: float,
+        model: str,
+        *,
+        operation: str = "chat",
+        provider: str | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        error_type: str | None = None,
+    ) -> None:
+        """One GenAI client call, into ``gen_ai.client.operation.duration`` and (per token
+        type) ``gen_ai.client.token.usage``: what ``llm_call`` records under the GenAI
+        conventions."""
+        self._record(
+            "gen_ai.client.operation.duration",
+            duration_s,
+            (operation, provider, model, error_type),
+        )
+        if input_tokens:
+            self._record(
+                "gen_ai.client.token.usage", input_tokens, (operation, provider, model, "input")
+            )
+        if output_tokens:
+            self._record(
+                "gen_ai.client.token.usage", output_tokens, (operation, provider, model, "output")
+            )
 
 
 _logged: set[str] = set()

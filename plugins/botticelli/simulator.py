@@ -226,7 +226,7 @@ class _Server:
         started = time.perf_counter()
         try:
             with act(act_name, metrics=self.metrics, record_metrics=self.record):
-                with llm_call(model) as call:
+                with llm_call(model, provider=_provider(model), metrics=self.metrics) as call:
                     workload.build_prompt(topic, act_name)
                     reply = workload.build_reply(topic, act_name, corrupt=corrupt)
                     if self.config.latency_ms:
@@ -466,6 +466,15 @@ def run(
 REFERENCE_ACTS = ("research", "outline", "draft")
 REFERENCE_TOPIC = "reference"
 REFERENCE_MODEL = "reference-model"
+
+
+def _provider(model: str) -> str | None:
+    """The GenAI provider name of a simulated model (for the GenAI conventions)."""
+    if model.startswith("gpt"):
+        return "openai"
+    if model.startswith("claude"):
+        return "anthropic"
+    return None
 
 
 def reference_narrative(

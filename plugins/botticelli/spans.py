@@ -58,6 +58,7 @@ log = logging.getLogger("sfumato.botticelli")
 _clock = time.perf_counter
 _new = object.__new__
 _INTERNAL = SpanKind.INTERNAL
+_CLIENT = SpanKind.CLIENT
 # The runtime context's own get/set (the context ContextVar's when it is the default one).
 _current_context = _otel.current_context
 _attach = _otel.attach
@@ -183,6 +184,31 @@ class LlmCall(_StepHandle):
                 running.tokens += prompt + completion
         except Exception:
             log.debug("sfumato: record_tokens failed", exc_info=True)
+
+    def record_messages(self, prompt: str, reply: str | None = None) -> None:
+        """The prompt and the reply as ``gen_ai.input.messages`` and ``gen_ai.output.messages``
+        (the GenAI conventions' JSON), only when message content capture is on
+        (``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY``); off by default,
+        it records nothing."""
+        try:
+            if not _ctx.conventions().content:
+                return
+            span = self.span
+            span.set_attribute(
+                conv.INPUT_MESSAGES,
+                json.dumps([{"role": "user", "parts": [{"type": "text", "content": prompt}]}]),
+            )
+            if reply is not None:
+                output = [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": reply}],
+                        "finish_reason": "stop",
+                    }
+                ]
+                span.set_attribute(conv.OUTPUT_MESSAGES, json.dumps(output))
+        except Exception:
+            log.debug("sfumato: record_messages failed", exc_info=True)
 
 
 def _mark_error(span: Span, exc: BaseException) -> None:
@@ -478,13 +504,14 @@ class _Step(_Scope, Generic[H]):
     ``__exit__`` written out (no _open/_close/_undo calls): several a narrative, and every
     call saved is one frame less per span. What differs is in class attributes."""
 
-    __slots__ = ("attributes", "label", "metrics", "record_metrics")
+    __slots__ = ("attributes", "kind", "label", "metrics", "record_metrics", "span_name")
     # Set by each subclass's __init__ (written out there: no super() call per span).
     label: str
+    span_name: str
+    kind: SpanKind
     attributes: dict[str, Any] | None
     metrics: BotMetrics | None
     record_metrics: bool
-    _prefix: ClassVar[str]  # the span name's prefix
     _key: ClassVar[str]  # the attribute that holds the label
     # An act: its name goes into the context (parse_json reads it), a new root takes the
     # links linked_to() left, and its duration is recorded.
@@ -517,9 +544,9 @@ class _Step(_Scope, Generic[H]):
             links = pending_links(ctx) if self._is_act and running is None else ()
             if t is not None:  # sfumato's tracer: its span path, the attributes known clean
                 span = t.start_span(
-                    self._prefix + label,
+                    self.span_name,
                     ctx,
-                    _INTERNAL,
+                    self.kind,
                     attributes,
                     links,
                     # string keys, and values that are plain strings
@@ -529,7 +556,7 @@ class _Step(_Scope, Generic[H]):
                 )
             else:
                 span = tracer().start_span(
-                    self._prefix + label, ctx, attributes=attributes, links=links
+                    self.span_name, ctx, self.kind, attributes=attributes, links=links
                 )
             new = Context(ctx)
             dict.__setitem__(new, _SPAN_KEY, span)
@@ -591,7 +618,6 @@ class act(_Step[ActSpan]):
     ``narrative.act.duration``."""
 
     __slots__ = ()
-    _prefix = conv.ACT_SPAN_PREFIX
     _key = conv.ACT
     _is_act = True
     _handle_class = ActSpan
@@ -608,6 +634,8 @@ class act(_Step[ActSpan]):
         self._token = None
         self._inner = None
         self.label = name
+        self.span_name = conv.ACT_SPAN_PREFIX + name
+        self.kind = _INTERNAL
         self.attributes = dict(attributes) if attributes else None
         self.metrics = metrics
         self.record_metrics = record_metrics
@@ -627,29 +655,91 @@ class act(_Step[ActSpan]):
 
 class llm_call(_Step[LlmCall]):
     """One call to a model: span ``llm <model>`` with the model and, through
-    ``record_tokens``, the tokens used (also added to the narrative's total)."""
+    ``record_tokens``, the tokens used (also added to the narrative's total).
 
-    __slots__ = ()
-    _prefix = conv.LLM_SPAN_PREFIX
+    Under OpenTelemetry's GenAI conventions (``OTEL_SEMCONV_STABILITY_OPT_IN`` holds
+    ``gen_ai_latest_experimental``) the span is ``{operation} {model}`` of kind CLIENT with
+    ``gen_ai.operation.name`` and ``gen_ai.provider.name`` (when ``provider`` is given), and
+    the call is recorded in ``gen_ai.client.operation.duration`` and
+    ``gen_ai.client.token.usage``. ``record_messages`` puts the prompt and the reply on the
+    span only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks for it.
+    """
+
+    __slots__ = ("genai", "operation", "provider")
+
     _key = conv.MODEL
     _is_act = False
     _handle_class = LlmCall
 
-    def __init__(self, model: str, *, attributes: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        provider: str | None = None,
+        operation: str = conv.CHAT,
+        attributes: Mapping[str, Any] | None = None,
+        metrics: BotMetrics | None = None,
+    ) -> None:
         self._handle = None
         self._token = None
         self._inner = None
         self.label = model
-        self.attributes = dict(attributes) if attributes else None
-        self.metrics = None
-        self.record_metrics = False
+        self.provider = provider
+        self.operation = operation
+        self.metrics = metrics
+        self.record_metrics = False  # no act duration
+        given = dict(attributes) if attributes else None
+        self.genai = genai = _ctx.conventions().genai
+        if genai:
+            self.span_name = f"{operation} {model}"
+            self.kind = _CLIENT
+            named = {conv.OPERATION_NAME: operation}
+            if provider is not None:
+                named[conv.PROVIDER_NAME] = provider
+            self.attributes = {**named, **given} if given else named
+        else:
+            self.span_name = conv.LLM_SPAN_PREFIX + model
+            self.kind = _INTERNAL
+            self.attributes = given
 
     @property
     def model(self) -> str:
         return self.label
 
     def _copy(self, func: Callable[..., Any] | None) -> llm_call:
-        return llm_call(self.label, attributes=self.attributes)
+        return llm_call(
+            self.label,
+            provider=self.provider,
+            operation=self.operation,
+            attributes=self.attributes,
+            metrics=self.metrics,
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.genai or self._inner:
+            super().__exit__(exc_type, exc, tb)
+            return
+        handle: LlmCall = self._handle
+        ended = _clock()
+        super().__exit__(exc_type, exc, tb)
+        try:
+            failed = exc is not None and isinstance(exc, Exception)
+            _metrics(self.metrics).record_genai_call(
+                ended - handle._started,
+                self.label,
+                operation=self.operation,
+                provider=self.provider,
+                input_tokens=handle.input_tokens,
+                output_tokens=handle.output_tokens,
+                error_type=type(exc).__qualname__ if failed else None,
+            )
+        except Exception:
+            log.debug("sfumato: could not record a GenAI call", exc_info=True)
 
 
 def parse_json(

@@ -1,10 +1,12 @@
 """``sfumato report costs``: LLM tokens and their estimated cost per topic, model and day.
 
-Read from the LLM-call spans of a local store (``llm <model>``, with
-``gen_ai.usage.input_tokens`` and ``gen_ai.usage.output_tokens``); the topic is the
-``bot.topic`` of the trace's narrative, the day the span's start (UTC). Each span counts
-``sampling.adjusted_count`` times, so the totals estimate the whole traffic, not only the
-kept traces. Prices come from a TOML table, per model, in currency units per 1000 tokens::
+Read from the LLM-call spans of a local store (``llm <model>``, or any span with
+``gen_ai.operation.name``: Botticelli's under the GenAI conventions and the GenAI
+instrumentations'), with ``gen_ai.usage.input_tokens`` and ``gen_ai.usage.output_tokens``;
+the topic is the ``bot.topic`` of the trace's narrative, the day the span's start (UTC).
+Each span counts ``sampling.adjusted_count`` times, so the totals estimate the whole
+traffic, not only the kept traces. Prices come from a TOML table, per model, in currency
+units per 1000 tokens::
 
     [models."gpt-4o-mini"]
     input_per_1k = 0.00015
@@ -29,6 +31,7 @@ from .store import SpanRecord, Store
 __all__ = ["CostRow", "Prices", "costs", "load_prices", "render_csv", "render_text"]
 
 LLM_PREFIX = "llm "
+OPERATION = "gen_ai.operation.name"
 MODEL = "gen_ai.request.model"
 INPUT = "gen_ai.usage.input_tokens"
 OUTPUT = "gen_ai.usage.output_tokens"
@@ -84,11 +87,11 @@ def costs(spans: Iterable[SpanRecord], prices: Prices | None = None) -> list[Cos
         topic = span.attributes.get(TOPIC)
         if topic is not None and span.trace_id not in topics:
             topics[span.trace_id] = str(topic)
-        if span.name.startswith(LLM_PREFIX):
+        if span.name.startswith(LLM_PREFIX) or OPERATION in span.attributes:
             calls.append(span)
     rows: dict[tuple[str, str, str], CostRow] = {}
     for span in calls:
-        model = str(span.attributes.get(MODEL) or span.name[len(LLM_PREFIX) :])
+        model = str(span.attributes.get(MODEL) or span.name.partition(" ")[2])
         day = time.strftime("%Y-%m-%d", time.gmtime(span.start_ns / 1e9))
         key = (day, topics.get(span.trace_id, "?"), model)
         row = rows.get(key)
