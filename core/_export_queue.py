@@ -175,8 +175,12 @@ class ExportQueue(Generic[T]):
         block_ms: int = 0,
         unit_of: Callable[[T], Hashable] | None = None,
         workers: int = 1,
+        prepare: Callable[[list[T]], list[T]] | None = None,
     ) -> None:
         self.exporter = exporter
+        # Run on each batch by the worker that takes it, before its first export (the
+        # scrubber): the items' work off the caller's thread.
+        self.prepare = prepare
         self.workers = max(1, workers)
         self.signal = signal
         self.batch_size = batch_size
@@ -583,6 +587,8 @@ class ExportQueue(Generic[T]):
                 self._open.add(ticket)
             self._made_room()
             try:
+                if batch and self.prepare is not None:
+                    batch = self._prepared(batch)
                 if batch:
                     self._export(batch)
             finally:
@@ -591,6 +597,21 @@ class ExportQueue(Generic[T]):
                 if self.workers > 1:
                     with self._answered:
                         self._answered.notify_all()
+
+    def _prepared(self, batch: list[T]) -> list[T]:
+        """``prepare(batch)``; should it raise, the batch is not sent (it may hold what
+        ``prepare`` was to take out) and is counted as ``export_failed.prepare``."""
+        try:
+            return self.prepare(batch)  # type: ignore[misc]
+        except Exception:
+            log.error("sfumato: preparing a %s batch for export raised", self.signal, exc_info=True)
+            n = len(batch)
+            with self._account:
+                self._inflight = max(0, self._inflight - n)
+                self._failed.add(n)
+                self._losses.stats.part(f"{self.signal}.export_failed.prepare", self.name).add(n)
+                self._losses.lose("export_failed", n)
+            return []
 
     def _settle(self, upto: int) -> None:
         """Wait until every batch taken up to number ``upto`` has been answered (those

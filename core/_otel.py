@@ -704,6 +704,48 @@ def with_contents(span: Any, attributes: Any, events: Any, links: Any) -> Any:
     return copied
 
 
+def scrub_fields(span: Any) -> tuple[Mapping[str, Any], Sequence[Any], str | None]:
+    """What the scrubber reads of an ended span: its attributes (a plain mapping), its
+    events and its status description."""
+    if FAST:
+        try:
+            attributes = span._attributes
+            return (
+                getattr(attributes, "_dict", attributes) or {},
+                span._events or (),
+                span._status._description,
+            )
+        except AttributeError:
+            pass
+    return span.attributes or {}, span.events or (), span.status.description
+
+
+def event_with(event: Any, attributes: Mapping[str, Any]) -> Any:
+    """``event`` with other attributes."""
+    return sdk_trace.Event(event.name, attributes, event.timestamp)
+
+
+def scrubbed_copy(
+    span: Any,
+    attributes: Mapping[str, Any],
+    events: Sequence[Any] | None,
+    description: str | None,
+) -> Any:
+    """A copy of an ended span with other attributes, and other events and status
+    description when given (the scrubber's; the original stays as it was)."""
+    import copy
+
+    copied = copy.copy(span)
+    dropped = getattr(getattr(span, "_attributes", None), "dropped", 0)
+    copied._attributes = BoundedAttributes(attributes=attributes, immutable=True)
+    copied._attributes.dropped = dropped
+    if events is not None:
+        copied._events = tuple(events)
+    if description is not None:
+        copied._status = Status(span.status.status_code, description)
+    return copied
+
+
 # -- the span model ------------------------------------------------------------------------------
 
 _SIMPLE = frozenset((str, int, float, bool))

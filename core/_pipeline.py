@@ -35,9 +35,10 @@ from ._processors import (
     trace_id_of,
 )
 from ._resolve import Plan, SamplerNode
+from ._scrubbing import Scrubber
 from ._stats import Stats
 from ._tracer import tracer_provider_class
-from .plugin import BuildContext, SamplerContext, SamplerSpec, TailStage
+from .plugin import BuildContext, SamplerContext, SamplerSpec, ScrubMatch, TailStage
 from .settings import Settings, Signal
 
 __all__ = ["Pipelines", "build_pipelines", "build_resource", "build_sampler", "check_plan"]
@@ -190,9 +191,13 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
         PluginErrors(failure.name, stats).record(f"import ({failure.message})")
     resource = build_resource(plan, stats)
     sampler = build_sampler(plan.sampler, settings, stats, plan.host)
+    scrubber = _scrubber(settings, stats, plan.host)
     queues: list[ExportQueue[Any]] = []
 
     def queue(exporter: Any, signal: str, name: str) -> ExportQueue[Any]:
+        prepare: Callable[[list[Any]], list[Any]] | None = None
+        if scrubber is not None:
+            prepare = scrubber.spans if signal == "traces" else scrubber.log_records
         q: ExportQueue[Any] = ExportQueue(
             exporter,
             signal=signal,
@@ -206,17 +211,50 @@ def build_pipelines(plan: Plan, stats: Stats) -> Pipelines:
             unit_of=trace_id_of if signal == "traces" else None,
             # Several calls at once only where the exporter says it takes them.
             workers=settings.export_workers if _concurrent(exporter) else 1,
+            prepare=prepare,
         )
         queues.append(q)
         return q
 
     try:
-        return _assemble(plan, stats, context, resource, sampler, queue, queues)
+        return _assemble(plan, stats, context, resource, sampler, queue, queues, scrubber)
     except BaseException:
         # Leave nothing running behind a failed configure(): a queue's worker thread, an
         # exporter's connection or a pull exporter's listening port.
         _discard(queues, context.built)
         raise
+
+
+def _scrubber(settings: Settings, stats: Stats, host: PluginHost) -> Scrubber | None:
+    """The scrubber ``[telemetry.scrubbing]`` asks for (None when it is off), asking the
+    ``sfumato_scrub`` hook's implementations about each match."""
+    options = settings.scrubbing
+    if not options.enabled:
+        return None
+    impls = list(reversed(host.pm.hook.sfumato_scrub.get_hookimpls()))
+    callback: Callable[[ScrubMatch], Any] | None = None
+    if impls:
+
+        def callback(match: ScrubMatch) -> Any:
+            # The first answer that is not None; a raising plugin is counted and passed
+            # over (left to the others, then to the replacement).
+            for impl in impls:
+                try:
+                    kept = impl.function(**{"match": match} if impl.argnames else {})
+                except Exception:
+                    PluginErrors(impl.plugin_name, stats).record("sfumato_scrub")
+                    continue
+                if kept is not None:
+                    return kept
+            return None
+
+    return Scrubber(
+        extra_patterns=options.extra_patterns,
+        allow=options.allow,
+        values=options.values,
+        callback=callback,
+        stats=stats,
+    )
 
 
 def _concurrent(exporter: Any) -> bool:
@@ -241,6 +279,7 @@ def _assemble(
     sampler: Sampler,
     queue: Callable[[Any, str, str], ExportQueue[Any]],
     queues: list[ExportQueue[Any]],
+    scrubber: Scrubber | None,
 ) -> Pipelines:
     settings = plan.settings
     # Traces.
@@ -252,7 +291,9 @@ def _assemble(
         if getattr(node.plugin, "batched", True):
             span_processors.append(QueueSpanProcessor(queue(exporter, "traces", node.label)))
         else:
-            span_processors.append(SyncSpanProcessor(exporter, stats))
+            span_processors.append(
+                SyncSpanProcessor(exporter, stats, scrubber.spans if scrubber else None)
+            )
     export: SpanProcessor = (
         span_processors[0] if len(span_processors) == 1 else FanOutSpanProcessor(span_processors)
     )

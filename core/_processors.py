@@ -90,8 +90,14 @@ class QueueSpanProcessor(SpanProcessor):
 class SyncSpanProcessor(SpanProcessor):
     """Exports each sampled span on the caller's thread (in-memory exporters for tests)."""
 
-    def __init__(self, exporter: Any, stats: Stats) -> None:
+    def __init__(
+        self,
+        exporter: Any,
+        stats: Stats,
+        prepare: Callable[[list[Any]], list[Any]] | None = None,
+    ) -> None:
         self.exporter = exporter
+        self.prepare = prepare  # the scrubber (on the caller's thread here)
         self._exported = stats.counter("traces.exported")
         self._failed = stats.counter("traces.dropped.export_failed")
         self._queued = stats.counter("traces.queued")
@@ -105,7 +111,7 @@ class SyncSpanProcessor(SpanProcessor):
             return
         self._queued.incr()
         try:
-            self.exporter.export((span,))
+            self.exporter.export(self.prepare([span]) if self.prepare else (span,))
             self._exported.incr()
         except Exception:
             self._failed.incr()

@@ -3,7 +3,7 @@
 Implement them on a plugin class with ``@sfumato.hookimpl``; sfumato calls them with keyword
 arguments, so an implementation may accept fewer arguments than the spec.
 
-The first five are called by ``configure()`` and the handle, on the plugins of the
+The first six are called by ``configure()`` and the handle, on the plugins of the
 ``sfumato.plugins`` entry-point group. The ``sfumato_cli_*`` hooks, ``sfumato_metric_instruments``
 and ``sfumato_doctor_endpoint`` are called by the ``sfumato`` command line only, on the plugins
 of the ``sfumato.cli`` group (which ``configure()`` never imports).
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._telemetry import Telemetry
     from .alerts import Instrument
     from .cli.doctor import DoctorEndpoint
+    from .plugin import ScrubMatch
     from .settings import Settings, Signal
 
 __all__ = ["hookimpl", "hookspec"]
@@ -47,6 +48,13 @@ def sfumato_span_processors(settings: Settings) -> Sequence[SpanProcessor] | Non
 @hookspec
 def sfumato_metric_readers(settings: Settings) -> Sequence[MetricReader] | None:
     """Extra metric readers for the MeterProvider."""
+
+
+@hookspec(firstresult=True)
+def sfumato_scrub(match: ScrubMatch) -> Any:
+    """A secret the scrubber found (on the export thread): return the value to send instead
+    (``match.value`` keeps it), or None to let it be replaced by ``[scrubbed]``. Called only
+    for matches."""
 
 
 @hookspec

@@ -45,12 +45,27 @@ __all__ = [
     "SamplerContext",
     "SamplerPlugin",
     "SamplerSpec",
+    "ScrubMatch",
     "SpanSampler",
     "SpanStarter",
     "Stats",
     "TailStage",
     "TraceUnit",
 ]
+
+
+@dataclass(frozen=True)
+class ScrubMatch:
+    """A secret the scrubber found, as the ``sfumato_scrub`` hook receives it."""
+
+    path: str
+    """Where: an attribute key, ``events.<event name>.<key>``, ``status.description``,
+    ``body`` or ``body.<key>``."""
+    value: Any
+    """The value the rule matched: the whole attribute, or the part of a string."""
+    matched: str
+    """What matched: the secret's name in the key (``password``), or the rule of a value
+    (``pair``, ``credentials``, ``token``, ``card``)."""
 
 
 class NoOptions(BaseModel):

@@ -35,6 +35,7 @@ __all__ = [
     "LogsSettings",
     "MetricsSettings",
     "PluginSettings",
+    "ScrubbingSettings",
     "Settings",
     "Signal",
     "ViewSettings",
@@ -174,6 +175,38 @@ class LogsSettings(_Strict):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+
+class ScrubbingSettings(_Strict):
+    enabled: bool = Field(
+        default=True,
+        description="Scrub secrets from span attributes, event attributes, status messages "
+        "and log records before export (on the export thread).",
+    )
+    extra_patterns: list[str] = Field(
+        default_factory=list,
+        description="More secrets' names (regular expressions, case-insensitive), matched "
+        "like the defaults: in attribute keys, and before the = or : of a pair in a string.",
+    )
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Attribute keys never scrubbed (exact, or globs such as "
+        "'http.request.header.x-*').",
+    )
+    values: bool = Field(
+        default=True,
+        description="Also scan string values: name=value pairs of secrets' names, Bearer "
+        "and Basic credentials, token shapes (JWT, sk-, AKIA, ghp_, xox), card numbers.",
+    )
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        from ._scrubbing import check_pattern
+
+        for pattern in value:
+            check_pattern(pattern)
+        return value
 
 
 class PluginSettings(_Strict):
@@ -384,6 +417,7 @@ class Settings(_Redacted, _Strict):
     )
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
+    scrubbing: ScrubbingSettings = Field(default_factory=ScrubbingSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     exporters: list[ExporterSettings] = Field(
