@@ -49,6 +49,7 @@ from contextvars import ContextVar
 from operator import attrgetter
 from threading import Lock
 from time import time_ns
+from types import MappingProxyType
 from typing import Any
 
 # The logs API and SDK: public in all but name.
@@ -718,6 +719,27 @@ def scrub_fields(span: Any) -> tuple[Mapping[str, Any], Sequence[Any], str | Non
         except AttributeError:
             pass
     return span.attributes or {}, span.events or (), span.status.description
+
+
+def scrub_views(batch: Sequence[Any]) -> list[tuple[Mapping[str, Any], Sequence[Any], str | None]]:
+    """``scrub_fields`` of each span of ``batch``: the fields read in one comprehension
+    when every span is an SDK span (no call per span)."""
+    if FAST:
+        try:
+            return [
+                (
+                    getattr(a := span._attributes, "_dict", a) or _NO_ATTRIBUTES,
+                    span._events,
+                    span._status._description,
+                )
+                for span in batch
+            ]
+        except AttributeError:
+            pass
+    return [scrub_fields(span) for span in batch]
+
+
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 
 
 def event_with(event: Any, attributes: Mapping[str, Any]) -> Any:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from . import _otel
@@ -99,6 +99,19 @@ _CARD = r"\b[2-6]\d{3}(?:[ -]?\d){9,15}\b"
 # The value after a name (and a scheme, kept): a quoted string, or a bare word.
 _SECRET_VALUE = r"(?:\"[^\"]*\"|'[^']*'|[^\s&\"',;}]+)"
 CLEAN_CACHE: Final = 8192
+# One of these is in (the lower-cased form of) every string a default rule matches, or it
+# holds 13 digits (a card number): checked in C, before any regular expression runs.
+_TRIGGERS = (
+    *("pass", "pwd", "secret", "token", "key", "auth", "cred", "cookie", "session", "jwt"),
+    *("srf", "card", "cvv", "ssn", "social", "bearer", "basic", "eyj", "sk-", "akia", "xox"),
+    "gh",
+)
+_DIGITS = b"0123456789"
+_NUMBERS = frozenset({int, float, bool})
+# A key's verdict, compared by identity: not a secret's name (its string values scanned), or
+# allowed (left alone); else the secret's name that matched.
+_SCAN: Final = object()
+_ALLOWED: Final = object()
 
 
 def check_pattern(pattern: str) -> str:
@@ -139,7 +152,7 @@ class Scrubber:
         names = "|".join(f"(?:{p})" for p in (*DEFAULT_PATTERNS, *extra_patterns))
         self._key = re.compile(names, re.IGNORECASE)
         self._value = re.compile(
-            rf"(?P<pair>(?P<name>[\w.-]*(?:{names})[\w.-]*)[\"']?\s*[:=]\s*"
+            rf"(?P<pair>(?<![\w.-])(?P<name>[\w.-]*?(?:{names})[\w.-]*)[\"']?\s*[:=]\s*"
             rf"(?:(?:bearer|basic|token)\s+)?)"
             rf"(?P<secret>{_SECRET_VALUE})"
             rf"|(?P<scheme>\b(?:bearer|basic)\s+)(?P<credentials>[A-Za-z0-9._~+/=-]{{8,}})"
@@ -147,14 +160,16 @@ class Scrubber:
             rf"|(?P<card>{_CARD})",
             re.IGNORECASE,
         )
+        extra = "|".join(f"(?:{p})" for p in extra_patterns)
+        self._extra = re.compile(extra, re.IGNORECASE) if extra else None
         allowed = list(allow)
         self._allow_exact = SAFE_KEYS | {a for a in allowed if not any(c in a for c in "*?[")}
         globs = [fnmatch.translate(a) for a in allowed if any(c in a for c in "*?[")]
         self._allow_glob = re.compile("|".join(globs)) if globs else None
         self.values = values
         self._callback = callback
-        # key -> "" (scan its string values), None (allowed: leave alone) or the name matched
-        self._verdicts: dict[str, str | None] = {}
+        # key -> _SCAN (scan its string values), _ALLOWED (leave alone) or the name matched
+        self._verdicts: dict[str, object] = {}
         self._clean: set[str] = set()
         self._scrubbed_spans = stats.counter("traces.scrubbed") if stats else None
         self._scrubbed_logs = stats.counter("logs.scrubbed") if stats else None
@@ -162,32 +177,47 @@ class Scrubber:
 
     # -- verdicts ------------------------------------------------------------------------------
 
-    def _verdict(self, key: str) -> str | None:
+    def _verdict(self, key: str) -> object:
+        verdict: object
         if key in self._allow_exact or (
             self._allow_glob is not None and self._allow_glob.fullmatch(key)
         ):
-            verdict: str | None = None
+            verdict = _ALLOWED
         else:
             found = self._key.search(key)
-            verdict = found.group(0) if found else ""
+            verdict = found.group(0) if found else _SCAN
         if len(self._verdicts) < 65536:  # a bound against keys that never repeat
             self._verdicts[key] = verdict
         return verdict
 
     def _clean_string(self, text: str) -> bool:
-        """Whether no value rule can match ``text``, without a regular expression when the
-        string was seen clean before or is an identifier."""
-        if text in self._clean or len(text) < 5:
-            return True
-        if text.isidentifier() and not text.startswith(_IDENTIFIER_SHAPES):
-            return True
-        if self._value.search(text) is not None:
-            return False
+        """Whether no value rule can match ``text``: a set lookup for a string seen clean
+        before, checks in C for an identifier or a string without a trigger, and the rules'
+        regular expression only for the rest."""
         clean = self._clean
+        if text in clean:
+            return True
+        if (
+            len(text) >= 5
+            and not (text.isidentifier() and not text.startswith(_IDENTIFIER_SHAPES))
+            and self._may_hold_secret(text)
+            and self._value.search(text) is not None
+        ):
+            return False
         if len(clean) >= CLEAN_CACHE:
             clean.clear()
         clean.add(text)
         return True
+
+    def _may_hold_secret(self, text: str) -> bool:
+        low = text.lower()
+        for trigger in _TRIGGERS:
+            if trigger in low:
+                return True
+        if self._extra is not None and self._extra.search(text) is not None:
+            return True
+        data = text.encode("utf-8", "replace")
+        return len(data) - len(data.translate(None, _DIGITS)) >= 13
 
     # -- the rules -----------------------------------------------------------------------------
 
@@ -244,12 +274,11 @@ class Scrubber:
             if self._clean_string(value):
                 return value
             return self._in_string(path, value, paths)
-        if isinstance(value, (list, tuple)):
-            if all(type(v) is not str or self._clean_string(v) for v in value):
+        if isinstance(value, (list, tuple)):  # also lists of mappings, in log records
+            kept = [self._value_of(path, v, paths) for v in value]
+            if all(a is b for a, b in zip(kept, value, strict=True)):
                 return value
-            return type(value)(
-                self._in_string(path, v, paths) if type(v) is str else v for v in value
-            )
+            return type(value)(kept)
         if isinstance(value, Mapping):  # a log record's body or a nested AnyValue
             return self.mapping(value, path + ".", paths) or value
         return value
@@ -262,26 +291,35 @@ class Scrubber:
         scan = self.values
         out: dict[str, Any] | None = None
         for key, value in attributes.items():
+            verdict: object
             try:
-                verdict = verdicts[key]
-            except KeyError:
-                verdict = self._verdict(key) if type(key) is str else None
+                verdict = verdicts.get(key)
             except TypeError:  # an unhashable key of a log record's body
-                verdict = None
+                verdict = _ALLOWED
             if verdict is None:
+                verdict = self._verdict(key) if type(key) is str else _ALLOWED
+            if verdict is _ALLOWED:
                 continue
-            if verdict:
-                path = prefix + key
-                kept = self._ask(path, value, verdict)
-                if kept is value or kept == value:
+            if verdict is _SCAN:
+                if not scan:
                     continue
-                paths.append(path)
-            elif scan:
-                kept = self._value_of(prefix + key, value, paths)
+                kind = type(value)
+                if kind is str:
+                    if self._clean_string(value):
+                        continue
+                    kept = self._in_string(prefix + key, value, paths)
+                elif kind in _NUMBERS:
+                    continue
+                else:
+                    kept = self._value_of(prefix + key, value, paths)
                 if kept is value:
                     continue
             else:
-                continue
+                path = prefix + key
+                kept = self._ask(path, value, str(verdict))
+                if kept is value or kept == value:
+                    continue
+                paths.append(path)
             if out is None:
                 out = dict(attributes)
             out[key] = kept
@@ -290,10 +328,40 @@ class Scrubber:
     # -- batches -------------------------------------------------------------------------------
 
     def spans(self, batch: list[Any]) -> list[Any]:
-        """``batch`` with each span that held a secret replaced by a scrubbed copy."""
-        for i, span in enumerate(batch):
+        """``batch`` with each span that held a secret replaced by a scrubbed copy.
+
+        The common case is written out in this loop, no call per span or attribute: every
+        key known and not a secret's name, every value a number or a string seen clean
+        before, no events, no status message. Anything else goes to ``_span``."""
+        get, clean, numbers = self._verdicts.get, self._clean, _NUMBERS
+        scan, allowed, keys_only = _SCAN, _ALLOWED, not self.values
+        verdict_of, clean_string = self._verdict, self._clean_string
+        for i, (attributes, events, description) in enumerate(_otel.scrub_views(batch)):
             try:
-                scrubbed = self._span(span)
+                for key, value in attributes.items():
+                    verdict = get(key)
+                    if verdict is None:
+                        verdict = verdict_of(key)
+                    if verdict is allowed:
+                        continue
+                    if verdict is scan:
+                        kind = type(value)
+                        if keys_only:
+                            continue
+                        if kind is str:
+                            if value in clean or clean_string(value):
+                                continue
+                        elif kind in numbers:
+                            continue
+                    break
+                else:
+                    if not events and not description:
+                        continue
+            except Exception:  # an odd mapping: _span says why
+                pass
+            span = batch[i]
+            try:
+                scrubbed = self._span(span, attributes, events, description)
             except Exception:
                 self._failed(span)
                 scrubbed = _otel.scrubbed_copy(span, {MARK: ("*",)}, [], None)
@@ -301,8 +369,13 @@ class Scrubber:
                 batch[i] = scrubbed
         return batch
 
-    def _span(self, span: Any) -> Any:
-        attributes, events, description = _otel.scrub_fields(span)
+    def _span(
+        self,
+        span: Any,
+        attributes: Mapping[str, Any],
+        events: Sequence[Any],
+        description: str | None,
+    ) -> Any:
         paths: list[str] = []
         new_attributes = self.mapping(attributes, "", paths) if attributes else None
         new_events: list[Any] | None = None

@@ -13,48 +13,19 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import fastapi
 import pytest
 import requests
 import sfumato
-import uvicorn
 from instrumented import configure as _configure
+from instrumented import serving
 from instrumented import spans as _spans
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
-from receivers import free_port, wait_until
 from sfumato import ConfigError
 from sfumato._instrumentations import installed, mismatched
-
-
-@contextmanager
-def serving() -> Iterator[str]:
-    """A FastAPI application served by uvicorn on loopback, whose /hello answers. FastAPI's
-    instrumentation wraps the applications made after it is instrumented: this one is made
-    when entered."""
-    app = fastapi.FastAPI()
-
-    @app.get("/hello")
-    def hello() -> str:
-        return "hello"
-
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout=10)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture

@@ -8,18 +8,25 @@ their spans are children of sfumato's own, and the samplers decide for them.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import openai
 import pytest
 import redis
+import requests
+import sfumato
 from instrumented import configure as _configure
+from instrumented import serving
 from instrumented import spans as _spans
 from receivers import redis_server
-from sfumato.plugins.botticelli import narrative
+from sfumato._scrubbing import MARK
+from sfumato.plugins.botticelli import llm_call, narrative
+from sfumato.plugins.local.store import Store, attributes
 
 pytestmark = pytest.mark.server
 
@@ -77,6 +84,7 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
     completion and its token usage, and remembers the requests."""
 
     seen: ClassVar[list[dict[str, Any]]] = []
+    reply: ClassVar[str] = "a reply"
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -89,7 +97,7 @@ class _FakeOpenAI(BaseHTTPRequestHandler):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "a reply"},
+                    "message": {"role": "assistant", "content": type(self).reply},
                     "finish_reason": "stop",
                 }
             ],
@@ -112,6 +120,7 @@ def openai_url() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     _FakeOpenAI.seen = []
+    _FakeOpenAI.reply = "a reply"
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     finally:
@@ -147,3 +156,79 @@ def test_an_llm_call_through_the_openai_client_is_a_span_of_the_narrative(
     events = [dict(e.attributes) for s in spans for e in s.events]
     recorded = json.dumps([attributes, events], default=str)
     assert CANARY not in recorded
+
+
+SECRET = "canary-secret-9d41e07b"
+
+
+def test_a_canary_secret_reaches_no_store_through_any_instrumentation(
+    redis_port: int, openai_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One narrative hands the same secret to every instrumentation the way applications
+    leak them: a query parameter and request headers (requests and FastAPI, headers
+    captured), a Redis error that echoes the command, an LLM prompt and reply with message
+    content captured (OpenAI's instrumentation and Botticelli's helper, span and event), and
+    a log message. The local store, read back as text, never holds it; the spans and records
+    that carried it say so in ``sfumato.scrubbed``."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST", "authorization")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_AND_EVENT")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT", "true")
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    _FakeOpenAI.reply = f"stored with password={SECRET}"
+    store = tmp_path / "store"
+    telemetry = sfumato.configure(
+        service_name="canary",
+        backend="local",
+        backend_options={"directory": str(store)},
+        metrics={"enabled": False},
+        logs={"level": "INFO"},
+        instrumentations={"requests": True, "fastapi": True, "redis": True, "openai": True},
+    )
+    try:
+        with serving() as url, narrative("content_generation", "canary"):
+            answer = requests.get(
+                f"{url}/hello?api_key={SECRET}",
+                headers={"Authorization": f"Bearer {SECRET}"},
+                timeout=10,
+            )
+            assert answer.status_code == 200
+            with pytest.raises(redis.ResponseError, match=SECRET):  # Redis echoes it
+                redis.Redis(host="127.0.0.1", port=redis_port).execute_command(
+                    "NOSUCH", f"token={SECRET}"
+                )
+            client = openai.OpenAI(base_url=openai_url, api_key="sk-test", max_retries=0)
+            client.chat.completions.create(
+                model="reference-model",
+                messages=[{"role": "user", "content": f"log in with password={SECRET}"}],
+            )
+            with llm_call("reference-model", provider="openai") as call:
+                call.record_messages(f"my token={SECRET}", f"noted: token={SECRET}")
+            logging.getLogger("app").warning("login refused for api_key=%s", SECRET)
+    finally:
+        telemetry.shutdown()
+    text = "\n".join(p.read_text() for p in store.rglob("*") if p.is_file())
+    assert text, "nothing was stored"
+    assert SECRET not in text
+    spans = list(Store(store).spans())
+    marked = {s.name: list(s.attributes.get(MARK, ())) for s in spans}
+    client_span = next(s.name for s in spans if s.kind == 3 and s.name.startswith("GET"))
+    server_span = next(s.name for s in spans if s.kind == 2)
+    assert {"url.full", "http.url"} & set(marked[client_span])  # the stable or old name
+    assert "http.request.header.authorization" in marked[server_span]
+    redis_span = marked["NOSUCH"]
+    assert "status.description" in redis_span or any(p.startswith("events.") for p in redis_span)
+    openai_marks = [
+        marks for s in spans for marks in [marked[s.name]] if s.name == "chat reference-model"
+    ]
+    assert len(openai_marks) == 2  # the instrumentation's span and Botticelli's
+    for marks in openai_marks:
+        assert {"gen_ai.input.messages", "gen_ai.output.messages"} <= set(marks)
+    records = [
+        attributes(record.get("attributes"))
+        for request in Store(store).requests("logs")
+        for resource_logs in request["resourceLogs"]
+        for scope_logs in resource_logs["scopeLogs"]
+        for record in scope_logs["logRecords"]
+    ]
+    scrubbed_records = [r for r in records if MARK in r]
+    assert len(scrubbed_records) >= 2  # the log message, and the GenAI event
