@@ -74,9 +74,7 @@ def measure_scrubbing(rounds: int = 12) -> dict[str, dict[str, float]]:
     narrative, http, logs = span_batch(), http_batch(), log_batch()
     for batch in (narrative, http):  # nothing in them is a secret: nothing is replaced
         assert all(MARK not in s.attributes for s in Scrubber().spans(list(batch)))
-    assert all(
-        MARK not in (r.log_record.attributes or {}) for r in Scrubber().log_records(logs)
-    )
+    assert all(MARK not in (r.log_record.attributes or {}) for r in Scrubber().log_records(logs))
     return {
         "reference narrative": _ratio(
             lambda: encode_spans(narrative),
