@@ -243,7 +243,8 @@ def _rows(
     """The scalar rows of one table, and the nested tables to document after it."""
     rows: list[Row] = []
     nested = []
-    for name, field in model.model_fields.items():
+    for field_name, field in model.model_fields.items():
+        name = field.alias or field_name  # what the TOML says
         annotation = field.annotation
         models = list(_models_in(annotation))
         if models and all(how in ("", "[]", "<>") for how, _ in models):
@@ -304,6 +305,7 @@ def _section(
     path: tuple[str, ...],
     env_path: tuple[str, ...] | None,
     intro: str = "",
+    ancestors: tuple[type[BaseModel], ...] = (),
 ) -> list[str]:
     out = [f"{'#' * level} `{title}`", ""]
     if intro:
@@ -321,8 +323,17 @@ def _section(
             sub_title, sub_env = f"[[{dotted}]]", None
         else:
             sub_title, sub_env = f"[{dotted}.<name>]", None
+        if sub is model or sub in ancestors:  # a recursive model: its table is above
+            out += [f"`{sub_title}`: {field.description or ''} The table of `{title}`.", ""]
+            continue
         out += _section(
-            min(level + 1, 4), sub_title, sub, sub_path, sub_env, intro=field.description or ""
+            min(level + 1, 4),
+            sub_title,
+            sub,
+            sub_path,
+            sub_env,
+            intro=field.description or "",
+            ancestors=(*ancestors, model),
         )
     return out
 

@@ -31,7 +31,8 @@ from sfumato._otel import is_sampled as _sampled
 from sfumato._processors import unit_taker
 from sfumato.plugin import BufferingProcessor
 
-from ._consistent import ADJUSTED_COUNT, state_with_th, weight_attributes
+from ._consistent import ADJUSTED_COUNT, randomness, state_with_th, weight_attributes
+from ._rules import Verdict
 
 if TYPE_CHECKING:
     from sfumato._stats import Stats, Tally
@@ -65,8 +66,26 @@ class FinishedTrace:
 
 
 # Returns the reason the trace is kept with probability 1 ("error", "slow", a policy's
-# name), or None to let the head decision stand.
-TailPolicy = Callable[[FinishedTrace], "str | None"]
+# name), a rule's Verdict (kept at its threshold, or dropped), or None to let the head
+# decision stand.
+TailPolicy = Callable[[FinishedTrace], "str | Verdict | None"]
+
+
+class _Decision(str):
+    """A policy's decision on a unit, ``<sampler>:<reason>``: kept at threshold ``th`` (0:
+    probability 1), or dropped (``dropped``; ``final``: late errors are dropped too)."""
+
+    th = 0
+    dropped = False
+    final = False
+
+
+def _decision(name: str, verdict: Verdict) -> _Decision:
+    made = _Decision(f"{name}:{verdict.rule}")
+    made.th = verdict.th
+    made.dropped = not verdict.kept
+    made.final = verdict.final
+    return made
 
 
 def span_has_error(span: ReadableSpan) -> bool:
@@ -75,22 +94,28 @@ def span_has_error(span: ReadableSpan) -> bool:
 
 
 def forced_copy(span: ReadableSpan, policy: str) -> ReadableSpan:
-    """A copy of ``span`` marked sampled, with threshold 0 and adjusted count 1 (``policy``).
+    """A copy of ``span`` marked sampled, with the threshold of ``policy`` (0, probability 1,
+    unless a rule kept the unit at a lower probability) and the weight it stands for.
 
     An ended span's attributes cannot change through the API, so the weight goes onto a
     copy; the original (and its RECORD_ONLY context) is left alone.
     """
     ctx = span.context
     assert ctx is not None
+    th = getattr(policy, "th", 0)
     context = SpanContext(
         ctx.trace_id,
         ctx.span_id,
         is_remote=False,
         trace_flags=TraceFlags(ctx.trace_flags | _SAMPLED),
-        trace_state=state_with_th(ctx.trace_state, 0),
+        trace_state=state_with_th(ctx.trace_state, th),
     )
     attributes = dict(span.attributes or {})
-    attributes.update(weight_attributes(policy, 0))
+    if th:
+        r = randomness(ctx.trace_id, ctx.trace_state)
+        attributes.update(weight_attributes(str(policy), th, r))
+    else:
+        attributes.update(weight_attributes(str(policy), 0))
     return ReadableSpan(
         name=span.name,
         context=context,
@@ -531,6 +556,7 @@ class TailProcessor(SpanProcessor, BufferingProcessor):
         trace.root = None
         trace.closed_at = len(spans)
         sampled, error_ids = unit_facts(spans)
+        reason: str | Verdict | None
         if self.errors_only:
             reason = "error" if error_ids is not None else None
         else:
@@ -547,7 +573,15 @@ class TailProcessor(SpanProcessor, BufferingProcessor):
                     )
                 reason = None
         n = len(spans)
-        decision = (_HEAD if sampled else _DROPPED) if reason is None else f"{self.name}:{reason}"
+        rule: Verdict | None = None
+        if isinstance(reason, Verdict):
+            rule = reason
+            decision: str = _decision(self.name, rule)
+            reason = rule.rule
+        elif reason is None:
+            decision = _HEAD if sampled else _DROPPED
+        else:
+            decision = f"{self.name}:{reason}"
         trace.decision = decision
         entry: _Decided | None = None
         if trace.key < 0 and cache:  # a unit grouped by trace id: its late spans look here
@@ -560,6 +594,12 @@ class TailProcessor(SpanProcessor, BufferingProcessor):
         self._seen.n += n
         if early is not None:
             self._tally(f"tail.early.{early}").n += 1
+        if rule is not None and not rule.kept:  # a rule dropped the unit, head spans too
+            self._dropped_spans.n += n
+            self._tally(f"tail.traces.dropped.{reason}").n += 1
+            if rule.capped:
+                self._tally(f"tail.traces.capped.{reason}").n += 1
+            return None
         if reason is None:  # the head decision stands: its sampled spans go on
             # With decision_wait_ms, a unit is held so that a late error can keep it whole
             # at weight 1: what the head dropped, and, when the head kept it at a weight
@@ -592,7 +632,7 @@ class TailProcessor(SpanProcessor, BufferingProcessor):
         self._tally(f"tail.traces.kept.{reason}").n += 1
         path: set[int] | None = None
         kept = n
-        if self.keep == "error-path" and error_ids:
+        if self.keep == "error-path" and error_ids and rule is None:
             path = _error_path(spans, error_ids)
             kept = sum(
                 1
@@ -720,6 +760,14 @@ class TailProcessor(SpanProcessor, BufferingProcessor):
             if released is not None:
                 out.append(released)
         error = self.keep_late_errors and span_has_error(span)
+        if getattr(decision, "dropped", False):  # a rule dropped the unit
+            if error and not getattr(decision, "final", False):
+                self._kept_spans.n += 1
+                self._late_error.n += 1
+                self._tally("tail.traces.partial.late_error").n += 1
+                return [span], [], "late_error", self._late_decision
+            self._dropped_spans.n += 1
+            return None
         if decision in (_HEAD, _DROPPED):
             if not error:
                 if (

@@ -18,31 +18,22 @@ from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec, SpanSampl
 
 from ._consistent import Delegate, Markable, promises_plain
 from ._parent_first import ParentFirstSampler
+from ._rules import Rule, tail_policy
 from ._tail import FinishedTrace, TailProcessor
 
 if TYPE_CHECKING:
     from sfumato._stats import Stats
 
-__all__ = ["ErrorAlways", "ErrorAlwaysOptions", "ErrorAlwaysSampler"]
+__all__ = ["ErrorAlways", "ErrorAlwaysOptions", "ErrorAlwaysSampler", "TailBufferOptions"]
 
 ROOT_PATH = "telemetry.sampler"
 
 
-class ErrorAlwaysOptions(BaseModel):
+class TailBufferOptions(BaseModel):
+    """The buffer of the samplers that decide when a local unit ends."""
+
     model_config = ConfigDict(extra="forbid")
 
-    otherwise: SamplerSpec = Field(
-        default_factory=lambda: SamplerSpec(type="always_off"),
-        description="Decides the traces without an error (default: always_off, errors only).",
-    )
-    slow_ms: float | None = Field(
-        default=None, gt=0, description="Also keep every trace whose local root lasts this long."
-    )
-    keep: Literal["trace", "error-path"] = Field(
-        default="trace",
-        description="'trace': the whole kept trace; 'error-path': the error spans and their "
-        "ancestors (plus whatever the head kept).",
-    )
     max_traces: int = Field(default=10_000, ge=1, description="Open traces buffered at most.")
     max_spans_per_trace: int = Field(default=1_000, ge=1, description="Spans buffered per trace.")
     max_age_ms: int = Field(default=120_000, ge=1, description="A trace open longer is decided.")
@@ -61,26 +52,63 @@ class ErrorAlwaysOptions(BaseModel):
     )
 
 
+class ErrorAlwaysOptions(TailBufferOptions):
+    otherwise: SamplerSpec = Field(
+        default_factory=lambda: SamplerSpec(type="always_off"),
+        description="Decides the traces without an error (default: always_off, errors only).",
+    )
+    slow_ms: float | None = Field(
+        default=None, gt=0, description="Also keep every trace whose local root lasts this long."
+    )
+    keep: Literal["trace", "error-path"] = Field(
+        default="trace",
+        description="'trace': the whole kept trace; 'error-path': the error spans and their "
+        "ancestors (plus whatever the head kept).",
+    )
+    rules: list[Rule] = Field(
+        default_factory=list,
+        description="Rules for the units without an error (and not slow), first match "
+        "first: each rule's 'when' and its 'sample' probability or 'drop' (see the tail "
+        "sampler).",
+    )
+    max_per_second: float | None = Field(
+        default=None, gt=0, description="Units the rules keep per second at most, all together."
+    )
+
+
 class ErrorAlwaysSampler(ParentFirstSampler):
     """Head: the nested sampler's decision, but RECORD_ONLY where it would drop, so the tail
-    processor sees every span. Tail: see ``TailProcessor``.
+    processor sees every span. Tail: see ``TailProcessor``; its policy keeps a unit with an
+    error (``errors``), then one that was slow, then asks the rules (``tail_policy``).
 
     A nested sampler of sfumato's own that can be ``marked()`` makes its drops RECORD_ONLY
     itself; its ``sample_span`` is then this sampler's, with no step in between on the
     tracer's path (its own guard falls back to RECORD_ONLY too). Any other is called through
-    a ``Delegate`` that turns its DROP into RECORD_ONLY.
+    a ``Delegate`` that turns its DROP into RECORD_ONLY. The ``tail`` sampler is this
+    sampler with ``errors=False`` and rules alone.
     """
 
     guarded = True
 
     def __init__(
-        self, otherwise: Sampler, options: ErrorAlwaysOptions, stats: Stats | None = None
+        self,
+        otherwise: Sampler,
+        options: TailBufferOptions,
+        stats: Stats | None = None,
+        *,
+        name: str = "error-always",
+        errors: bool = True,
     ) -> None:
         self.otherwise = otherwise
         self.options = options
+        self.name = name
+        self.errors = errors
         self._otherwise = Delegate(otherwise, record_only=True)
-        self._slow_ns = int(options.slow_ms * 1_000_000) if options.slow_ms else None
-        self._guard = Guard("error-always", stats, record_only=True)
+        slow_ms = getattr(options, "slow_ms", None)
+        self._slow_ns = int(slow_ms * 1_000_000) if slow_ms else None
+        self._rules: list[Rule] = list(getattr(options, "rules", ()))
+        self._policy = tail_policy(options, name, errors=errors, slow_ns=self._slow_ns)
+        self._guard = Guard(name, stats, record_only=True)
         self.plain_attributes = promises_plain(otherwise)
         if isinstance(otherwise, Markable):
             marked = otherwise.marked()
@@ -105,20 +133,9 @@ class ErrorAlwaysSampler(ParentFirstSampler):
         except Exception:
             return self._guard.fallback(parent_context, attributes)
 
-    def keep_reason(self, trace: FinishedTrace) -> str | None:
-        if trace.has_error:
-            return "error"
-        slow = self._slow_ns
-        root = trace.root
-        if (
-            slow is not None
-            and root is not None
-            and root.end_time is not None
-            and root.start_time is not None
-            and root.end_time - root.start_time >= slow
-        ):
-            return "slow"
-        return None
+    def keep_reason(self, trace: FinishedTrace) -> Any:
+        """The policy: "error", "slow", a rule's verdict, or None (the head decides)."""
+        return self._policy(trace)
 
     def tail_processor(self, downstream: SpanProcessor, stats: Stats) -> SpanProcessor:
         o = self.options
@@ -126,19 +143,24 @@ class ErrorAlwaysSampler(ParentFirstSampler):
             downstream,
             stats,
             self.keep_reason,
-            name="error-always",
-            keep=o.keep,
+            name=self.name,
+            keep=getattr(o, "keep", "trace"),
             max_traces=o.max_traces,
             max_spans_per_trace=o.max_spans_per_trace,
             max_age_ms=o.max_age_ms,
             decision_cache_size=o.decision_cache_size,
             decision_wait_ms=o.decision_wait_ms,
-            # keep_reason without slow_ms keeps exactly the traces with an error
-            errors_only=self._slow_ns is None and type(self).keep_reason is _KEEP_REASON,
+            keep_late_errors=getattr(o, "keep_late_errors", True),
+            # keep_reason without slow_ms or rules keeps exactly the traces with an error
+            errors_only=self.errors
+            and self._slow_ns is None
+            and not self._rules
+            and type(self).keep_reason is _KEEP_REASON,
         )
 
     def get_description(self) -> str:
-        return f"ErrorAlways{{otherwise:{self.otherwise.get_description()}}}"
+        label = "ErrorAlways" if self.errors else "Tail"
+        return f"{label}{{otherwise:{self.otherwise.get_description()}}}"
 
 
 _KEEP_REASON = ErrorAlwaysSampler.keep_reason

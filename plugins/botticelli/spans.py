@@ -521,6 +521,9 @@ class _Step(_Scope, Generic[H]):
     def _fallback(self) -> H:
         return self._handle_class(trace_api.INVALID_SPAN, self.label)  # type: ignore[return-value]
 
+    def _record_call(self, handle: Any, ended: float, exc: BaseException | None) -> None:
+        raise NotImplementedError
+
     def __enter__(self) -> H:
         if self._handle is not None:
             return self._enter_again()  # type: ignore[no-any-return]
@@ -593,11 +596,14 @@ class _Step(_Scope, Generic[H]):
                 _mark_error(handle.span, cast(Exception, exc))
             handle.span.end()
             if self.record_metrics:
-                (self.metrics or _metrics_module._default or default_metrics())._record(
-                    _ACT_DURATION,
-                    ended - handle._started,
-                    (handle.narrative_type, self.label, _FAILURE if failed else _SUCCESS),
-                )
+                if self._is_act:
+                    (self.metrics or _metrics_module._default or default_metrics())._record(
+                        _ACT_DURATION,
+                        ended - handle._started,
+                        (handle.narrative_type, self.label, _FAILURE if failed else _SUCCESS),
+                    )
+                else:  # an LLM call under the GenAI conventions
+                    self._record_call(handle, ended, exc if failed else None)
         except Exception:
             log.debug("sfumato: could not end a span", exc_info=True)
         finally:
@@ -665,7 +671,7 @@ class llm_call(_Step[LlmCall]):
     span only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks for it.
     """
 
-    __slots__ = ("genai", "operation", "provider")
+    __slots__ = ("operation", "provider")
 
     _key = conv.MODEL
     _is_act = False
@@ -687,9 +693,15 @@ class llm_call(_Step[LlmCall]):
         self.provider = provider
         self.operation = operation
         self.metrics = metrics
-        self.record_metrics = False  # no act duration
         given = dict(attributes) if attributes else None
-        self.genai = genai = _ctx.conventions().genai
+        # _ctx.conventions(), its cached value read here (one call less per LLM call)
+        c = _ctx._conventions
+        genai = (
+            c[1].genai if c is not None and c[0] == _otel.GENERATION else _ctx.conventions().genai
+        )
+        # record_metrics: the GenAI client metrics, recorded at the end (an LLM call has no
+        # duration of its own in the plan).
+        self.record_metrics = genai
         if genai:
             self.span_name = f"{operation} {model}"
             self.kind = _CLIENT
@@ -715,31 +727,16 @@ class llm_call(_Step[LlmCall]):
             metrics=self.metrics,
         )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if not self.genai or self._inner:
-            super().__exit__(exc_type, exc, tb)
-            return
-        handle: LlmCall = self._handle
-        ended = _clock()
-        super().__exit__(exc_type, exc, tb)
-        try:
-            failed = exc is not None and isinstance(exc, Exception)
-            _metrics(self.metrics).record_genai_call(
-                ended - handle._started,
-                self.label,
-                operation=self.operation,
-                provider=self.provider,
-                input_tokens=handle.input_tokens,
-                output_tokens=handle.output_tokens,
-                error_type=type(exc).__qualname__ if failed else None,
-            )
-        except Exception:
-            log.debug("sfumato: could not record a GenAI call", exc_info=True)
+    def _record_call(self, handle: Any, ended: float, exc: BaseException | None) -> None:
+        _metrics(self.metrics).record_genai_call(
+            ended - handle._started,
+            self.label,
+            operation=self.operation,
+            provider=self.provider,
+            input_tokens=handle.input_tokens,
+            output_tokens=handle.output_tokens,
+            error_type=type(exc).__qualname__ if exc is not None else None,
+        )
 
 
 def parse_json(
