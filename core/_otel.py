@@ -36,6 +36,7 @@ Written against opentelemetry-sdk 1.45 (see ``docs/internals.md``). What is reli
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import importlib.metadata
 import logging
@@ -1096,6 +1097,10 @@ class FastTracer(sdk_trace.Tracer):
 
     _span_cls: type[_Span]
     _processors: _Processors | None
+    # The sampler's decision methods, bound (see bind_sampler).
+    _sample_span: Callable[..., Any] | None
+    _should_sample: Callable[..., Any]
+    _plain: bool
     _failed = False
     # Counts calls on this tracer's spans that raised inside the SDK (a value whose str()
     # raises, record_exception of a non-exception): set by the pipeline.
@@ -1111,6 +1116,23 @@ class FastTracer(sdk_trace.Tracer):
     def scope(self) -> Any:
         """The tracer's instrumentation scope."""
         return self._instrumentation_scope
+
+    def bind_sampler(self, sampler: Any) -> None:
+        """Decide this tracer's spans with ``sampler`` from the next span on. A span reads
+        the decision method once, so it asks the old sampler or the new one, never both;
+        the plain-attributes promise is dropped before the swap and given after it, so no
+        span relies on a promise its sampler did not make."""
+        # A sampler of sfumato's own (a SpanSampler) also takes the parent span context the
+        # tracer has already looked up, and may promise plain attributes.
+        plain = isinstance(sampler, SpanSampler) and (
+            sampler.plain_attributes is True and self._span_limits.max_span_attribute_length is None
+        )
+        self._plain = False
+        self.sampler = sampler
+        self._span_cls._sampler = sampler
+        self._should_sample = sampler.should_sample
+        self._sample_span = sampler.sample_span if isinstance(sampler, SpanSampler) else None
+        self._plain = plain
 
     def _prepare(self) -> None:
         """Called once, when the provider makes this tracer."""
@@ -1129,18 +1151,7 @@ class FastTracer(sdk_trace.Tracer):
             },
         )
         OWN_SPANS.add(self._span_cls)
-        self._should_sample = self.sampler.should_sample
-        # A sampler of sfumato's own (a SpanSampler) also takes the parent span context the
-        # tracer has already looked up, and may promise plain attributes.
-        sampler = self.sampler
-        self._sample_span: Callable[..., Any] | None = None
-        self._plain = False
-        if isinstance(sampler, SpanSampler):
-            self._sample_span = sampler.sample_span
-            self._plain = (
-                sampler.plain_attributes is True
-                and self._span_limits.max_span_attribute_length is None
-            )
+        self.bind_sampler(self.sampler)
         self._processors = None
         self._single = (self.span_processor,)
         self._multi = (
@@ -1416,6 +1427,20 @@ class FastTracerProvider(sdk_trace.TracerProvider):
         # The tracers keep the processors as lists of bound methods: have them made again.
         for tracer in self.tracers():
             tracer._processors = None
+
+
+def swap_sampler(provider: Any, sampler: Any) -> None:
+    """Make ``sampler`` the sampler of ``provider`` and of every tracer it handed out (each
+    span asks the old one or the new one, never both; see ``FastTracer.bind_sampler``)."""
+    provider.sampler = sampler
+    lock = getattr(provider, "_tracers_lock", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        tracers = list(getattr(provider, "_tracers", {}).values())
+    for tracer in tracers:
+        if isinstance(tracer, FastTracer):
+            tracer.bind_sampler(sampler)
+        else:  # the SDK's own tracer reads its sampler per span
+            tracer.sampler = sampler
 
 
 class OnEndingForwarder:

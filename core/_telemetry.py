@@ -33,6 +33,8 @@ from ._loading import load_config
 from ._logging import OtelLogHandler, rate_limit_sdk_logs
 from ._logging import install as install_log_handler
 from ._pipeline import Pipelines, build_pipelines
+from ._reload import Reloaded, Watcher, install_sighup, restore_sighup, sampler_version
+from ._reload import reload as reload_sampler
 from ._resolve import Plan, resolve
 from ._signals import install_sigterm, restore_sigterm
 from ._stats import Stats
@@ -85,6 +87,14 @@ class Telemetry:
         self._instrumented: instrumentations.Running | None = None
         self._closed = False
         self._pid = os.getpid()
+        # Live changes (``reload``): the keyword arguments of configure(), which still win
+        # over the file read again; the version of the sampler tree running.
+        self._overrides: dict[str, Any] = {}
+        self._reload_lock = threading.Lock()
+        self._watcher: Watcher | None = None
+        #: A digest of the sampler tree running (``[telemetry.sampler]``, ``sampling_rate``):
+        #: the same as ``sfumato show`` and ``doctor`` print for the file.
+        self.sampler_version = sampler_version(settings)
         #: True in a process forked from the one that called configure(): the pipelines were
         #: re-created here. Plugins serving a port leave it to the parent when it is set.
         self.forked = False
@@ -138,6 +148,17 @@ class Telemetry:
     def tracer(self, name: str = "sfumato") -> trace_api.Tracer:
         return self.tracer_provider.get_tracer(name)  # type: ignore[no-any-return]
 
+    def reload(self, path: str | os.PathLike[str] | None = None) -> Reloaded:
+        """Read the config file again (``path``, else the one configure() read) and apply
+        its sampler tree without a restart: validated and built first, swapped atomically;
+        an invalid file changes nothing, and the result says why. SIGHUP, ``sfumato
+        reload`` and ``[telemetry.reload] watch`` call this. Never raises."""
+        try:
+            return reload_sampler(self, path)
+        except Exception as exc:  # a bug, not the file: still nothing raised into the app
+            log.warning("sfumato: reload failed", exc_info=True)
+            return Reloaded(False, self.sampler_version, f"reload failed: {exc}")
+
     def stats(self) -> dict[str, int]:
         """Counters: spans and log records queued, exported and dropped by reason, ..."""
         if self._pipes is None:
@@ -157,6 +178,10 @@ class Telemetry:
             snapshot[f"{signal}.in_queue"] = sum(n for s, _, n in lengths if s == signal)
         if not _otel.FAST:
             snapshot["sdk_path"] = 1  # the SDK's own span and metric path is in use
+        # The sampler tree running: its version (a 48-bit digest, the number whose 12 hex
+        # digits sampler_version, `sfumato show` and doctor print) and reloads applied.
+        snapshot["sampler.version"] = int(self.sampler_version, 16)
+        snapshot.setdefault("sampler.reloads", 0)
         return snapshot
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -186,9 +211,16 @@ class Telemetry:
             call_hook(self.plan.host.pm, "sfumato_configured", self.stats_registry, telemetry=self)
         atexit.register(self._at_exit)
         install_sigterm(self)  # SIGTERM flushes first, when the application did not take it
+        install_sighup(self)  # SIGHUP applies the file's sampler tree again
+        self._watch()
         # A multiprocessing child made by fork ends with os._exit(): atexit does not run
         # there, multiprocessing's finalizers do.
         multiprocessing.util.register_after_fork(self, Telemetry._in_multiprocessing_child)
+
+    def _watch(self) -> None:
+        options = self.settings.reload
+        if options.watch and self.settings.path is not None:
+            self._watcher = Watcher(self, self.settings.path, options.interval_ms / 1000)
 
     def _at_exit(self) -> None:
         self.shutdown()
@@ -276,6 +308,9 @@ class Telemetry:
                 _active = None
         atexit.unregister(self._at_exit)
         restore_sigterm(self)
+        restore_sighup(self)
+        if self._watcher is not None:
+            self._watcher.stop()
         pipes = self._pipes
         if pipes is None:
             return True
@@ -465,6 +500,7 @@ def configure(path: str | os.PathLike[str] | None = None, **overrides: Any) -> T
             plan: Plan = loaded.plan if loaded.plan is not None else resolve(settings)
             pipes = build_pipelines(plan, stats)
             handle = Telemetry(settings, plan, pipes, stats)
+            handle._overrides = dict(overrides)
             try:
                 handle._start()
             except BaseException:

@@ -35,6 +35,7 @@ __all__ = [
     "LogsSettings",
     "MetricsSettings",
     "PluginSettings",
+    "ReloadSettings",
     "ScrubbingSettings",
     "Settings",
     "Signal",
@@ -207,6 +208,21 @@ class ScrubbingSettings(_Strict):
         for pattern in value:
             check_pattern(pattern)
         return value
+
+
+class ReloadSettings(_Strict):
+    sighup: bool = Field(
+        default=True,
+        description="SIGHUP reads the config file again and applies its sampler tree (when "
+        "the application set no SIGHUP handler of its own); see `sfumato reload`.",
+    )
+    watch: bool = Field(
+        default=False,
+        description="Also apply the sampler tree when the config file's contents change.",
+    )
+    interval_ms: Annotated[int, Field(ge=100, le=HOUR_MS)] = Field(
+        default=2000, description="With watch: how often the file is checked."
+    )
 
 
 class PluginSettings(_Strict):
@@ -418,6 +434,7 @@ class Settings(_Redacted, _Strict):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     logs: LogsSettings = Field(default_factory=LogsSettings)
     scrubbing: ScrubbingSettings = Field(default_factory=ScrubbingSettings)
+    reload: ReloadSettings = Field(default_factory=ReloadSettings)
     plugins: PluginSettings = Field(default_factory=PluginSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     exporters: list[ExporterSettings] = Field(

@@ -67,6 +67,7 @@ class HttpEndpoints:
 
     @hookimpl
     def sfumato_configured(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry  # /healthz reports the sampler version it runs
         http = telemetry.settings.http
         if not http.enabled:
             return
@@ -139,15 +140,18 @@ class HttpEndpoints:
         self._threads.clear()
 
     def health(self) -> tuple[int, dict[str, Any]]:
-        """The status code and JSON body of ``/healthz``."""
+        """The status code and JSON body of ``/healthz`` (with the sampler version running)."""
+        telemetry = getattr(self, "telemetry", None)
+        sampler = {"sampler_version": telemetry.sampler_version} if telemetry is not None else {}
         if self.monitor is None:
-            return 200, {"status": "ok", "rules": [], "detail": "metrics are off"}
+            return 200, {"status": "ok", "rules": [], "detail": "metrics are off", **sampler}
         states = self.monitor.evaluate()
         failing = [s.rule.name for s in states if not s.ok]
         body = {
             "status": "failing" if failing else "ok",
             "failing": failing,
             "rules": [s.to_dict() for s in states],
+            **sampler,
         }
         return (503 if failing else 200), body
 

@@ -327,6 +327,34 @@ class TailProcessor(SpanProcessor, BufferingProcessor):
         self._stats = stats
         self._by_reason: dict[str, Tally] = {}
 
+    def replace_policy(
+        self,
+        policy: TailPolicy,
+        *,
+        name: str,
+        keep: Literal["trace", "error-path"],
+        keep_late_errors: bool,
+        errors_only: bool,
+        max_traces: int,
+        max_spans_per_trace: int,
+        max_age_ms: int,
+        decision_wait_ms: int,
+    ) -> None:
+        """Decide with ``policy`` (and these bounds) from the next decision on: taken under
+        the lock decisions are taken under, so each unit is decided by one policy. Open
+        units stay buffered; decided ones keep their decision."""
+        with self._lock:
+            self.policy = policy
+            self.name = name
+            self.keep = keep
+            self.keep_late_errors = keep_late_errors
+            self.errors_only = errors_only
+            self._late_decision = f"{name}:late_error"
+            self.max_traces = max_traces
+            self.max_spans = max_spans_per_trace
+            self.max_age_ns = max_age_ms * 1_000_000
+            self.wait_ns = decision_wait_ms * 1_000_000
+
     # -- counters ----------------------------------------------------------------------------
 
     def _tally(self, name: str) -> Tally:

@@ -158,6 +158,25 @@ class ErrorAlwaysSampler(ParentFirstSampler):
             and type(self).keep_reason is _KEEP_REASON,
         )
 
+    def replace_policy_of(self, processor: TailProcessor) -> None:
+        """Have the running ``processor`` (built by the tree this one replaces) decide with
+        this sampler's policy and bounds from its next decision on (a reload)."""
+        o = self.options
+        processor.replace_policy(
+            self.keep_reason,
+            name=self.name,
+            keep=getattr(o, "keep", "trace"),
+            keep_late_errors=getattr(o, "keep_late_errors", True),
+            errors_only=self.errors
+            and self._slow_ns is None
+            and not self._rules
+            and type(self).keep_reason is _KEEP_REASON,
+            max_traces=o.max_traces,
+            max_spans_per_trace=o.max_spans_per_trace,
+            max_age_ms=o.max_age_ms,
+            decision_wait_ms=o.decision_wait_ms,
+        )
+
     def get_description(self) -> str:
         label = "ErrorAlways" if self.errors else "Tail"
         return f"{label}{{otherwise:{self.otherwise.get_description()}}}"

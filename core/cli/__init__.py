@@ -57,6 +57,7 @@ COMMANDS: tuple[str, ...] = (
     "init",
     "set",
     "doctor",
+    "reload",
     "alerts",
     "reference",
 )
@@ -71,6 +72,7 @@ ORDER: tuple[str, ...] = (
     "set",
     "report",
     "doctor",
+    "reload",
     "demo",
     "alerts",
     "reference",

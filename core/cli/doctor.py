@@ -17,6 +17,7 @@ none of them knows is checked by its ``endpoint`` URL option, or, when it ``serv
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
@@ -26,6 +27,7 @@ from .. import _otel
 from .._errors import ConfigError
 from .._instrumentations import auto_instrumented, mismatched
 from .._loading import LoadedConfig
+from .._reload import sampler_version
 from ..settings import SIGNALS, Settings, scrub_url_anywhere
 from ._extensions import answers, cli_plugins
 from ._help import add_command, plural
@@ -154,6 +156,23 @@ def checks(loaded: LoadedConfig, timeout: float = 2.0) -> list[Check]:
             hint += f" or set {signal}.enabled = false"
         results.append(Check("note", f"{why}: {signal} are not exported ({hint})"))
     results += _instrumentation_checks(plan)
+    results.append(
+        Check(
+            "ok",
+            f"sampler version {sampler_version(settings)} (a running service reports the "
+            "version it runs: Telemetry.sampler_version and /healthz; `sfumato reload PID` "
+            "applies this file's)",
+        )
+    )
+    if os.environ.get("OTEL_CONFIG_FILE"):
+        results.append(
+            Check(
+                "note",
+                f"OTEL_CONFIG_FILE is set ({os.environ['OTEL_CONFIG_FILE']}): OpenTelemetry's "
+                "declarative configuration then ignores the other OTEL_* variables, and an SDK "
+                "that reads it would configure itself from that file, not from sfumato's",
+            )
+        )
 
     seen: set[tuple[str, str, int]] = set()
     connected: dict[tuple[str, int], Check] = {}

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 from .._loading import load_config
+from .._reload import sampler_version
 from .._resolve import Plan
 from .._validation import is_secret_key
 from ..settings import SIGNALS, Settings
@@ -150,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             "enabled": settings.enabled,
             "settings": {k: {"value": v, "source": s} for k, (v, s) in values.items()},
             "sampler": _sampler_tree(plan.sampler) if plan is not None else None,
+            "sampler_version": sampler_version(settings) if plan is not None else None,
             "exporters": exporters if plan is not None else None,
             "batch": batch,
             "instrumentations": (
@@ -173,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if plan is None:
         print("# telemetry is disabled: no sampler, no exporters")
         return 0
-    print("# sampler")
+    print(f"# sampler (version {sampler_version(settings)})")
     for line in plan.sampler.describe():
         print(f"  {line}")
     print("# exporters")
