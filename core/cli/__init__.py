@@ -73,6 +73,8 @@ ORDER: tuple[str, ...] = (
     "report",
     "doctor",
     "reload",
+    "export",
+    "import",
     "demo",
     "alerts",
     "reference",
