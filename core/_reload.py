@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ from ._loading import load_config
 from ._pipeline import build_sampler
 from .plugin import TailStage
 
-__all__ = ["Reloaded", "install_sighup", "reload", "restore_sighup", "sampler_version"]
+__all__ = ["Reloaded", "Watcher", "reload", "sampler_version"]
 
 log = logging.getLogger("sfumato")
 
@@ -124,55 +123,6 @@ def _refused(handle: Any, version: str, why: str) -> Reloaded:
     handle.stats_registry.counter("sampler.reload_errors").incr()
     log.warning("sfumato: reload refused, nothing changed: %s", why)
     return Reloaded(False, version, why)
-
-
-# -- SIGHUP --------------------------------------------------------------------------------------
-
-_owner: Any = None
-
-
-def _on_sighup(signum: int, frame: Any) -> None:
-    handle = _owner
-    if handle is None or handle._closed:
-        return
-    # Not in the handler: the main thread was interrupted at any point (maybe holding a
-    # lock the reload needs).
-    threading.Thread(target=handle.reload, name="sfumato-reload", daemon=True).start()
-
-
-def install_sighup(handle: Any) -> None:
-    """Reload on SIGHUP, when the application has no handler of its own for it."""
-    global _owner
-    if not getattr(handle.settings.reload, "sighup", True) or not hasattr(signal, "SIGHUP"):
-        return
-    try:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        current = signal.getsignal(signal.SIGHUP)
-        if current is _on_sighup:
-            _owner = handle
-            return
-        if current is not signal.SIG_DFL:
-            return  # the application's own, or ignored
-        signal.signal(signal.SIGHUP, _on_sighup)
-        _owner = handle
-    except Exception:
-        log.debug("sfumato: could not install the SIGHUP handler", exc_info=True)
-
-
-def restore_sighup(handle: Any) -> None:
-    global _owner
-    if _owner is not handle:
-        return
-    _owner = None
-    try:
-        if (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGHUP) is _on_sighup
-        ):
-            signal.signal(signal.SIGHUP, signal.SIG_DFL)
-    except Exception:
-        log.debug("sfumato: could not restore SIGHUP's disposition", exc_info=True)
 
 
 # -- watching the file ---------------------------------------------------------------------------

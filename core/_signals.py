@@ -1,4 +1,5 @@
-"""SIGTERM: what is queued is sent before the process dies of it.
+"""SIGTERM: what is queued is sent before the process dies of it. SIGHUP: the config file's
+sampler tree is applied again (see ``_reload``).
 
 Containers and process managers stop a process with SIGTERM. Its default disposition ends
 the process at once: no ``atexit``, so the spans still queued for export were lost. When the
@@ -17,7 +18,7 @@ import signal
 import threading
 from typing import Any
 
-__all__ = ["install_sigterm", "restore_sigterm"]
+__all__ = ["install_sighup", "install_sigterm", "restore_sighup", "restore_sigterm"]
 
 log = logging.getLogger("sfumato")
 
@@ -56,22 +57,37 @@ def _die_of(signum: int) -> None:
     os._exit(128 + signum)  # pragma: no cover - only if the signal could not end the process
 
 
+def _take(signum: int, handler: Any) -> bool:
+    """Install ``handler`` for ``signum`` if the application left the signal at its default
+    (only the main thread may); True when ``handler`` is the signal's handler now."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signum)
+    if current is handler:
+        return True  # left by an earlier handle (a forked child's configure)
+    if current is not signal.SIG_DFL:
+        return False  # the application's own (or SIG_IGN, or one set outside Python)
+    signal.signal(signum, handler)
+    return True
+
+
+def _give_back(signum: int, handler: Any) -> None:
+    """The default disposition back, if ``handler`` is still the signal's handler."""
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signum) is handler
+    ):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def install_sigterm(handle: Any) -> None:
     """Install the SIGTERM handler for ``handle`` if the application has none of its own."""
     global _owner
     if not getattr(handle.settings, "handle_sigterm", True) or not hasattr(signal, "SIGTERM"):
         return
     try:
-        if threading.current_thread() is not threading.main_thread():
-            return  # only the main thread may set a handler
-        current = signal.getsignal(signal.SIGTERM)
-        if current is _on_sigterm:
-            _owner = handle  # left by an earlier handle (a forked child's configure)
-            return
-        if current is not signal.SIG_DFL:
-            return  # the application's own (or SIG_IGN, or one set outside Python)
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        _owner = handle
+        if _take(signal.SIGTERM, _on_sigterm):
+            _owner = handle
     except Exception:
         log.debug("sfumato: could not install the SIGTERM handler", exc_info=True)
 
@@ -83,10 +99,43 @@ def restore_sigterm(handle: Any) -> None:
         return
     _owner = None
     try:
-        if (
-            threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) is _on_sigterm
-        ):
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _give_back(signal.SIGTERM, _on_sigterm)
     except Exception:
         log.debug("sfumato: could not restore SIGTERM's disposition", exc_info=True)
+
+
+# -- SIGHUP: the config file's sampler tree applied again (see _reload) ---------------------------
+
+_reloads: Any = None  # the handle SIGHUP reloads; None when the handler is not installed
+
+
+def _on_sighup(signum: int, frame: Any) -> None:
+    handle = _reloads
+    if handle is None or handle._closed:
+        return
+    # Not in the handler: the main thread was interrupted at any point (maybe holding a
+    # lock the reload needs).
+    threading.Thread(target=handle.reload, name="sfumato-reload", daemon=True).start()
+
+
+def install_sighup(handle: Any) -> None:
+    """Reload on SIGHUP, when the application has no handler of its own for it."""
+    global _reloads
+    if not getattr(handle.settings.reload, "sighup", True) or not hasattr(signal, "SIGHUP"):
+        return
+    try:
+        if _take(signal.SIGHUP, _on_sighup):
+            _reloads = handle
+    except Exception:
+        log.debug("sfumato: could not install the SIGHUP handler", exc_info=True)
+
+
+def restore_sighup(handle: Any) -> None:
+    global _reloads
+    if _reloads is not handle:
+        return
+    _reloads = None
+    try:
+        _give_back(signal.SIGHUP, _on_sighup)
+    except Exception:
+        log.debug("sfumato: could not restore SIGHUP's disposition", exc_info=True)

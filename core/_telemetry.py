@@ -33,10 +33,10 @@ from ._loading import load_config
 from ._logging import OtelLogHandler, rate_limit_sdk_logs
 from ._logging import install as install_log_handler
 from ._pipeline import Pipelines, build_pipelines
-from ._reload import Reloaded, Watcher, install_sighup, restore_sighup, sampler_version
+from ._reload import Reloaded, Watcher, sampler_version
 from ._reload import reload as reload_sampler
 from ._resolve import Plan, resolve
-from ._signals import install_sigterm, restore_sigterm
+from ._signals import install_sighup, install_sigterm, restore_sighup, restore_sigterm
 from ._stats import Stats
 from ._tracer import follow_global
 from .plugin import TailControl
