@@ -294,7 +294,7 @@ class SpanRulesProcessor(SpanProcessor):
         self._stats = stats
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        self.downstream.on_start(span, parent_context)
+        pass  # the export processors behind it take nothing at the start (as TailProcessor)
 
     def on_end(self, span: ReadableSpan) -> None:
         if _sampled(span):
