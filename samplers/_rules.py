@@ -27,6 +27,7 @@ from typing import Any, Literal
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sfumato._otel import attributes_of, has_error
+from sfumato.plugin import SamplerSpec
 
 __all__ = ["Range", "Rule", "Unit", "When", "compile_when"]
 
@@ -156,6 +157,12 @@ class Rule(BaseModel):
         "randomness; kept spans weigh 1/p).",
     )
     drop: bool = Field(default=False, description="Never keep a matching unit.")
+    sampler: SamplerSpec | None = Field(
+        default=None,
+        description="A sampler that decides the matching units instead of 'sample' (the "
+        "general form, as Refinery's rules nest samplers): asked with the local root's "
+        "name, kind and attributes; a consistent one's threshold weighs what it keeps.",
+    )
     max_per_second: float | None = Field(
         default=None,
         gt=0,
@@ -165,8 +172,14 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _drop_alone(self) -> Rule:
-        if self.drop and (self.sample != 1.0 or self.max_per_second is not None):
-            raise ValueError("a rule that drops keeps nothing: leave out sample and max_per_second")
+        if self.drop and (
+            self.sample != 1.0 or self.max_per_second is not None or self.sampler is not None
+        ):
+            raise ValueError(
+                "a rule that drops keeps nothing: leave out sample, sampler and max_per_second"
+            )
+        if self.sampler is not None and self.sample != 1.0:
+            raise ValueError("give a rule 'sample' or 'sampler', not both")
         return self
 
 
@@ -366,10 +379,18 @@ class RuleSet:
         rules: Sequence[Rule],
         max_per_second: float | None = None,
         clock: Callable[[], float] | None = None,
+        build: Callable[[SamplerSpec], Any] | None = None,
     ) -> None:
         import time
 
         tick = clock or time.monotonic
+        # Each rule's own sampler, built (by the sampler tree's builder) when it has one.
+        self.samplers: dict[str, Any] = {}
+        for rule in rules:
+            if rule.sampler is not None:
+                if build is None:
+                    raise ValueError(f"rule {rule.name!r} nests a sampler: no builder given")
+                self.samplers[rule.name] = build(rule.sampler)
         self.rules = [
             (
                 rule,
@@ -392,6 +413,11 @@ class RuleSet:
             if rule.drop:
                 return Verdict(rule.name, False, final=True)
             p = rule.sample
+            nested = self.samplers.get(rule.name)
+            if nested is not None:
+                p = _nested_probability(nested, unit, trace_id)
+                if p <= 0.0:
+                    return Verdict(rule.name, False)
             overall = self.overall
             for c in (cap, overall):
                 if c is not None:
@@ -415,6 +441,25 @@ class RuleSet:
         return None
 
 
+def _nested_probability(sampler: Any, unit: Unit, trace_id: int) -> float:
+    """The probability a rule's own sampler kept the unit at (0: it did not keep it), asked
+    as a head sampler is, for the local root: its threshold when it is consistent (``th``),
+    else 1 (the probability is unknown, and weight 1 never over-counts)."""
+    from opentelemetry.sdk.trace.sampling import Decision
+    from sfumato._decisions import facts_of
+    from sfumato._threshold import probability
+
+    root = unit.root if unit.root is not None else unit.spans[-1]
+    result = sampler.should_sample(
+        None, trace_id, root.name, root.kind, dict(unit.root_attributes()) or None, None
+    )
+    if result.decision is not Decision.RECORD_AND_SAMPLE:
+        return 0.0
+    state = result.trace_state
+    th = facts_of(state).th if state is not None else -1
+    return probability(th) if th >= 0 else 1.0
+
+
 def tail_policy(
     options: Any,
     name: str,
@@ -422,12 +467,13 @@ def tail_policy(
     errors: bool = False,
     slow_ns: int | None = None,
     clock: Callable[[], float] | None = None,
+    build: Callable[[SamplerSpec], Any] | None = None,
 ) -> Callable[[Any], str | Verdict | None]:
     """The tail processor's policy for ``options.rules`` (and ``options.max_per_second``):
     with ``errors``, a unit with an error is kept first (reason ``error``), then one whose
     root lasted ``slow_ns`` (``slow``); then the first matching rule; None: no rule matched,
     the head decision stands."""
-    rules = RuleSet(options.rules, getattr(options, "max_per_second", None), clock)
+    rules = RuleSet(options.rules, getattr(options, "max_per_second", None), clock, build)
 
     def policy(trace: Any) -> str | Verdict | None:
         if errors and trace.has_error:

@@ -3,7 +3,7 @@ nested sampler. The decision is taken in-process when the trace's local root spa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from opentelemetry.context import Context
@@ -98,6 +98,7 @@ class ErrorAlwaysSampler(ParentFirstSampler):
         *,
         name: str = "error-always",
         errors: bool = True,
+        build: Callable[[SamplerSpec], Sampler] | None = None,
     ) -> None:
         self.otherwise = otherwise
         self.options = options
@@ -107,7 +108,7 @@ class ErrorAlwaysSampler(ParentFirstSampler):
         slow_ms = getattr(options, "slow_ms", None)
         self._slow_ns = int(slow_ms * 1_000_000) if slow_ms else None
         self._rules: list[Rule] = list(getattr(options, "rules", ()))
-        self._policy = tail_policy(options, name, errors=errors, slow_ns=self._slow_ns)
+        self._policy = tail_policy(options, name, errors=errors, slow_ns=self._slow_ns, build=build)
         self._guard = Guard(name, stats, record_only=True)
         self.plain_attributes = promises_plain(otherwise)
         if isinstance(otherwise, Markable):
@@ -195,4 +196,6 @@ class ErrorAlways(SamplerPlugin):
                 "tree ([telemetry.sampler]); nest the other samplers under its 'otherwise'",
                 key=context.path,
             )
-        return ErrorAlwaysSampler(context.build(options.otherwise), options, context.stats)
+        return ErrorAlwaysSampler(
+            context.build(options.otherwise), options, context.stats, build=context.build
+        )

@@ -75,5 +75,10 @@ class Tail(SamplerPlugin):
                 key=context.path,
             )
         return ErrorAlwaysSampler(
-            context.build(options.otherwise), options, context.stats, name="tail", errors=False
+            context.build(options.otherwise),
+            options,
+            context.stats,
+            name="tail",
+            errors=False,
+            build=context.build,
         )

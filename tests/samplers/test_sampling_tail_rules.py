@@ -428,3 +428,37 @@ def test_a_bad_rule_in_the_configuration_is_a_clear_error() -> None:
                 "rules": [{"name": "x", "when": {"status": "error", "span_count": {"gt": 1}}}],
             }
         )
+
+
+def test_a_rule_may_nest_a_sampler_whose_threshold_weighs_what_it_keeps() -> None:
+    """The general form: a rule's own sampler decides its units (Refinery's nested
+    samplers); a consistent one's threshold is the kept spans' weight."""
+    handle = _configure(
+        {
+            "type": "tail",
+            "rules": [
+                {
+                    "name": "nested",
+                    "when": {"attribute": "root.route", "equals": "/items"},
+                    "sampler": {"type": "ratio", "rate": 0.25},
+                }
+            ],
+        }
+    )
+    tracer = trace.get_tracer("app")
+    n = 3000
+    try:
+        for _ in range(n):
+            with tracer.start_as_current_span("GET", attributes={"route": "/items"}):
+                pass
+        spans = list(handle.exporter("memory").get_finished_spans())
+    finally:
+        handle.shutdown()
+    assert_binomial(len(spans), n, 0.25)
+    assert {s.attributes[POLICY] for s in spans} == {"tail:nested"}
+    assert {s.attributes[ADJUSTED_COUNT] for s in spans} == {4.0}
+
+
+def test_a_rule_takes_sample_or_sampler_not_both() -> None:
+    with pytest.raises(ValueError, match="'sample' or 'sampler', not both"):
+        Rule.model_validate({"name": "x", "sample": 0.5, "sampler": {"type": "always_on"}})
