@@ -103,7 +103,12 @@ def reload(handle: Any, path: str | os.PathLike[str] | None = None) -> Reloaded:
                 return _refused(
                     handle, current, "the new tail sampler cannot take over the running buffer"
                 )
-            replace(tail)
+            try:
+                replace(tail)
+            except ValueError as exc:
+                return _refused(
+                    handle, current, f"{exc}, and the new sampler needs another: needs a restart"
+                )
         _otel.swap_sampler(pipes.tracer_provider, sampler)
         pipes.sampler = sampler
         if handle.plan is not None:  # a forked child builds this tree, not the first one

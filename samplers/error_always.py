@@ -161,7 +161,10 @@ class ErrorAlwaysSampler(ParentFirstSampler):
 
     def replace_policy_of(self, processor: TailProcessor) -> None:
         """Have the running ``processor`` (built by the tree this one replaces) decide with
-        this sampler's policy and bounds from its next decision on (a reload)."""
+        this sampler's policy and bounds from its next decision on (a reload). ValueError
+        when ``processor`` is another kind of tail stage (that needs a restart)."""
+        if not isinstance(processor, TailProcessor):
+            raise ValueError(f"the running tail stage is a {type(processor).__name__}")
         o = self.options
         processor.replace_policy(
             self.keep_reason,

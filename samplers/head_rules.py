@@ -332,8 +332,11 @@ class HeadRulesWithSpans(HeadRulesSampler):
         return SpanRulesProcessor(downstream, self.span_rules, stats)
 
     def replace_policy_of(self, processor: SpanProcessor) -> None:
-        if isinstance(processor, SpanRulesProcessor):
-            processor.rules = list(self.span_rules)
+        """The running processor keeps single spans by these span rules from now on (a
+        reload). ValueError when it is another kind of tail stage."""
+        if not isinstance(processor, SpanRulesProcessor):
+            raise ValueError(f"the running tail stage is a {type(processor).__name__}")
+        processor.rules = list(self.span_rules)
 
 
 class HeadRules(SamplerPlugin):

@@ -103,6 +103,24 @@ def test_changing_where_the_decision_is_taken_needs_a_restart(handle: Any, confi
     assert not done.applied and "needs a restart" in done.message
 
 
+def test_one_tail_stage_for_another_needs_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "app.toml"
+    write(path, '[telemetry.sampler]\ntype = "error-always"')
+    running = sfumato.configure(path)
+    try:
+        write(
+            path,
+            '[telemetry.sampler]\ntype = "rules"\n[[telemetry.sampler.span_rules]]\n'
+            'name = "x"\nspan = "charge*"',
+        )
+        done = running.reload()
+        assert not done.applied and "needs a restart" in done.message
+        write(path, '[telemetry.sampler]\ntype = "error-always"\nslow_ms = 500')
+        assert running.reload().applied  # one error-always for another: fine
+    finally:
+        running.shutdown()
+
+
 def test_other_changed_keys_are_named_and_the_sampler_applied(handle: Any, config: Path) -> None:
     write(config, '[telemetry.sampler]\ntype = "always_on"')
     text = config.read_text().replace('service_name = "reloaded"', 'service_name = "renamed"')
