@@ -363,3 +363,41 @@ def test_flushes_while_four_workers_export_from_several_threads() -> None:
     queue.shutdown(2)
     snapshot = balanced(stats, queue)
     assert snapshot["traces.exported"] == snapshot["traces.queued"] == len(exporter.exported)
+
+
+def test_a_prepare_step_that_raises_loses_its_batch_counted_and_the_worker_goes_on() -> None:
+    """The scrubber runs as the queue's prepare step: should it raise, the batch is not sent
+    (it may hold what was to be taken out), it is counted, and later batches go on."""
+    exporter = Slow(0.0)
+    stats = Stats()
+    calls = {"n": 0}
+
+    def prepare(batch: list[Item]) -> list[Item]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug in the prepare step")
+        return [(name, n * 10) for name, n in batch]
+
+    queue: ExportQueue[Item] = ExportQueue(
+        exporter,
+        signal="traces",
+        stats=stats,
+        batch_size=5,
+        delay_ms=60_000,
+        max_queue_size=1000,
+        name="prep",
+        prepare=prepare,
+    )
+    try:
+        for i in range(5):
+            queue.put(("first", i))
+        assert not queue.force_flush(5)  # the flush says that the batch was lost
+        for i in range(5):
+            queue.put(("second", i))
+        assert queue.force_flush(5)
+        snapshot = balanced(stats, queue)
+    finally:
+        queue.shutdown(5)
+    assert exporter.exported == [("second", i * 10) for i in range(5)]
+    assert snapshot["traces.dropped.export_failed"] == 5
+    assert snapshot["exporters.prep.traces.export_failed.prepare"] == 5
