@@ -834,8 +834,13 @@ class TailProcessor(SpanProcessor, BufferingProcessor):
             self._kept_spans.n += len(copies)
             self._late_error.n += 1
             return copies, [], "late_error", late
-        # Kept with probability 1 by a policy.
+        # Kept by a policy: with probability 1, or at a rule's threshold.
         policy = decision.partition(":")[2]
+        if error and isinstance(decision, _Decision) and decision.th:
+            # An error weighs 1 wherever it ends up: not the 1/p of the unit a rule kept.
+            self._kept_spans.n += 1
+            self._late_error.n += 1
+            return [span], [], "late_error", self._late_decision
         if self.keep == "trace" or error:
             self._kept_spans.n += 1
             return [span], [], policy, decision

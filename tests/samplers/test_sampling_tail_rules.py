@@ -462,3 +462,12 @@ def test_a_rule_may_nest_a_sampler_whose_threshold_weighs_what_it_keeps() -> Non
 def test_a_rule_takes_sample_or_sampler_not_both() -> None:
     with pytest.raises(ValueError, match="'sample' or 'sampler', not both"):
         Rule.model_validate({"name": "x", "sample": 0.5, "sampler": {"type": "always_on"}})
+
+
+def test_a_late_error_of_a_unit_a_rule_kept_at_a_rate_weighs_one() -> None:
+    processor, recorder, _ = _processor({"rules": [{"name": "half", "sample": 0.5}]})
+    kept = next(t for t in trace_ids(31, 100) if (t & ((1 << 56) - 1)) >= (1 << 55))
+    processor.on_end(span(kept, 1))
+    processor.on_end(span(kept, 2, 1, error=True))  # late: after its root ended
+    weights = {s.context.span_id: s.attributes[ADJUSTED_COUNT] for s in recorder.spans}
+    assert weights == {1: 2.0, 2: 1.0}
