@@ -36,7 +36,6 @@ Written against opentelemetry-sdk 1.45 (see ``docs/internals.md``). What is reli
 
 from __future__ import annotations
 
-import contextlib
 import dis
 import importlib.metadata
 import logging
@@ -706,24 +705,9 @@ def with_contents(span: Any, attributes: Any, events: Any, links: Any) -> Any:
     return copied
 
 
-def scrub_fields(span: Any) -> tuple[Mapping[str, Any], Sequence[Any], str | None]:
-    """What the scrubber reads of an ended span: its attributes (a plain mapping), its
-    events and its status description."""
-    if FAST:
-        try:
-            attributes = span._attributes
-            return (
-                getattr(attributes, "_dict", attributes) or {},
-                span._events or (),
-                span._status._description,
-            )
-        except AttributeError:
-            pass
-    return span.attributes or {}, span.events or (), span.status.description
-
-
 def scrub_views(batch: Sequence[Any]) -> list[tuple[Mapping[str, Any], Sequence[Any], str | None]]:
-    """``scrub_fields`` of each span of ``batch``: the fields read in one comprehension
+    """What the scrubber reads of each ended span of ``batch``: its attributes (a plain
+    mapping), its events and its status description; the fields read in one comprehension
     when every span is an SDK span (no call per span)."""
     if FAST:
         try:
@@ -737,7 +721,7 @@ def scrub_views(batch: Sequence[Any]) -> list[tuple[Mapping[str, Any], Sequence[
             ]
         except AttributeError:
             pass
-    return [scrub_fields(span) for span in batch]
+    return [(s.attributes or _NO_ATTRIBUTES, s.events or (), s.status.description) for s in batch]
 
 
 _NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
@@ -756,14 +740,11 @@ def scrubbed_copy(
 ) -> Any:
     """A copy of an ended span with other attributes, and other events and status
     description when given (the scrubber's; the original stays as it was)."""
-    import copy
-
-    copied = copy.copy(span)
-    dropped = getattr(getattr(span, "_attributes", None), "dropped", 0)
-    copied._attributes = BoundedAttributes(attributes=attributes, immutable=True)
-    copied._attributes.dropped = dropped
-    if events is not None:
-        copied._events = tuple(events)
+    bounded = BoundedAttributes(attributes=attributes, immutable=True)
+    bounded.dropped = getattr(getattr(span, "_attributes", None), "dropped", 0)
+    copied = with_contents(
+        span, bounded, span._events if events is None else tuple(events), span._links
+    )
     if description is not None:
         copied._status = Status(span.status.status_code, description)
     return copied
@@ -1433,14 +1414,12 @@ def swap_sampler(provider: Any, sampler: Any) -> None:
     """Make ``sampler`` the sampler of ``provider`` and of every tracer it handed out (each
     span asks the old one or the new one, never both; see ``FastTracer.bind_sampler``)."""
     provider.sampler = sampler
-    lock = getattr(provider, "_tracers_lock", None)
-    with lock if lock is not None else contextlib.nullcontext():
-        tracers = list(getattr(provider, "_tracers", {}).values())
-    for tracer in tracers:
-        if isinstance(tracer, FastTracer):
+    if isinstance(provider, FastTracerProvider):
+        for tracer in provider.tracers():
             tracer.bind_sampler(sampler)
-        else:  # the SDK's own tracer reads its sampler per span
-            tracer.sampler = sampler
+        return
+    for tracer in list(getattr(provider, "_tracers", {}).values()):
+        tracer.sampler = sampler  # the SDK's own tracer reads its sampler per span
 
 
 class OnEndingForwarder:

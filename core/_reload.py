@@ -37,7 +37,7 @@ __all__ = ["Reloaded", "Watcher", "reload", "sampler_version"]
 log = logging.getLogger("sfumato")
 
 # The keys a reload applies; any other key that changed needs a restart.
-APPLIED = frozenset({"sampler", "sampling_rate", "reload"})
+APPLIED = frozenset({"sampler", "sampling_rate"})
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,6 @@ def reload(handle: Any, path: str | os.PathLike[str] | None = None) -> Reloaded:
             handle.plan = dataclasses.replace(handle.plan, sampler=plan.sampler)
         restart = _changed(handle.settings, settings)
         handle.sampler_version = version
-        handle._sampler_settings = settings
         handle.stats_registry.counter("sampler.reloads").incr()
         message = f"sampler {version} running"
         if restart:

@@ -301,17 +301,9 @@ class Scrubber:
             if verdict is _ALLOWED:
                 continue
             if verdict is _SCAN:
-                if not scan:
+                if not scan or type(value) in _NUMBERS:
                     continue
-                kind = type(value)
-                if kind is str:
-                    if self._clean_string(value):
-                        continue
-                    kept = self._in_string(prefix + key, value, paths)
-                elif kind in _NUMBERS:
-                    continue
-                else:
-                    kept = self._value_of(prefix + key, value, paths)
+                kept = self._value_of(prefix + key, value, paths)
                 if kept is value:
                     continue
             else:
@@ -431,13 +423,8 @@ class Scrubber:
                 self._scrubbed_logs.incr()
 
     def _body(self, body: Any, paths: list[str]) -> Any:
-        if type(body) is str:
-            if not self.values or self._clean_string(body):
-                return body
-            return self._in_string("body", body, paths)
-        if isinstance(body, Mapping):
-            return self.mapping(body, "body.", paths) or body
-        if isinstance(body, (list, tuple)) and self.values:
+        """A record's body: a mapping's keys are checked even with ``values`` off."""
+        if self.values or isinstance(body, Mapping):
             return self._value_of("body", body, paths)
         return body
 

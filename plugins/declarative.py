@@ -59,7 +59,7 @@ def to_otel(loaded: LoadedConfig) -> tuple[dict[str, Any], list[str]]:
                 continue
             if signal == "logs" and not settings.logs.enabled:
                 continue
-            made = _exporter(node, signal, settings, loaded)
+            made = _exporter(node, signal, settings)
             if made is None:
                 missing.append(f"exporter {node.label!r} ({signal}): no equivalent")
                 continue
@@ -107,11 +107,13 @@ def _unmapped_settings(settings: Any) -> list[tuple[str, str]]:
 
 
 def _header_values(
-    headers: Mapping[str, Any], templates: Mapping[str, str], prefix: str
+    headers: Mapping[str, Any], templates: Mapping[str, str]
 ) -> list[dict[str, str]]:
+    """Each header as a ``${VAR}`` placeholder: the one it was written with, or one named
+    for it. A header's value is never written."""
     out = []
     for name in headers:
-        template = templates.get(f"{prefix}.{name}")
+        template = templates.get(f"headers.{name}")
         if template is None or "${" not in template:
             variable = "OTEL_HEADER_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
             template = f"${{{variable}}}"
@@ -119,7 +121,7 @@ def _header_values(
     return out
 
 
-def _exporter(node: Any, signal: str, settings: Any, loaded: LoadedConfig) -> dict[str, Any] | None:
+def _exporter(node: Any, signal: str, settings: Any) -> dict[str, Any] | None:
     """The processor (traces, logs) or reader (metrics) of one exporter, or None."""
     if node.name in ("otlp-grpc", "otlp-http"):
         options = node.options
@@ -128,9 +130,8 @@ def _exporter(node: Any, signal: str, settings: Any, loaded: LoadedConfig) -> di
             options.endpoint or settings.otlp_endpoint or (DEFAULT_GRPC if grpc else DEFAULT_HTTP)
         )
         body: dict[str, Any] = {"endpoint": base if grpc else _signal_url(base, signal)}
-        templates = settings._templates
-        headers = _header_values(settings.headers, templates, "headers")
-        headers += _header_values(options.headers, {}, "options.headers")
+        # The exporter's own headers over the backend's, as the exporter sends them.
+        headers = _header_values({**settings.headers, **options.headers}, settings._templates)
         if headers:
             body["headers"] = headers
         compression = options.compression or settings.compression

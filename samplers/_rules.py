@@ -24,9 +24,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import StatusCode
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sfumato._otel import attributes_of, has_error
+from sfumato._decisions import facts_of, randomness
+from sfumato._otel import attributes_of
+from sfumato._threshold import probability, threshold
 from sfumato.plugin import SamplerSpec
 
 __all__ = ["Range", "Rule", "Unit", "When", "compile_when"]
@@ -301,10 +304,6 @@ def _same(value: Any, expected: Any) -> bool:
     return bool(value == expected)
 
 
-def has_error_span(span: Any) -> bool:
-    return has_error(span)
-
-
 # -- deciding ------------------------------------------------------------------------------------
 
 
@@ -319,7 +318,7 @@ class Cap:
     that no weight accounts for.
     """
 
-    __slots__ = ("_clock", "_kept", "_offered", "_window_end", "factor", "hard", "per_second")
+    __slots__ = ("_clock", "_kept", "_offered", "_window_end", "factor", "per_second")
 
     def __init__(self, per_second: float, clock: Callable[[], float]) -> None:
         self.per_second = per_second
@@ -328,7 +327,6 @@ class Cap:
         self._offered = 0.0
         self._kept = 0
         self._window_end = clock() + 1.0
-        self.hard = 0
 
     def roll(self) -> None:
         """Start a new second when the current one is over (under the caller's lock)."""
@@ -351,6 +349,24 @@ class Cap:
 
     def took(self) -> None:
         self._kept += 1
+
+
+def capped_threshold(p: float, r: int, caps: Sequence[Cap]) -> tuple[int | None, bool]:
+    """The threshold a unit of randomness ``r`` is kept at, offered at probability ``p``
+    through ``caps`` in turn (each lowers it by its factor), and whether a cap refused it
+    outright (a burst past twice the cap). None: not kept. Under the caller's lock."""
+    for cap in caps:
+        cap.roll()
+        cap.offer(p)
+        p *= cap.factor
+    th = threshold(p)
+    if r < th:
+        return None, False
+    if any(cap.full() for cap in caps):
+        return None, True
+    for cap in caps:
+        cap.took()
+    return th, False
 
 
 class Verdict:
@@ -391,23 +407,21 @@ class RuleSet:
                 if build is None:
                     raise ValueError(f"rule {rule.name!r} nests a sampler: no builder given")
                 self.samplers[rule.name] = build(rule.sampler)
+        overall = [Cap(max_per_second, tick)] if max_per_second else []
+        # (rule, its condition, its caps and then the overall one)
         self.rules = [
             (
                 rule,
                 compile_when(rule.when),
-                Cap(rule.max_per_second, tick) if rule.max_per_second else None,
+                ([Cap(rule.max_per_second, tick)] if rule.max_per_second else []) + overall,
             )
             for rule in rules
         ]
-        self.overall = Cap(max_per_second, tick) if max_per_second else None
         self.capped: dict[str, int] = {}  # units a cap dropped outright, by rule
 
     def decide(self, unit: Unit, trace_id: int, trace_state: Any) -> Verdict | None:
         """The first matching rule's verdict, or None when no rule matches."""
-        from sfumato._decisions import randomness
-        from sfumato._threshold import threshold
-
-        for rule, matches, cap in self.rules:
+        for rule, matches, caps in self.rules:
             if not matches(unit):
                 continue
             if rule.drop:
@@ -418,25 +432,12 @@ class RuleSet:
                 p = _nested_probability(nested, unit, trace_id)
                 if p <= 0.0:
                     return Verdict(rule.name, False)
-            overall = self.overall
-            for c in (cap, overall):
-                if c is not None:
-                    c.roll()
-            if cap is not None:
-                cap.offer(p)
-                p *= cap.factor
-            if overall is not None:
-                overall.offer(p)
-                p *= overall.factor
-            th = threshold(p)
-            if randomness(trace_id, trace_state) < th:
-                return Verdict(rule.name, False)
-            if (cap is not None and cap.full()) or (overall is not None and overall.full()):
+            th, refused = capped_threshold(p, randomness(trace_id, trace_state), caps)
+            if refused:
                 self.capped[rule.name] = self.capped.get(rule.name, 0) + 1
                 return Verdict(rule.name, False, capped=True)
-            for c in (cap, overall):
-                if c is not None:
-                    c.took()
+            if th is None:
+                return Verdict(rule.name, False)
             return Verdict(rule.name, True, th)
         return None
 
@@ -445,10 +446,6 @@ def _nested_probability(sampler: Any, unit: Unit, trace_id: int) -> float:
     """The probability a rule's own sampler kept the unit at (0: it did not keep it), asked
     as a head sampler is, for the local root: its threshold when it is consistent (``th``),
     else 1 (the probability is unknown, and weight 1 never over-counts)."""
-    from opentelemetry.sdk.trace.sampling import Decision
-    from sfumato._decisions import facts_of
-    from sfumato._threshold import probability
-
     root = unit.root if unit.root is not None else unit.spans[-1]
     result = sampler.should_sample(
         None, trace_id, root.name, root.kind, dict(unit.root_attributes()) or None, None

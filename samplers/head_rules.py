@@ -49,12 +49,12 @@ from sfumato._decisions import drop_result, follow_parent, keep_result, randomne
 from sfumato._guards import Guard
 from sfumato._otel import attributes_of
 from sfumato._otel import is_sampled as _sampled
-from sfumato._threshold import MAX_THRESHOLD, threshold
+from sfumato._threshold import MAX_THRESHOLD, probability, threshold
 from sfumato.plugin import SamplerContext, SamplerPlugin, SamplerSpec
 
 from ._consistent import Delegate, promises_plain
 from ._parent_first import ParentFirstSampler
-from ._rules import Cap, Verdict
+from ._rules import Cap, Verdict, capped_threshold
 from ._tail import _decision, forced_copy
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ class _Compiled:
 
     def threshold_for(self, r: int) -> int | None:
         """The threshold a unit of randomness ``r`` is kept at, or None: the rule's rate,
-        lowered by its cap; a burst past twice the cap is refused (counted by the caller)."""
+        lowered by its cap; a burst past twice the cap is refused and counted."""
         t = self.t
         if t >= MAX_THRESHOLD:
             return None
@@ -173,19 +173,10 @@ class _Compiled:
         if cap is None:
             return t if r >= t else None
         with self.lock:
-            cap.roll()
-            p = (MAX_THRESHOLD - t) / MAX_THRESHOLD
-            cap.offer(p)
-            capped = threshold(p * cap.factor)
-            if r < capped:
-                return None
-            if cap.full():
-                cap.hard += 1
-                if self.capped is not None:
-                    self.capped.incr()
-                return None
-            cap.took()
-            return capped
+            kept, refused = capped_threshold(probability(t), r, (cap,))
+        if refused and self.capped is not None:
+            self.capped.incr()
+        return kept
 
 
 def _resource_of(settings: Any) -> dict[str, str]:

@@ -694,11 +694,7 @@ class llm_call(_Step[LlmCall]):
         self.operation = operation
         self.metrics = metrics
         given = dict(attributes) if attributes else None
-        # _ctx.conventions(), its cached value read here (one call less per LLM call)
-        c = _ctx._conventions
-        genai = (
-            c[1].genai if c is not None and c[0] == _otel.GENERATION else _ctx.conventions().genai
-        )
+        genai = _ctx.conventions().genai
         # record_metrics: the GenAI client metrics, recorded at the end (an LLM call has no
         # duration of its own in the plan).
         self.record_metrics = genai
